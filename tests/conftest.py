@@ -1,0 +1,59 @@
+"""Shared fixtures: a small learnable corpus and a tiny run trained on it.
+
+Everything here is made in-process, in seconds, with fixed seeds. Nothing
+touches the network.
+"""
+
+import random
+
+import pytest
+
+from tinyllm.data import corpus_from_bytes
+from tinyllm.model import GPTConfig
+from tinyllm.train import TrainConfig, train
+
+TINY_MODEL = dict(block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
+
+
+def make_text(n_lines=400, seed=0) -> str:
+    """Short rhymes from a few templates: easy to learn, not trivial."""
+    rng = random.Random(seed)
+    names = ["ROMEO", "JULIET", "NURSE", "FRIAR"]
+    verbs = ["loves", "sees", "calls", "fears", "finds"]
+    things = ["the moon", "a rose", "the night", "my lord", "the sun"]
+    lines = []
+    for _ in range(n_lines):
+        lines.append(f"{rng.choice(names)}:\n{rng.choice(names).title()} "
+                     f"{rng.choice(verbs)} {rng.choice(things)}.\n")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def tiny_text():
+    return make_text()
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tiny_text):
+    return corpus_from_bytes(tiny_text.encode(), "rhymes.txt")
+
+
+def tiny_configs(**overrides):
+    model = GPTConfig(**{**TINY_MODEL, **{k: v for k, v in overrides.items() if k in TINY_MODEL}})
+    train_keys = TrainConfig.__dataclass_fields__
+    settings = dict(steps=120, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=10,
+                    eval_interval=40, eval_batches=4, sample_chars=40, device="cpu", seed=0)
+    settings.update({k: v for k, v in overrides.items() if k in train_keys})
+    return model, TrainConfig(**settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_corpus):
+    """A trained tiny run folder (120 steps), exported, shared by the tests that only read it."""
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    model_config, train_config = tiny_configs()
+    train(model_config, train_config, tiny_corpus, run_dir)
+    from tinyllm.export import export_run
+
+    export_run(run_dir)
+    return run_dir

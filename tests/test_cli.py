@@ -1,0 +1,65 @@
+"""The command line, end to end, as a user types it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tinyllm(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "tinyllm", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_sample_show_and_eval(tiny_run, tmp_path, tiny_text):
+    ckpt = tiny_run / "model.pt"
+    result = tinyllm("sample", "--checkpoint", ckpt, "--prompt", "ROMEO:", "--length", 50, "--seed", 1)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ROMEO:") and len(result.stdout.rstrip("\n")) >= 50
+
+    result = tinyllm("show", "--checkpoint", ckpt)
+    assert result.returncode == 0, result.stderr
+    assert "blocks.1.attn" in result.stdout and "total" in result.stdout and "120 steps" in result.stdout
+
+    corpus = tmp_path / "rhymes.txt"
+    corpus.write_text(tiny_text)
+    result = tinyllm("eval", "--checkpoint", ckpt, "--data", corpus)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("val_loss ") and 0 < float(last.split()[1]) < 2.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["train", "--n-embd", "30", "--n-head", "4", "--data", "{corpus}"], "--n-embd"),
+     (["train", "--steps", "-5", "--data", "{corpus}"], "--steps"),
+     (["train", "--block-size", "5000", "--data", "{corpus}"], "--block-size"),
+     (["sample", "--checkpoint", "{missing}"], "No checkpoint"),
+     (["sample", "--checkpoint", "{ckpt}", "--prompt", "ROMEO@#"], "'@'"),
+     (["sample", "--checkpoint", "{ckpt}", "--temperature", "0"], "--temperature"),
+     (["train", "--data", "{missing}"], "No corpus file")],
+)
+def test_bad_input_gets_a_clear_error_without_traceback(args, message, tiny_run, tmp_path, tiny_text):
+    corpus = tmp_path / "rhymes.txt"
+    corpus.write_text(tiny_text)
+    values = dict(corpus=corpus, missing=tmp_path / "missing", ckpt=tiny_run / "model.pt")
+    extra = ["--out", tmp_path / "out"] if args[0] == "train" else []
+    result = tinyllm(*[a.format(**values) for a in args], *extra)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_flag_has_help():
+    from tinyllm.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(commands) == {"train", "sample", "show", "eval", "export"}
+    for name, sub in commands.items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings} has no help text"
+    assert tinyllm("train", "--help").returncode == 0

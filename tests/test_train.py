@@ -1,0 +1,144 @@
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_configs
+
+from tinyllm.checkpoint import load_checkpoint, load_model
+from tinyllm.data import Vocab, split
+from tinyllm.errors import TinyLLMError
+from tinyllm.io import read_jsonl
+from tinyllm.train import exact_loss, lr_at, snapshot_steps, train, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_loss_falls_far_below_a_uniform_guess(tiny_run, tiny_corpus):
+    uniform = math.log(len(Vocab.from_text(tiny_corpus.text)))
+    rows = read_jsonl(tiny_run / "log.jsonl")
+    assert rows[0]["val_loss"] == pytest.approx(uniform, abs=0.15)  # untrained: a uniform guess
+    assert rows[-1]["val_loss"] < 0.5 * uniform
+    model, vocab, ckpt = load_model(tiny_run / "model.pt")
+    _, val_ids = split(torch.tensor(vocab.encode(tiny_corpus.text)))
+    assert exact_loss(model, val_ids) < 0.5 * uniform
+
+
+def test_run_folder_holds_log_snapshots_and_checkpoints(tiny_run):
+    rows = read_jsonl(tiny_run / "log.jsonl")
+    assert [r["step"] for r in rows] == [0, 40, 50, 80, 100, 120]
+    assert {"train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "sample"} <= set(rows[0])
+    assert all(len(r["sample"]) == 40 for r in rows)
+    snaps = sorted(p.name for p in (tiny_run / "snapshots").glob("*.pt"))
+    assert snaps == [f"step_{s:06d}.pt" for s in snapshot_steps(120)] == [
+        "step_000000.pt", "step_000050.pt", "step_000100.pt", "step_000120.pt"]
+    best = load_checkpoint(tiny_run / "model.pt")
+    assert best["losses"]["val"] == min(r["val_loss"] for r in rows)
+    assert "resume" in load_checkpoint(tiny_run / "latest.pt")
+
+
+def test_learning_rate_warms_up_then_decays():
+    _, cfg = tiny_configs(steps=100, warmup_steps=10, lr=1e-2, min_lr=1e-3)
+    assert lr_at(0, cfg) == pytest.approx(1e-3)
+    assert lr_at(9, cfg) == pytest.approx(1e-2)
+    assert lr_at(100, cfg) == pytest.approx(1e-3)
+    assert lr_at(30, cfg) > lr_at(60, cfg) > lr_at(90, cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides, flag",
+    [(dict(n_embd=30, n_head=4), "--n-embd"), (dict(steps=0), "--steps"),
+     (dict(block_size=100000), "--block-size"), (dict(dropout=1.0), "--dropout"),
+     (dict(lr=-1.0), "--lr"), (dict(batch_size=0), "--batch-size"), (dict(device="tpu"), "--device")],
+)
+def test_bad_settings_are_refused_naming_the_flag(overrides, flag, tiny_corpus):
+    model_config, train_config = tiny_configs(**overrides)
+    with pytest.raises(TinyLLMError, match=flag):
+        validate(model_config, train_config, len(tiny_corpus.text))
+
+
+def test_stopped_then_resumed_equals_uninterrupted(tmp_path, tiny_corpus):
+    model_config, train_config = tiny_configs(steps=60, eval_interval=20, dropout=0.1)
+    straight = tmp_path / "straight"
+    train(model_config, train_config, tiny_corpus, straight)
+
+    stopped = tmp_path / "stopped"
+
+    def stop_at_40(event):  # what a STOP file does when a user drops it in
+        if event["kind"] == "eval" and event["step"] == 40:
+            (stopped / "STOP").touch()
+
+    model_config, train_config = tiny_configs(steps=60, eval_interval=20, dropout=0.1)
+    summary = train(model_config, train_config, tiny_corpus, stopped, callback=stop_at_40)
+    assert summary["status"] == "stopped" and summary["step"] == 40
+    assert load_checkpoint(stopped / "latest.pt")["step"] == 40
+
+    summary = train(None, None, tiny_corpus, stopped, resume=True)
+    assert summary["status"] == "done" and summary["step"] == 60
+    steps = [r["step"] for r in read_jsonl(stopped / "log.jsonl")]
+    assert steps == [0, 20, 40, 50, 60]  # continued, no duplicate rows
+    a = load_checkpoint(straight / "latest.pt")["model"]
+    b = load_checkpoint(stopped / "latest.pt")["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], msg=name)
+
+
+def test_existing_run_is_not_overwritten(tiny_run, tiny_corpus):
+    model_config, train_config = tiny_configs()
+    with pytest.raises(TinyLLMError, match="already holds a run"):
+        train(model_config, train_config, tiny_corpus, tiny_run)
+
+
+def test_resume_needs_the_same_corpus(tiny_run, tmp_path):
+    from tinyllm.data import corpus_from_bytes
+
+    other = corpus_from_bytes(b"something else entirely " * 50, "other.txt")
+    with pytest.raises(TinyLLMError, match="same corpus"):
+        train(None, None, other, tiny_run, resume=True)
+
+
+def test_sigterm_leaves_a_resumable_run(tmp_path, tiny_text):
+    corpus = tmp_path / "rhymes.txt"
+    corpus.write_text(tiny_text)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tinyllm", "train", "--data", str(corpus), "--out", str(out),
+           "--block-size", "16", "--n-embd", "32", "--n-head", "4", "--n-layer", "1",
+           "--batch-size", "8", "--steps", "100000", "--eval-interval", "50", "--quiet",
+           "--eval-batches", "2", "--sample-chars", "10"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while not (out / "log.jsonl").exists() or len(read_jsonl(out / "log.jsonl")) < 3:
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, output
+    assert "--resume" in output
+    ckpt = load_checkpoint(out / "latest.pt")
+    stopped_at = ckpt["step"]
+    assert stopped_at >= 100
+    log_steps = [r["step"] for r in read_jsonl(out / "log.jsonl")]
+    assert log_steps == sorted(set(log_steps)) and log_steps[-1] <= stopped_at
+    assert read_jsonl(out / "log.jsonl")  # readable, not truncated
+    assert not any(p.name.endswith(".tmp") for p in out.iterdir())
+
+    # continue it for a little while, then stop it with a STOP file
+    proc = subprocess.Popen(cmd + ["--resume"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while load_checkpoint(out / "latest.pt")["step"] <= stopped_at:
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    (out / "STOP").touch()
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert load_checkpoint(out / "latest.pt")["step"] > stopped_at
+    log_steps = [r["step"] for r in read_jsonl(out / "log.jsonl")]
+    assert log_steps == sorted(set(log_steps))
+    assert not (out / "STOP").exists()
+    os.sync()

@@ -1,0 +1,92 @@
+"""Checkpoints: a state dict plus plain metadata, nothing else.
+
+Everything in the file is a tensor, a number, a string, a list or a dict,
+so it loads with torch.load(..., weights_only=True): opening a checkpoint
+never runs code from it. The metadata says what the weights are:
+
+  format, version   "tinyllm-checkpoint", 1
+  config            GPTConfig as a dict
+  vocab             the characters, in id order
+  train             the training settings (TrainConfig as a dict)
+  step              optimizer updates done
+  losses            {"train": ..., "val": ...} at that step (fixed batches)
+  corpus            {"name", "md5", "chars"}
+  elapsed_s, device how long training took so far, and where
+  model             the state dict (float16 in snapshots, to keep them small)
+  resume            only in latest.pt: optimizer and random-number states
+"""
+
+from pathlib import Path
+
+import torch
+
+from tinyllm.data import Vocab
+from tinyllm.errors import TinyLLMError
+from tinyllm.io import atomic_torch_save
+from tinyllm.model import GPT, GPTConfig
+
+FORMAT = "tinyllm-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path, model: GPT, vocab: Vocab, meta: dict, half=False, resume=None):
+    state = model.state_dict()
+    if half:
+        # Snapshots are for looking at, not for resuming: float16 halves them.
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    ckpt = dict(
+        format=FORMAT,
+        version=VERSION,
+        config=model.config.to_dict(),
+        vocab=list(vocab.chars),
+        model={k: v.detach().cpu().clone() for k, v in state.items()},
+        **meta,
+    )
+    if resume is not None:
+        ckpt["resume"] = resume
+    atomic_torch_save(ckpt, path)
+
+
+def load_checkpoint(path) -> dict:
+    """Read and check a checkpoint file; raise TinyLLMError saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise TinyLLMError(
+            f"No checkpoint at {path}. Train one with: python -m tinyllm train --out DIR"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds (EOFError, KeyError, RuntimeError...)
+        raise TinyLLMError(
+            f"{path} cannot be read as a checkpoint: it is truncated, damaged or not a "
+            f"tinyllm file ({type(e).__name__})."
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise TinyLLMError(f"{path} is not a tinyllm checkpoint (no '{FORMAT}' marker).")
+    if ckpt.get("version") != VERSION:
+        raise TinyLLMError(
+            f"{path} has checkpoint format version {ckpt.get('version')}; "
+            f"this tinyllm reads version {VERSION}."
+        )
+    config = GPTConfig(**ckpt["config"])
+    if len(ckpt["vocab"]) != config.vocab_size:
+        raise TinyLLMError(f"{path}: vocabulary of {len(ckpt['vocab'])} characters does not "
+                           f"match vocab_size {config.vocab_size}.")
+    return ckpt
+
+
+def build_model(ckpt: dict, device="cpu") -> tuple:
+    """The model (in eval mode) and vocabulary a checkpoint describes."""
+    config = GPTConfig(**ckpt["config"])
+    model = GPT(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return model, Vocab(ckpt["vocab"])
+
+
+def load_model(path, device="cpu") -> tuple:
+    """(model, vocab, checkpoint metadata) from a checkpoint path."""
+    ckpt = load_checkpoint(path)
+    model, vocab = build_model(ckpt, device)
+    return model, vocab, ckpt

@@ -1,0 +1,191 @@
+"""The command line: python -m tinyllm train | sample | show | eval | export.
+
+Each command is a thin wrapper over the package's functions; the app calls
+the same functions (and starts training through this very entry point).
+"""
+
+import argparse
+import sys
+import time
+from dataclasses import fields
+
+from tinyllm.checkpoint import load_model
+from tinyllm.data import load_corpus, split
+from tinyllm.errors import TinyLLMError
+from tinyllm.model import GPTConfig, param_table
+from tinyllm.sample import SampleSettings, generate
+from tinyllm.train import TrainConfig, configs_from, exact_loss, train
+
+DEFAULT_KID = "artifacts/kid/model.pt"
+
+MODEL_HELP = {
+    "block_size": "context length in characters: how far back the kid can read",
+    "n_embd": "width of the vectors inside the model (divisible by --n-head)",
+    "n_head": "attention heads per layer",
+    "n_layer": "transformer blocks stacked on top of each other",
+    "dropout": "fraction of activations zeroed during training, against overfitting",
+}
+TRAIN_HELP = {
+    "steps": "optimizer updates to run",
+    "batch_size": "sequences per update",
+    "lr": "peak learning rate",
+    "min_lr": "learning rate at the end of the cosine decay",
+    "warmup_steps": "steps of linear learning-rate warm-up",
+    "weight_decay": "AdamW weight decay on weight matrices",
+    "grad_clip": "clip the gradient norm to this",
+    "eval_interval": "evaluate and log a sample every N steps",
+    "eval_batches": "fixed batches per evaluation",
+    "seed": "random seed (the same seed repeats a CPU run exactly)",
+    "device": "auto, cpu, cuda or mps",
+    "sample_chars": "length of the sample logged at each evaluation",
+}
+
+
+def add_flag(parser, name, default, help_text):
+    kind = type(default) if default is not None else str
+    parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default,
+                        help=f"{help_text} (default: {default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tinyllm", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("train", help="train a kid (or resume a run)")
+    p.add_argument("--data", help="UTF-8 text file to train on (default: $TINYLLM_DATA, "
+                   "else tinyshakespeare, downloaded once)")
+    p.add_argument("--out", default="artifacts/kid", help="run folder (default: artifacts/kid)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    defaults = GPTConfig()
+    for f in fields(GPTConfig):
+        if f.name in MODEL_HELP:
+            add_flag(p, f.name, getattr(defaults, f.name), MODEL_HELP[f.name])
+    for f in fields(TrainConfig):
+        add_flag(p, f.name, getattr(TrainConfig(), f.name), TRAIN_HELP[f.name])
+
+    p = commands.add_parser("sample", help="let a kid write")
+    p.add_argument("--checkpoint", default=DEFAULT_KID, help=f"checkpoint (default: {DEFAULT_KID})")
+    p.add_argument("--prompt", default="", help="text to start from (default: a newline)")
+    p.add_argument("--length", type=int, default=500, help="characters to write (default: 500)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="below 1 safer and duller, above 1 bolder (default: 1.0)")
+    p.add_argument("--top-k", type=int, default=None, help="draw only among the k likeliest")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="draw only among the fewest characters whose probabilities sum to p")
+    p.add_argument("--seed", type=int, default=None, help="the same seed writes the same text")
+    p.add_argument("--no-cache", action="store_true", help="recompute the window for each character")
+
+    p = commands.add_parser("show", help="print what is inside a checkpoint")
+    p.add_argument("--checkpoint", default=DEFAULT_KID, help=f"checkpoint (default: {DEFAULT_KID})")
+
+    p = commands.add_parser("eval", help="exact loss over the whole validation split")
+    p.add_argument("--checkpoint", default=DEFAULT_KID, help=f"checkpoint (default: {DEFAULT_KID})")
+    p.add_argument("--data", help="the corpus the checkpoint was trained on (default: as for train)")
+
+    p = commands.add_parser("export", help="write the app's JSON files into a run folder")
+    p.add_argument("--run", default="artifacts/kid", help="run folder (default: artifacts/kid)")
+    return parser
+
+
+# --------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """step, loss and ETA on one terminal line; a full line per evaluation."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+
+    def __call__(self, event):
+        if event["kind"] == "step":
+            done = event["step"] / event["steps"]
+            bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
+            eta = event["eta_s"]
+            eta_text = time.strftime("%M:%S", time.gmtime(eta)) if eta is not None else "--:--"
+            self.stream.write(
+                f"\rstep {event['step']:>6}/{event['steps']} [{bar}] loss {event['loss']:.4f} "
+                f"{event['tokens_per_s'] / 1000:.1f}k tok/s ETA {eta_text} "
+            )
+        elif event["kind"] == "eval":
+            self.stream.write(
+                f"\rstep {event['step']:>6}: train {event['train_loss']:.4f} val {event['val_loss']:.4f}"
+                f"{' (best)' if event['best'] else ''} lr {event['lr']:.2e} "
+                f"{event['elapsed_s'] / 60:.1f} min" + " " * 30 + "\n"
+            )
+        elif event["kind"] == "end":
+            self.stream.write(f"\n{event['status']} at step {event['step']}, best val loss "
+                              f"{event['best_val']:.4f}, run folder {event['run_dir']}\n")
+        self.stream.flush()
+
+
+def cmd_train(args):
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "data", "out", "resume", "quiet")}
+    model_config, train_config = configs_from(values)
+    corpus = load_corpus(args.data)
+    callback = None if args.quiet else ProgressBar()
+    summary = train(model_config, train_config, corpus, args.out, resume=args.resume, callback=callback)
+    if summary["status"] == "stopped":
+        print(f"Stopped cleanly. Continue with: python -m tinyllm train --out {args.out} --resume")
+
+
+def cmd_sample(args):
+    model, vocab, _ = load_model(args.checkpoint)
+    settings = SampleSettings(args.length, args.temperature, args.top_k, args.top_p, args.seed)
+    sys.stdout.write(args.prompt)
+    for c in generate(model, vocab, args.prompt, settings, use_cache=not args.no_cache):
+        sys.stdout.write(c.char)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+def cmd_show(args):
+    model, vocab, ckpt = load_model(args.checkpoint)
+    print(f"checkpoint  {args.checkpoint}")
+    print("config      " + ", ".join(f"{k}={v}" for k, v in ckpt["config"].items()))
+    print(f"trained     {ckpt['step']} steps in {ckpt['elapsed_s'] / 60:.1f} min on {ckpt['device']}, "
+          f"corpus {ckpt['corpus']['name']} ({ckpt['corpus']['chars']:,} characters)")
+    losses = ckpt["losses"]
+    print(f"loss        train {losses['train']:.4f}, val {losses['val']:.4f} (fixed batches)")
+    print("\nparameters")
+    for name, count in param_table(model):
+        print(f"  {name:<24}{count:>10,}")
+    print(f"  {'total':<24}{model.num_params():>10,}\n")
+    text = "".join(c.char for c in generate(model, vocab, "\n", SampleSettings(200, seed=0)))
+    print("sample (seed 0):\n" + text)
+
+
+def cmd_eval(args):
+    model, vocab, ckpt = load_model(args.checkpoint)
+    corpus = load_corpus(args.data)
+    if corpus.md5 != ckpt["corpus"]["md5"]:
+        print(f"note: this corpus (md5 {corpus.md5}) is not the one the checkpoint was trained on "
+              f"({ckpt['corpus']['name']}, md5 {ckpt['corpus']['md5']})", file=sys.stderr)
+    import torch
+
+    _, val_ids = split(torch.tensor(vocab.encode(corpus.text)))
+    loss = exact_loss(model, val_ids)
+    print(f"validation split: {len(val_ids):,} characters, windows of {model.config.block_size}")
+    print(f"val_loss {loss:.4f}")
+
+
+def cmd_export(args):
+    from tinyllm.export import export_run
+
+    t0 = time.time()
+    written = export_run(args.run)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"exported in {time.time() - t0:.1f} s")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    command = {"train": cmd_train, "sample": cmd_sample, "show": cmd_show, "eval": cmd_eval,
+               "export": cmd_export}[args.command]
+    try:
+        command(args)
+    except TinyLLMError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,331 @@
+"""Export: turn a run folder into the JSON files the app's chapters read.
+
+`export_run(run_dir)` writes run_dir/export/<chapter>.json. Every number in
+them is computed here from the run's own checkpoints with the model code,
+so the app shows what the kid really holds. docs/export.md documents each
+file; tests/test_export.py re-derives numbers from the checkpoint to prove
+the files cannot drift from the model.
+
+Each file is {"format": "peek-export/<chapter>", "version": 1, ...}. Floats
+keep 4 significant digits: plenty for pictures, and small files.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from tinyllm.checkpoint import build_model, load_checkpoint
+from tinyllm.data import printable
+from tinyllm.errors import TinyLLMError
+from tinyllm.io import atomic_write_text, read_jsonl
+from tinyllm.model import param_table
+
+VERSION = 1
+CHAPTERS = ["model_card", "vocab", "embeddings", "positions", "attention", "predictions",
+            "training", "evolution"]
+TOP = 5  # candidates kept per prediction
+NEIGHBOURS = 5  # nearest characters kept per character
+LABEL_THRESHOLD = 0.4  # a head is named after a pattern that holds this much of its attention
+
+
+# --------------------------------------------------------------------------
+# Small numeric helpers
+
+
+def rounded(x, digits=4):
+    """A tensor (or number) as nested lists of floats with `digits` significant digits."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().tolist()
+    if isinstance(x, list):
+        return [rounded(v, digits) for v in x]
+    if isinstance(x, float):
+        return float(f"{x:.{digits}g}")
+    return x
+
+
+def pca_2d(matrix: torch.Tensor):
+    """Project rows onto the two directions of largest variance.
+
+    Returns (coords (N, 2), explained variance ratio of the 2 components,
+    components (2, C)). Signs are fixed so the largest loading of each
+    component is positive: the same matrix always gives the same picture."""
+    centered = matrix - matrix.mean(dim=0)
+    _, S, Vh = torch.linalg.svd(centered, full_matrices=False)
+    components = Vh[:2]
+    flip = torch.sign(components.gather(1, components.abs().argmax(dim=1, keepdim=True)))
+    components = components * flip
+    explained = (S**2 / (S**2).sum())[:2]
+    return centered @ components.T, explained, components
+
+
+def procrustes(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Rotate (or reflect) 2-D points `source` to best match `target`
+    (orthogonal Procrustes), so maps from different steps do not flip."""
+    U, _, Vh = torch.linalg.svd(source.T @ target)
+    return source @ (U @ Vh)
+
+
+def cosine_matrix(matrix: torch.Tensor) -> torch.Tensor:
+    unit = F.normalize(matrix, dim=1)
+    return unit @ unit.T
+
+
+def top_candidates(probs: torch.Tensor, k=TOP) -> list:
+    """probs (..., vocab) -> [[id, prob], ...] of the k likeliest, for the last dim."""
+    values, ids = torch.topk(probs, k)
+    return [[[i, p] for i, p in zip(row_ids, rounded(row_p))]
+            for row_ids, row_p in zip(ids.tolist(), values.tolist())]
+
+
+def head_scores(weights: torch.Tensor, ids: torch.Tensor) -> dict:
+    """How much of a head's attention follows a simple pattern, averaged over
+    query positions. weights: (B, T, T) for B prompts, ids: (B, T).
+
+    previous: weight on the character just before (queries 1..T-1)
+    self:     weight on its own position
+    same:     weight on earlier positions holding the same character
+              (only queries that have one)
+    start:    weight on position 0 (queries 1..T-1)
+    """
+    B, T, _ = weights.shape
+    previous = weights[:, 1:, :].diagonal(offset=0, dim1=1, dim2=2).mean()
+    own = weights.diagonal(dim1=1, dim2=2).mean()
+    start = weights[:, 1:, 0].mean()
+    same_char = (ids[:, :, None] == ids[:, None, :]) & torch.ones(T, T, dtype=torch.bool).tril(-1)
+    has_same = same_char.any(dim=-1)
+    same = (weights * same_char).sum(-1)[has_same].mean() if has_same.any() else torch.tensor(0.0)
+    return {"previous": float(previous), "self": float(own), "same": float(same),
+            "start": float(start)}
+
+
+LABELS = {"previous": "previous character", "self": "its own position",
+          "same": "same character", "start": "first position"}
+
+
+def label_head(scores: dict) -> tuple:
+    name, score = max(scores.items(), key=lambda item: item[1])
+    if score < LABEL_THRESHOLD:
+        return "mixed", score
+    return LABELS[name], score
+
+
+# --------------------------------------------------------------------------
+# Reading the run folder
+
+
+class Run:
+    """Everything the export reads, checked up front with clear errors."""
+
+    def __init__(self, run_dir):
+        self.dir = Path(run_dir)
+        if not self.dir.is_dir():
+            raise TinyLLMError(f"No run folder at {self.dir}.")
+        self.ckpt = load_checkpoint(self.dir / "model.pt")
+        self.model, self.vocab = build_model(self.ckpt)
+        log_path = self.dir / "log.jsonl"
+        if not log_path.is_file():
+            raise TinyLLMError(f"{self.dir} has no log.jsonl: it is not a complete run folder.")
+        try:
+            self.log = read_jsonl(log_path)
+        except ValueError as e:
+            raise TinyLLMError(f"{log_path} is damaged: {e}.") from None
+        if not self.log:
+            raise TinyLLMError(f"{log_path} is empty: the run logged no evaluation.")
+        facts_path = self.dir / "corpus.json"
+        if not facts_path.is_file():
+            raise TinyLLMError(f"{self.dir} has no corpus.json (written when training starts).")
+        self.facts = json.loads(facts_path.read_text(encoding="utf-8"))
+        summary_path = self.dir / "summary.json"
+        self.summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        self.snapshots = sorted((self.dir / "snapshots").glob("step_*.pt"))
+        T = self.model.config.block_size
+        self.prompts = [p for p in self.facts["prompts"] if len(p) == T + 1]
+        if not self.prompts:
+            raise TinyLLMError(f"{facts_path} holds no prompts of block_size + 1 characters.")
+        # x: what the kid reads; y: the character that really came next
+        ids = torch.tensor([self.vocab.encode(p) for p in self.prompts])
+        self.x, self.y = ids[:, :-1], ids[:, 1:]
+
+
+# --------------------------------------------------------------------------
+# One function per chapter: each returns the dict written to <chapter>.json
+
+
+def model_card(run: Run) -> dict:
+    ckpt, model = run.ckpt, run.model
+    last = run.log[-1]
+    return dict(
+        config=ckpt["config"],
+        params=[{"module": name, "count": count} for name, count in param_table(model)],
+        total_params=model.num_params(),
+        steps=last["step"],
+        best_step=ckpt["step"],
+        train_settings=ckpt["train"],
+        training_minutes=round(last["elapsed_s"] / 60, 2),
+        device=ckpt["device"],
+        train_loss=ckpt["losses"]["train"],
+        val_loss=ckpt["losses"]["val"],
+        exact_val_loss=run.summary.get("exact_val_loss"),
+        uniform_loss=round(math.log(len(run.vocab)), 4),
+        corpus={k: run.facts[k] for k in ("name", "md5", "chars", "train_chars", "val_chars")},
+    )
+
+
+def vocab_chapter(run: Run) -> dict:
+    return dict(chars=[
+        {"id": i, "char": ch, "name": printable(ch), "count": count}
+        for i, (ch, count) in enumerate(zip(run.vocab.chars, run.facts["counts"]))
+    ])
+
+
+def embeddings_chapter(run: Run) -> dict:
+    emb = run.model.token_embedding.weight.detach()  # (vocab, n_embd)
+    coords, explained, _ = pca_2d(emb)
+    sim = cosine_matrix(emb)
+    others = sim - 2 * torch.eye(len(sim))  # never your own neighbour
+    values, ids = torch.topk(others, NEIGHBOURS, dim=1)
+    return dict(
+        matrix=rounded(emb),
+        pca=dict(coords=rounded(coords), explained=rounded(explained)),
+        similarity=rounded(sim, 3),
+        neighbours=[[[j, s] for j, s in zip(row_ids, rounded(row_s))]
+                    for row_ids, row_s in zip(ids.tolist(), values.tolist())],
+    )
+
+
+def positions_chapter(run: Run) -> dict:
+    pos = run.model.position_embedding.weight.detach()  # (block_size, n_embd)
+    coords, explained, _ = pca_2d(pos)
+    return dict(matrix=rounded(pos), similarity=rounded(cosine_matrix(pos), 3),
+                pca=dict(coords=rounded(coords), explained=rounded(explained)))
+
+
+def head_labels(weights_by_layer, x) -> list:
+    """[[{label, score, scores}] per head] per layer, from (B, T, T) weights."""
+    labels = []
+    for layer in weights_by_layer:
+        row = []
+        for weights in layer:
+            scores = head_scores(weights, x)
+            label, score = label_head(scores)
+            row.append(dict(label=label, score=round(score, 3),
+                            scores={k: round(v, 3) for k, v in scores.items()}))
+        labels.append(row)
+    return labels
+
+
+def attention_chapter(run: Run, trace) -> dict:
+    prompts = []
+    for b, text in enumerate(run.prompts):
+        layers = [[dict(weights=rounded(h["weights"][b]), scores=rounded(h["scores"][b]),
+                        q=rounded(h["q"][b]), k=rounded(h["k"][b]), v=rounded(h["v"][b]),
+                        out=rounded(h["out"][b]))
+                   for h in layer] for layer in trace["heads"]]
+        prompts.append(dict(text=text[:-1], next_char=text[-1], layers=layers))
+    weights = [[h["weights"] for h in layer] for layer in trace["heads"]]
+    return dict(prompts=prompts, labels=head_labels(weights, run.x),
+                label_threshold=LABEL_THRESHOLD)
+
+
+def predictions_chapter(run: Run, trace) -> dict:
+    model = run.model
+    probs = F.softmax(trace["logits"], dim=-1)  # (B, T, vocab)
+    losses = F.cross_entropy(trace["logits"].transpose(1, 2), run.y, reduction="none")  # (B, T)
+    with torch.no_grad():
+        lens = [F.softmax(model.logit_lens(r), dim=-1) for r in trace["residual"]]
+    prompts = []
+    for b, text in enumerate(run.prompts):
+        prompts.append(dict(
+            text=text[:-1],
+            targets=run.y[b].tolist(),
+            target_probs=rounded(probs[b].gather(1, run.y[b][:, None])[:, 0]),
+            losses=rounded(losses[b]),
+            top=top_candidates(probs[b]),
+            lens=[top_candidates(layer_probs[b]) for layer_probs in lens],
+        ))
+    return dict(prompts=prompts, mean_loss=round(float(losses.mean()), 4))
+
+
+def training_chapter(run: Run) -> dict:
+    keys = ("step", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best", "snapshot")
+    return dict(
+        rows=[{k: row.get(k) for k in keys} for row in run.log],
+        samples=[{"step": row["step"], "text": row["sample"]} for row in run.log],
+        uniform_loss=round(math.log(len(run.vocab)), 4),
+        best_step=run.ckpt["step"],
+    )
+
+
+def evolution_chapter(run: Run) -> dict:
+    final_coords, _, _ = pca_2d(run.model.token_embedding.weight.detach())
+    by_step = {row["step"]: row for row in run.log}
+    x, y = run.x[:1], run.y[0]
+    snapshots = []
+    for path in run.snapshots:
+        ckpt = load_checkpoint(path)
+        model, _ = build_model(ckpt)
+        coords, _, _ = pca_2d(model.token_embedding.weight.detach())
+        trace = model.trace(x)
+        probs = F.softmax(trace["logits"][0], dim=-1)
+        row = by_step.get(ckpt["step"], {})
+        weights = [[h["weights"] for h in layer] for layer in trace["heads"]]
+        snapshots.append(dict(
+            step=ckpt["step"],
+            val_loss=row.get("val_loss", ckpt["losses"].get("val")),
+            train_loss=row.get("train_loss", ckpt["losses"].get("train")),
+            sample=row.get("sample", ""),
+            embedding_pca=rounded(procrustes(coords, final_coords)),
+            attention=[[rounded(w[0]) for w in layer] for layer in weights],
+            labels=head_labels(weights, x),
+            top=top_candidates(probs),
+            target_probs=rounded(probs.gather(1, y[:, None])[:, 0]),
+        ))
+    return dict(prompt=run.prompts[0][:-1], targets=y.tolist(), snapshots=snapshots)
+
+
+# --------------------------------------------------------------------------
+
+
+def export_run(run_dir) -> list:
+    """Write every chapter's JSON into run_dir/export/. Returns the paths."""
+    run = Run(run_dir)
+    trace = run.model.trace(run.x)  # the readable path, every intermediate kept
+    chapters = {
+        "model_card": model_card(run),
+        "vocab": vocab_chapter(run),
+        "embeddings": embeddings_chapter(run),
+        "positions": positions_chapter(run),
+        "attention": attention_chapter(run, trace),
+        "predictions": predictions_chapter(run, trace),
+        "training": training_chapter(run),
+        "evolution": evolution_chapter(run),
+    }
+    out_dir = run.dir / "export"
+    out_dir.mkdir(exist_ok=True)
+    written = []
+    for name, body in chapters.items():
+        doc = {"format": f"peek-export/{name}", "version": VERSION, **body}
+        path = out_dir / f"{name}.json"
+        atomic_write_text(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+        written.append(path)
+    return written
+
+
+def read_chapter(run_dir, name: str) -> dict:
+    """Load one exported chapter, with a clear error if it is missing or stale."""
+    path = Path(run_dir) / "export" / f"{name}.json"
+    if not path.is_file():
+        raise TinyLLMError(f"{path} is missing. Create it with: python -m tinyllm export --run {run_dir}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise TinyLLMError(
+            f"{path} is damaged. Rebuild it with: python -m tinyllm export --run {run_dir}"
+        ) from None
+    if doc.get("format") != f"peek-export/{name}" or doc.get("version") != VERSION:
+        raise TinyLLMError(f"{path} is from another version. Rebuild it with: "
+                           f"python -m tinyllm export --run {run_dir}")
+    return doc

@@ -1,0 +1,265 @@
+"""The kid's model: the classic character-level GPT decoder from "Let's build GPT".
+
+Read it top to bottom: one attention `Head`, several heads side by side,
+a feed-forward layer, a `Block` that joins them with residual connections,
+and the `GPT` that stacks blocks between an embedding and a head.
+
+Two paths compute attention from the same parameters:
+- the readable path runs each `Head` on its own, exactly as written below;
+- the fast path stacks the heads' weights and calls PyTorch's fused
+  `scaled_dot_product_attention` once for all heads.
+tests/test_model.py proves they give the same numbers, so the checkpoint
+does not care which path trained it.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65  # distinct characters in the corpus (65 for tinyshakespeare)
+    block_size: int = 64  # the longest context the kid can read, in characters
+    n_embd: int = 128  # width of every vector inside the model
+    n_head: int = 4  # attention heads per layer; each has n_embd // n_head dims
+    n_layer: int = 4  # number of transformer blocks
+    dropout: float = 0.2  # fraction of activations zeroed while training (regularisation)
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------
+# Attention, written to be read
+
+
+class Head(nn.Module):
+    """One head of causal self-attention.
+
+    Every position asks a question (query), offers a label (key) and carries
+    a message (value). A position's output is the average of the messages of
+    the positions before it, weighted by how well their keys match its query.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        head_size = config.head_size
+        self.key = nn.Linear(config.n_embd, head_size, bias=False)
+        self.query = nn.Linear(config.n_embd, head_size, bias=False)
+        self.value = nn.Linear(config.n_embd, head_size, bias=False)
+        # tril[i, j] is 1 where position i may look at position j (j <= i).
+        # Not saved in checkpoints (persistent=False): it is rebuilt from block_size.
+        self.register_buffer(
+            "tril", torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, trace=None):
+        B, T, C = x.shape
+        k = self.key(x)  # (B, T, hs)
+        q = self.query(x)  # (B, T, hs)
+        v = self.value(x)  # (B, T, hs)
+        # Dividing by sqrt(head_size) keeps the scores near unit variance,
+        # so softmax does not saturate into a one-hot choice at the start.
+        scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])  # (B, T, T)
+        # The future is hidden: -inf becomes a weight of exactly 0 after softmax.
+        masked = scores.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+        weights = F.softmax(masked, dim=-1)  # each row sums to 1
+        out = self.dropout(weights) @ v  # (B, T, hs): weighted sum of values
+        if trace is not None:
+            trace.append(dict(q=q, k=k, v=v, scores=scores, weights=weights, out=out))
+        return out
+
+
+class MultiHeadAttention(nn.Module):
+    """Several heads look at the sequence in parallel; their outputs are
+    concatenated and mixed back to n_embd by a linear projection."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.heads = nn.ModuleList([Head(config) for _ in range(config.n_head)])
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+        self.attn_dropout = config.dropout
+        self.fast = True  # use the fused path unless someone asks to read along
+
+    def forward(self, x, trace=None, cache=None):
+        if cache is None and (trace is not None or not self.fast):
+            heads_out = [head(x, trace) for head in self.heads]
+            out = torch.cat(heads_out, dim=-1)  # (B, T, n_embd)
+        else:
+            out = self.fused(x, cache)
+        return self.dropout(self.proj(out))
+
+    def fused(self, x, cache=None):
+        """All heads at once, from the very same Head weights.
+
+        `cache` (optional) is a dict holding the keys and values of earlier
+        positions, so sampling computes each new character's k, v only once.
+        """
+        B, T, C = x.shape
+        nh = len(self.heads)
+        w = torch.cat(
+            [torch.cat([h.query.weight, h.key.weight, h.value.weight]) for h in self.heads]
+        )  # (nh * 3 * hs, C): per head, its q, k, v rows
+        qkv = (x @ w.T).view(B, T, nh, 3, C // nh)  # (B, T, nh, 3, hs)
+        q, k, v = qkv.permute(3, 0, 2, 1, 4)  # each (B, nh, T, hs)
+        if cache is not None:
+            if "k" in cache:
+                k = torch.cat([cache["k"], k], dim=2)
+                v = torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        # With a cache the queries are the last T of the keys: is_causal would
+        # align them to the first T, so a single new query uses no mask at all.
+        causal = T > 1
+        if cache is not None and causal and k.shape[2] != T:
+            raise ValueError("the cache takes one new position at a time after the prompt")
+        dropout_p = self.attn_dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=causal)
+        return out.transpose(1, 2).reshape(B, T, C)  # (B, T, n_embd), heads side by side
+
+
+class FeedForward(nn.Module):
+    """Per position: widen to 4x, ReLU, narrow back. Attention moves
+    information between positions; this layer thinks about it in place."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd),
+            nn.ReLU(),
+            nn.Linear(4 * config.n_embd, config.n_embd),
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Block(nn.Module):
+    """Communication (attention) then computation (feed-forward). Each adds
+    to the residual stream x rather than replacing it; LayerNorm comes first
+    (pre-norm), which keeps training stable."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = MultiHeadAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.ffwd = FeedForward(config)
+
+    def forward(self, x, trace=None, cache=None):
+        x = x + self.attn(self.ln1(x), trace, cache)
+        x = x + self.ffwd(self.ln2(x))
+        return x
+
+
+# --------------------------------------------------------------------------
+# The whole model
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module):
+        # Small normal weights (as in GPT-2) start every logit near zero,
+        # so the untrained kid guesses close to uniformly.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def set_fast(self, fast: bool):
+        """Choose the fused attention (True) or the readable per-head one."""
+        for block in self.blocks:
+            block.attn.fast = fast
+        return self
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx, targets=None, trace=None, caches=None, start_pos=0):
+        """idx: (B, T) character ids. Returns (logits (B, T, vocab), loss or None).
+
+        trace: a dict to fill with every intermediate (see `GPT.trace`).
+        caches: one dict per block for sampling with a KV cache; start_pos
+        is then the position of idx's first character in the window.
+        """
+        B, T = idx.shape
+        if start_pos + T > self.config.block_size:
+            raise ValueError(
+                f"context of {start_pos + T} characters is longer than block_size "
+                f"{self.config.block_size}"
+            )
+        pos = torch.arange(start_pos, start_pos + T, device=idx.device)
+        x = self.drop(self.token_embedding(idx) + self.position_embedding(pos))  # (B, T, C)
+        if trace is not None:
+            trace["embedding"] = x
+            trace["residual"] = []
+            trace["heads"] = []
+        for i, block in enumerate(self.blocks):
+            heads = [] if trace is not None else None
+            x = block(x, heads, None if caches is None else caches[i])
+            if trace is not None:
+                trace["heads"].append(heads)
+                trace["residual"].append(x)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
+        if trace is not None:
+            trace["logits"] = logits
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss
+
+    @torch.no_grad()
+    def trace(self, idx) -> dict:
+        """One forward pass through the readable code, keeping everything.
+
+        Returns a dict with:
+          embedding: (B, T, C) token + position embeddings
+          heads[layer][head]: dict of q, k, v (B, T, hs), scores and weights (B, T, T), out
+          residual[layer]: (B, T, C) the residual stream after that block
+          logits: (B, T, vocab)
+        """
+        trace = {}
+        self.forward(idx, trace=trace)
+        return trace
+
+    def logit_lens(self, residual):
+        """Read a prediction from any layer's residual stream by applying the
+        final LayerNorm and head to that layer's own state."""
+        return self.lm_head(self.ln_f(residual))
+
+
+def param_table(model: GPT) -> list:
+    """[(module name, parameter count)] in reading order, one row per
+    embedding, per part of each block, the final LayerNorm and the head."""
+    rows = []
+    for name, module in model.named_children():
+        if name == "blocks":
+            for i, block in enumerate(module):
+                for part, sub in block.named_children():
+                    rows.append((f"blocks.{i}.{part}", sum(p.numel() for p in sub.parameters())))
+        else:
+            count = sum(p.numel() for p in module.parameters())
+            if count:
+                rows.append((name, count))
+    return rows
