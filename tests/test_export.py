@@ -1,0 +1,184 @@
+"""The export is a contract: documented shapes, and numbers that are the model's own."""
+
+import json
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from tinyllm.checkpoint import load_model
+from tinyllm.errors import TinyLLMError
+from tinyllm.export import CHAPTERS, export_run, read_chapter
+
+
+@pytest.fixture(scope="module")
+def chapters(tiny_run):
+    return {name: read_chapter(tiny_run, name) for name in CHAPTERS}
+
+
+@pytest.fixture(scope="module")
+def kid(tiny_run):
+    return load_model(tiny_run / "model.pt")
+
+
+def shape(nested):
+    dims = []
+    while isinstance(nested, list):
+        dims.append(len(nested))
+        nested = nested[0] if nested else None
+    return tuple(dims)
+
+
+def flat(nested):
+    if isinstance(nested, list):
+        for item in nested:
+            yield from flat(item)
+    else:
+        yield nested
+
+
+def test_every_file_matches_its_schema(chapters, kid):
+    model, vocab, ckpt = kid
+    c = model.config
+    V, T, C, hs = c.vocab_size, c.block_size, c.n_embd, c.head_size
+    for name, doc in chapters.items():
+        assert doc["format"] == f"peek-export/{name}" and doc["version"] == 1
+
+    card = chapters["model_card"]
+    assert card["total_params"] == sum(p["count"] for p in card["params"]) == model.num_params()
+    assert card["uniform_loss"] == pytest.approx(math.log(V), abs=1e-4)
+    assert card["val_loss"] < card["uniform_loss"] and len(card["corpus"]["md5"]) == 32
+    assert 0 < card["exact_val_loss"] < card["uniform_loss"]
+
+    chars = chapters["vocab"]["chars"]
+    assert [ch["id"] for ch in chars] == list(range(V))
+    assert all(ch["count"] > 0 for ch in chars) and all(ch["name"] for ch in chars)
+
+    emb = chapters["embeddings"]
+    assert shape(emb["matrix"]) == (V, C) and shape(emb["pca"]["coords"]) == (V, 2)
+    assert shape(emb["similarity"]) == (V, V) and shape(emb["neighbours"]) == (V, 5, 2)
+    assert 0 < sum(emb["pca"]["explained"]) <= 1
+
+    pos = chapters["positions"]
+    assert shape(pos["matrix"]) == (T, C) and shape(pos["similarity"]) == (T, T)
+    assert shape(pos["pca"]["coords"]) == (T, 2)
+
+    att = chapters["attention"]
+    assert len(att["prompts"]) >= 3
+    for prompt in att["prompts"]:
+        assert len(prompt["text"]) == T and len(prompt["next_char"]) == 1
+        assert shape(prompt["layers"]) == (c.n_layer, c.n_head)
+        for head in flat(prompt["layers"]):
+            assert shape(head["weights"]) == shape(head["scores"]) == (T, T)
+            assert shape(head["q"]) == shape(head["k"]) == shape(head["v"]) == (T, hs)
+            for i, row in enumerate(head["weights"]):
+                assert sum(row) == pytest.approx(1, abs=2e-3)
+                assert all(w == 0 for w in row[i + 1 :])  # nothing from the future
+                assert all(0 <= w <= 1 for w in row)
+    assert shape(att["labels"]) == (c.n_layer, c.n_head)
+    for label in flat(att["labels"]):
+        assert label["label"] in {"previous character", "same character", "its own position",
+                                  "first position", "mixed"}
+        assert all(0 <= s <= 1.001 for s in label["scores"].values())
+
+    pred = chapters["predictions"]
+    for prompt in pred["prompts"]:
+        assert shape(prompt["top"]) == (T, 5, 2)
+        assert shape(prompt["lens"]) == (c.n_layer, T, 5, 2)
+        assert len(prompt["losses"]) == len(prompt["targets"]) == T
+        for _, p in flat_pairs(prompt["top"]) + flat_pairs(prompt["lens"]):
+            assert 0 <= p <= 1
+        assert all(0 <= p <= 1 for p in prompt["target_probs"])
+
+    training = chapters["training"]
+    assert [r["step"] for r in training["rows"]] == [s["step"] for s in training["samples"]]
+    evo = chapters["evolution"]
+    assert [s["step"] for s in evo["snapshots"]] == [0, 50, 100, 120]
+    for snap in evo["snapshots"]:
+        assert shape(snap["embedding_pca"]) == (V, 2)
+        assert shape(snap["attention"]) == (c.n_layer, c.n_head, T, T)
+        assert shape(snap["top"]) == (T, 5, 2)
+
+
+def flat_pairs(nested):
+    if isinstance(nested[0], list) and isinstance(nested[0][0], list):
+        return [pair for item in nested for pair in flat_pairs(item)]
+    return nested
+
+
+def test_exported_numbers_are_the_models_own(chapters, kid):
+    model, vocab, _ = kid
+    att = chapters["attention"]
+    prompt = att["prompts"][1]
+    idx = torch.tensor([vocab.encode(prompt["text"])])
+
+    # attention weights, recomputed with the fast path (not the trace the export used)
+    layer, head = 1, 2
+    with torch.no_grad():
+        x = model.token_embedding(idx) + model.position_embedding(torch.arange(idx.shape[1]))
+        for block in model.blocks[:layer]:
+            x = block(x)
+        h = model.blocks[layer].attn.heads[head]
+        xn = model.blocks[layer].ln1(x)
+        q, k = h.query(xn), h.key(xn)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])
+        weights = F.softmax(scores.masked_fill(torch.ones_like(scores).triu(1).bool(), -math.inf), -1)
+    exported = torch.tensor(prompt["layers"][layer][head]["weights"])
+    torch.testing.assert_close(exported, weights[0], atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(torch.tensor(prompt["layers"][layer][head]["q"]), q[0], atol=1e-3, rtol=1e-3)
+
+    # a prediction: the top candidate and its probability at position 10
+    with torch.no_grad():
+        probs = F.softmax(model(idx)[0][0], dim=-1)
+    top_id, top_p = chapters["predictions"]["prompts"][1]["top"][10][0]
+    assert top_id == int(probs[10].argmax()) and top_p == pytest.approx(float(probs[10].max()), rel=1e-3)
+
+    # a similarity and a PCA coordinate, by other means than the export's
+    emb = model.token_embedding.weight.detach()
+    a, b = vocab.stoi["o"], vocab.stoi["e"]
+    sim = F.cosine_similarity(emb[a], emb[b], dim=0)
+    assert chapters["embeddings"]["similarity"][a][b] == pytest.approx(float(sim), abs=1e-3)
+    centered = emb - emb.mean(0)
+    _, eigvecs = torch.linalg.eigh(centered.T @ centered)
+    first = centered @ eigvecs[:, -1]  # the top principal direction, up to sign
+    coords = torch.tensor(chapters["embeddings"]["pca"]["coords"])[:, 0]
+    sign = torch.sign((coords * first).sum())
+    torch.testing.assert_close(coords, sign * first, atol=2e-3, rtol=1e-3)
+
+
+def test_export_is_deterministic(tiny_run):
+    before = {p.name: p.read_bytes() for p in (tiny_run / "export").glob("*.json")}
+    export_run(tiny_run)
+    after = {p.name: p.read_bytes() for p in (tiny_run / "export").glob("*.json")}
+    assert before == after and len(before) == len(CHAPTERS)
+
+
+def test_bad_run_folders_get_clear_errors(tiny_run, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    log = broken / "log.jsonl"
+    log.write_text(log.read_text()[:-40])  # a truncated last line
+    with pytest.raises(TinyLLMError, match="log.jsonl.*damaged"):
+        export_run(broken)
+    log.unlink()
+    with pytest.raises(TinyLLMError, match="no log.jsonl"):
+        export_run(broken)
+    (broken / "model.pt").unlink()
+    with pytest.raises(TinyLLMError, match="No checkpoint"):
+        export_run(broken)
+    with pytest.raises(TinyLLMError, match="No run folder"):
+        export_run(tmp_path / "nothing")
+    (tiny_run / "export" / "vocab.json").rename(tmp_path / "vocab.json")
+    try:
+        with pytest.raises(TinyLLMError, match="tinyllm export --run"):
+            read_chapter(tiny_run, "vocab")
+    finally:
+        (tmp_path / "vocab.json").rename(tiny_run / "export" / "vocab.json")
+
+
+def test_files_are_plain_json(tiny_run):
+    for path in (tiny_run / "export").glob("*.json"):
+        json.loads(path.read_text())  # no NaN/Infinity, valid UTF-8
