@@ -182,3 +182,17 @@ def test_bad_run_folders_get_clear_errors(tiny_run, tmp_path):
 def test_files_are_plain_json(tiny_run):
     for path in (tiny_run / "export").glob("*.json"):
         json.loads(path.read_text())  # no NaN/Infinity, valid UTF-8
+
+
+def test_live_analysis_matches_the_export(chapters, kid):
+    from tinyllm.export import analyze_text
+
+    model, vocab, _ = kid
+    prompt = chapters["attention"]["prompts"][0]
+    live = analyze_text(model, vocab, prompt["text"])
+    assert live["layers"][1][3]["weights"] == prompt["layers"][1][3]["weights"]
+    exported = chapters["predictions"]["prompts"][0]
+    assert live["top"] == exported["top"] and live["lens"] == exported["lens"]
+    assert live["losses"][:-1] == exported["losses"][:-1] and live["losses"][-1] is None
+    long_text = prompt["text"] * 3
+    assert analyze_text(model, vocab, long_text)["text"] == long_text[-model.config.block_size:]

@@ -217,36 +217,56 @@ def head_labels(weights_by_layer, x) -> list:
     return labels
 
 
+def prompt_attention(trace, b: int) -> list:
+    """[layer][head] -> the Head's intermediates for prompt b of a trace."""
+    return [[dict(weights=rounded(h["weights"][b]), scores=rounded(h["scores"][b]),
+                  q=rounded(h["q"][b]), k=rounded(h["k"][b]), v=rounded(h["v"][b]),
+                  out=rounded(h["out"][b]))
+             for h in layer] for layer in trace["heads"]]
+
+
+def prompt_predictions(model, trace, b: int, targets: list) -> dict:
+    """What the kid expects after each position of prompt b: its top
+    candidates, the same read from every layer (logit lens), and, where the
+    next character is known (targets[i] is not None), its probability and
+    the loss -ln p there."""
+    probs = F.softmax(trace["logits"][b], dim=-1)  # (T, vocab)
+    with torch.no_grad():
+        lens = [F.softmax(model.logit_lens(r[b]), dim=-1) for r in trace["residual"]]
+    target_probs = [None if t is None else float(probs[i, t]) for i, t in enumerate(targets)]
+    return dict(
+        targets=targets,
+        target_probs=[None if p is None else rounded(p) for p in target_probs],
+        losses=[None if p is None else rounded(-math.log(max(p, 1e-30))) for p in target_probs],
+        top=top_candidates(probs),
+        lens=[top_candidates(layer_probs) for layer_probs in lens],
+    )
+
+
+def analyze_text(model, vocab, text: str) -> dict:
+    """The attention and predictions of any text, live, as the export writes
+    them for its sample prompts. Keeps the last block_size characters."""
+    text = text[-model.config.block_size :]
+    ids = vocab.encode(text)
+    trace = model.trace(torch.tensor([ids]))
+    targets = ids[1:] + [None]  # the character after the text is not known
+    return dict(text=text, layers=prompt_attention(trace, 0),
+                **prompt_predictions(model, trace, 0, targets))
+
+
 def attention_chapter(run: Run, trace) -> dict:
-    prompts = []
-    for b, text in enumerate(run.prompts):
-        layers = [[dict(weights=rounded(h["weights"][b]), scores=rounded(h["scores"][b]),
-                        q=rounded(h["q"][b]), k=rounded(h["k"][b]), v=rounded(h["v"][b]),
-                        out=rounded(h["out"][b]))
-                   for h in layer] for layer in trace["heads"]]
-        prompts.append(dict(text=text[:-1], next_char=text[-1], layers=layers))
+    prompts = [dict(text=text[:-1], next_char=text[-1], layers=prompt_attention(trace, b))
+               for b, text in enumerate(run.prompts)]
     weights = [[h["weights"] for h in layer] for layer in trace["heads"]]
     return dict(prompts=prompts, labels=head_labels(weights, run.x),
                 label_threshold=LABEL_THRESHOLD)
 
 
 def predictions_chapter(run: Run, trace) -> dict:
-    model = run.model
-    probs = F.softmax(trace["logits"], dim=-1)  # (B, T, vocab)
-    losses = F.cross_entropy(trace["logits"].transpose(1, 2), run.y, reduction="none")  # (B, T)
-    with torch.no_grad():
-        lens = [F.softmax(model.logit_lens(r), dim=-1) for r in trace["residual"]]
-    prompts = []
-    for b, text in enumerate(run.prompts):
-        prompts.append(dict(
-            text=text[:-1],
-            targets=run.y[b].tolist(),
-            target_probs=rounded(probs[b].gather(1, run.y[b][:, None])[:, 0]),
-            losses=rounded(losses[b]),
-            top=top_candidates(probs[b]),
-            lens=[top_candidates(layer_probs[b]) for layer_probs in lens],
-        ))
-    return dict(prompts=prompts, mean_loss=round(float(losses.mean()), 4))
+    prompts = [dict(text=text[:-1], **prompt_predictions(run.model, trace, b, run.y[b].tolist()))
+               for b, text in enumerate(run.prompts)]
+    mean = sum(sum(p["losses"]) for p in prompts) / sum(len(p["losses"]) for p in prompts)
+    return dict(prompts=prompts, mean_loss=round(mean, 4))
 
 
 def training_chapter(run: Run) -> dict:
