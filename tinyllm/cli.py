@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="artifacts/kid", help="run folder (default: artifacts/kid)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--export", action="store_true",
+                   help="when training finishes, write the app's JSON files (as the export command)")
     defaults = GPTConfig()
     for f in fields(GPTConfig):
         if f.name in MODEL_HELP:
@@ -120,13 +122,15 @@ class ProgressBar:
 
 
 def cmd_train(args):
-    values = {k: v for k, v in vars(args).items() if k not in ("command", "data", "out", "resume", "quiet")}
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "data", "out", "resume", "quiet", "export")}
     model_config, train_config = configs_from(values)
     corpus = load_corpus(args.data)
     callback = None if args.quiet else ProgressBar()
     summary = train(model_config, train_config, corpus, args.out, resume=args.resume, callback=callback)
     if summary["status"] == "stopped":
         print(f"Stopped cleanly. Continue with: python -m tinyllm train --out {args.out} --resume")
+    elif args.export:
+        cmd_export(argparse.Namespace(run=args.out))
 
 
 def cmd_sample(args):

@@ -302,6 +302,7 @@ def evolution_chapter(run: Run) -> dict:
             labels=head_labels(weights, x),
             top=top_candidates(probs),
             target_probs=rounded(probs.gather(1, y[:, None])[:, 0]),
+            losses=rounded(F.cross_entropy(trace["logits"][0], y, reduction="none")),
         ))
     return dict(prompt=run.prompts[0][:-1], targets=y.tolist(), snapshots=snapshots)
 

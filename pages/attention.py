@@ -1,0 +1,151 @@
+"""Chapter 5: attention, the heart of the tour. The Head's code beside the
+very numbers that flowed through it."""
+
+import inspect
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from tinyllm.explain import attention_steps, glyph
+from tinyllm.model import Head
+from ui.charts import attention_heatmap, small_heatmap
+from ui.data import chapter
+from ui.live import own_text_input
+
+att = chapter("attention")
+card = chapter("model_card")
+cfg = card["config"]
+T, n_layer, n_head, hs = cfg["block_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"] // cfg["n_head"]
+
+st.title("Attention")
+st.markdown(
+    f"""
+So far every character has its own vector, blind to its neighbours. **Attention** is how the
+characters talk. At every position, each **head** computes three vectors of {hs} numbers from what is
+there:
+a **query** ("what am I looking for?"), a **key** ("what do I contain?") and a **value** ("what I
+pass on if chosen"). Position *i* compares its query with the keys of positions 0 to *i*: the better
+a key matches, the more of that position's value flows into *i*. The kid has {n_layer} layers of
+{n_head} heads each, every one with its own idea of what to look for.
+
+Below is the kid's real `Head` code, and the numbers that went through it.
+"""
+)
+
+# --- which text -------------------------------------------------------------
+options = [f"Sample {i + 1}: “{p['text'][:28].strip()}…”" for i, p in enumerate(att["prompts"])]
+options.append("Your own text")
+choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True,
+                  key="attention_prompt")
+if choice < len(att["prompts"]):
+    prompt = att["prompts"][choice]
+    text, layers_data = prompt["text"], prompt["layers"]
+else:
+    analysis, note = own_text_input("attention_own", T, "ROMEO:\nBut soft, what light through yonder window breaks?")
+    if note:
+        st.info(note)
+    if analysis is None:
+        st.stop()
+    text, layers_data = analysis["text"], analysis["layers"]
+chars = list(text)
+
+
+@st.fragment
+def head_explorer():
+    c1, c2, c3 = st.columns(3)
+    layer = c1.slider("Layer", 0, n_layer - 1, 0, key="attention_layer")
+    head = c2.slider("Head", 0, n_head - 1, 0, key="attention_head")
+    # a click on the heatmap picks the query position (read before the slider is drawn)
+    click = st.session_state.get("attention_heatmap")
+    cell = click.selection.get("cell") if click else None
+    if cell and cell[0].get("query") != st.session_state.get("attention_clicked"):
+        st.session_state["attention_clicked"] = cell[0]["query"]
+        st.session_state["attention_query"] = int(cell[0]["query"])
+    if st.session_state.get("attention_query", 0) > len(chars) - 1:
+        st.session_state["attention_query"] = len(chars) - 1
+    i = c3.slider("Query position", 0, len(chars) - 1, min(len(chars) - 1, 40), key="attention_query",
+                  help="Or click a row of the heatmap.")
+    data = layers_data[layer][head]
+    if choice < len(att["prompts"]):
+        label = att["labels"][layer][head]
+        st.caption(f"Layer {layer}, head {head}: mostly attends to **{label['label']}** "
+                   f"(score {label['score']:.2f} on the sample texts; scores: "
+                   + ", ".join(f"{k} {v:.2f}" for k, v in label["scores"].items()) + ")")
+
+    code_col, numbers_col = st.columns([5, 6])
+    with code_col:
+        st.markdown("**The code that ran** (`tinyllm/model.py`)")
+        st.code(inspect.getsource(Head), language="python", line_numbers=True)
+    with numbers_col:
+        steps = attention_steps(data, i)
+        st.markdown(f"**Position {i}, the character `{glyph(chars[i])}`, asks the earlier positions:**")
+        st.markdown(
+            f"1. `q = self.query(x)`: its query, {hs} numbers (first 8: "
+            f"{', '.join(f'{v:.2f}' for v in data['q'][i][:8])}, ...)\n"
+            f"2. `q @ k.transpose / sqrt({hs})`: the dot product of q with every key, divided by "
+            f"√{hs} = {steps['sqrt_head_size']:.2f}\n"
+            f"3. `masked_fill(tril == 0, -inf)`: positions after {i} are hidden (the future)\n"
+            f"4. `softmax`: scores become weights that sum to 1\n"
+            f"5. `weights @ v`: the output is the weighted sum of the values"
+        )
+        rows = []
+        for j in range(len(chars)):
+            rows.append({
+                "pos": j, "char": glyph(chars[j]),
+                "q·k": round(steps["dots"][j], 3),
+                "score": round(steps["scaled"][j], 3) if steps["visible"][j] else None,
+                "masked": "" if steps["visible"][j] else "−∞ (future)",
+                "weight": round(steps["weights"][j], 4),
+            })
+        df = pd.DataFrame(rows)
+        st.dataframe(df.iloc[max(0, i - 11): i + 3].iloc[::-1], hide_index=True, width="stretch",
+                     column_config={"weight": st.column_config.ProgressColumn(
+                         "weight", min_value=0.0, max_value=1.0, format="%.3f")})
+        st.caption(f"Rows near position {i}, newest first; the chart shows all of them.")
+        top = sorted(range(i + 1), key=lambda j: -steps["weights"][j])[:3]
+        drift = max(abs(a - b) for a, b in zip(steps["out"], data["out"][i]))
+        st.markdown(
+            "Most attention goes to " + ", ".join(
+                f"`{glyph(chars[j])}` at {j} ({steps['weights'][j]:.0%})" for j in top)
+            + f". Recomputing steps 2-5 here from the exported q, k, v gives the Head's own "
+            f"output to within {drift:.1e}."
+        )
+        bars = pd.DataFrame({"position": list(range(i + 1)), "weight": steps["weights"][: i + 1],
+                             "char": [glyph(c) for c in chars[: i + 1]]})
+        st.altair_chart(alt.Chart(bars).mark_bar().encode(
+            x=alt.X("position:O", axis=alt.Axis(labelExpr=f"{[glyph(c) for c in chars]}[datum.value]",
+                                                labelAngle=0), title="attended position"),
+            y=alt.Y("weight:Q", scale=alt.Scale(domain=[0, 1])),
+            tooltip=["position", "char", alt.Tooltip("weight:Q", format=".3f")]).properties(height=170),
+            width="stretch")
+
+    st.subheader(f"All the weights of layer {layer}, head {head}")
+    st.markdown("Row = the position looking (query), column = the position looked at (key). The upper "
+                "right is empty: nobody sees the future. **Click a cell** to explain that row above.")
+    select = alt.selection_point(name="cell", fields=["query", "key"], on="click")
+    st.altair_chart(attention_heatmap(data["weights"], chars, height=520, select=select),
+                    on_select="rerun", key="attention_heatmap", width="stretch")
+
+
+head_explorer()
+
+st.subheader("Every head at once")
+st.markdown("Each small square is one head's weights for this text (like the big heatmap). "
+            "The labels come from simple scores over the sample texts: how much weight goes to the "
+            "**previous character**, to the **same character** earlier on, to the head's "
+            "**own position**, or to the **first position**; *mixed* when no pattern holds 40%.")
+grid = []
+for layer in range(n_layer):
+    row = []
+    for head in range(n_head):
+        label = att["labels"][layer][head]
+        title = f"L{layer} H{head}: {label['label']} ({label['score']:.2f})"
+        row.append(small_heatmap(layers_data[layer][head]["weights"], title))
+    grid.append(alt.hconcat(*row))
+st.altair_chart(alt.vconcat(*grid).configure_view(strokeWidth=0), width="content")
+sinks = sum(label["label"] == "first position" for layer in att["labels"] for label in layer)
+if sinks:
+    st.info(f"{sinks} head(s) pour most of their attention onto the first position. This is common "
+            "(an *attention sink*): softmax must put its weight somewhere, and a head with nothing "
+            "useful to find parks it on a position that is always there.")

@@ -1,0 +1,81 @@
+"""Chapter 8: how the kid and its data were made, and how to do it yourself."""
+
+import pandas as pd
+import streamlit as st
+
+from tinyllm.runs import ROOT
+from ui.data import chapter, current_run
+
+card = chapter("model_card")
+run_dir = current_run()
+cfg, settings = card["config"], card["train_settings"]
+
+st.title("Behind the scenes")
+st.markdown(
+    f"""
+Everything in this tour comes from one folder, `{run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir}`,
+made by two commands of the `tinyllm` package (plain PyTorch, a few hundred readable lines).
+
+**The model** is the classic decoder from Andrej Karpathy's "Let's build GPT": token and position
+embeddings, {cfg['n_layer']} blocks of {cfg['n_head']}-head causal self-attention and a 4x ReLU feed-forward
+layer (each behind a LayerNorm, each added to the residual stream), a final LayerNorm and a linear
+layer to {cfg['vocab_size']} logits. Width {cfg['n_embd']}, context {cfg['block_size']} characters,
+dropout {cfg['dropout']}.
+
+**The data**: {card['corpus']['name']}, {card['corpus']['chars']:,} characters (md5
+`{card['corpus']['md5']}`). The first 90% is for training, the last 10% for validation.
+
+**The training**: {card['steps']:,} steps of AdamW (peak learning rate {settings['lr']}, warm-up
+{settings['warmup_steps']} steps, cosine decay to {settings['min_lr']}, weight decay
+{settings['weight_decay']}), batches of {settings['batch_size']} x {cfg['block_size']} characters, seed
+{settings['seed']}, on {card['device']}: {card['training_minutes']:.1f} minutes. The checkpoint kept is the
+one with the best validation loss (step {card['best_step']:,}).
+"""
+)
+
+st.subheader("Do it yourself")
+st.code(
+    """# install, then start this app
+pip install -r requirements.txt && streamlit run streamlit_app.py
+
+# train a kid (downloads tinyshakespeare once; offline: --data path/to/input.txt)
+python -m tinyllm train --out artifacts/runs/mine
+python -m tinyllm train --out artifacts/runs/mine --resume   # after Ctrl-C or a STOP file
+
+# look at it, let it write, measure it
+python -m tinyllm show --checkpoint artifacts/runs/mine/model.pt
+python -m tinyllm sample --checkpoint artifacts/runs/mine/model.pt --prompt "ROMEO:" --temperature 0.8
+python -m tinyllm eval --checkpoint artifacts/runs/mine/model.pt
+
+# write the JSON this app reads, then pick the run in the sidebar
+python -m tinyllm export --run artifacts/runs/mine""",
+    language="bash",
+)
+
+st.subheader("Parameters, module by module")
+params = pd.DataFrame(card["params"])
+params["share"] = params["count"] / card["total_params"]
+st.dataframe(params, hide_index=True, width="stretch", column_config={
+    "share": st.column_config.ProgressColumn("share of all", min_value=0.0, max_value=1.0, format="percent")})
+
+st.subheader("What the run folder holds")
+descriptions = {
+    "model.pt": "the kept checkpoint (best validation loss): weights + config, vocabulary, settings",
+    "latest.pt": "the newest state with optimizer moments, to resume (not committed)",
+    "log.jsonl": "one row per evaluation: losses, learning rate, speed, a sample",
+    "corpus.json": "character counts and three validation passages (not the corpus itself)",
+    "summary.json": "how the run ended, and the exact validation loss of the kept checkpoint",
+    "progress.json": "step and ETA while training runs",
+}
+files = []
+for path in sorted(run_dir.rglob("*")):
+    if path.is_file() and not path.name.startswith("."):
+        rel = path.relative_to(run_dir).as_posix()
+        what = descriptions.get(rel)
+        if what is None and rel.startswith("snapshots/"):
+            what = "the model at this step, in half precision: for watching it learn"
+        if what is None and rel.startswith("export/"):
+            what = f"what chapter '{path.stem}' reads (documented in docs/export.md)"
+        files.append({"file": rel, "size (KB)": round(path.stat().st_size / 1024, 1), "what": what or ""})
+st.dataframe(pd.DataFrame(files), hide_index=True, width="stretch")
+st.caption("Checkpoints load with torch.load(path, weights_only=True): plain tensors and metadata, no code.")

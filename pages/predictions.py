@@ -1,0 +1,73 @@
+"""Chapter 6: what the kid expects next, and how the guess forms layer by layer."""
+
+import pandas as pd
+import streamlit as st
+
+from tinyllm.explain import glyph, surprise_colour
+from ui.charts import candidates_bar
+from ui.data import chapter, model
+from ui.live import own_text_input
+from ui.text import coloured_text
+
+pred = chapter("predictions")
+card = chapter("model_card")
+T = card["config"]["block_size"]
+_, vocab, _ = model()
+
+st.title("Predictions")
+st.markdown(
+    """
+After the last layer, the kid turns the vector at each position into one score per character (the
+**logits**), and softmax turns scores into probabilities: its guess for the *next* character. Below,
+each character of a real passage is coloured by how **surprised** the kid was to see it, given the
+text before it: white means it saw it coming, red means it did not. Surprise is $-\\ln p$: the loss.
+"""
+)
+
+options = [f"Sample {i + 1}" for i in range(len(pred["prompts"]))] + ["Your own text"]
+choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True,
+                  key="predictions_prompt")
+if choice < len(pred["prompts"]):
+    data = pred["prompts"][choice]
+else:
+    data, note = own_text_input("predictions_own", T, "First Citizen:\nBefore we proceed any further, hear me")
+    if note:
+        st.info(note)
+    if data is None:
+        st.stop()
+text = data["text"]
+
+# the character at position i+1 is what position i predicted
+shown = list(text[1:]) + ([vocab.chars[data["targets"][-1]]] if data["targets"][-1] is not None else [])
+colours = [surprise_colour(loss) for loss in data["losses"][: len(shown)]]
+titles = [f"p = {p:.3f}, surprise {loss:.2f}" for p, loss in
+          zip(data["target_probs"][: len(shown)], data["losses"][: len(shown)])]
+position = st.slider("Position", 0, len(text) - 1, min(20, len(text) - 1), key="predictions_pos",
+                     help="Which position's guess to explain.")
+st.markdown(f"`{glyph(text[0])}` (the first character, nobody predicted it) then:")
+coloured_text(shown, colours, titles, selected=position)
+known = [loss for loss in data["losses"] if loss is not None]
+st.caption(f"Mean surprise over these {len(known)} characters: {sum(known) / len(known):.3f}. "
+           "Hover a character for its probability.")
+
+left, right = st.columns(2)
+with left:
+    context = text[max(0, position - 30): position + 1]
+    st.markdown(f"**After** `…{context.replace(chr(10), '↵')}` **the kid expects:**")
+    cands = [(glyph(vocab.chars[i]), p) for i, p in data["top"][position]]
+    st.altair_chart(candidates_bar(cands), width="stretch")
+    target = data["targets"][position]
+    if target is not None:
+        st.markdown(f"What really came next: `{glyph(vocab.chars[target])}`, which the kid gave "
+                    f"p = {data['target_probs'][position]:.3f} (surprise {data['losses'][position]:.2f}).")
+with right:
+    st.markdown("**The logit lens: the same guess read after each layer**")
+    st.markdown("Apply the final LayerNorm and output layer to the residual stream *after layer n* "
+                "(its own state, normalised as the last layer's would be). Early layers often only "
+                "know the character statistics; the later ones use the context.")
+    rows = []
+    for layer, tops in enumerate(data["lens"]):
+        rows.append({"after layer": layer, **{f"#{k + 1}": f"{glyph(vocab.chars[i])}  {p:.2f}"
+                                              for k, (i, p) in enumerate(tops[position])}})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption("The last row is the kid's real prediction (the chart on the left).")

@@ -1,0 +1,82 @@
+"""Tool: train your own kid and watch it learn, live."""
+
+import streamlit as st
+
+from tinyllm.errors import TinyLLMError
+from tinyllm.jobs import resumable_runs
+from ui.charts import loss_curves
+from ui.training import jobs
+
+st.title("Train your own kid")
+st.markdown(
+    """
+Set the knobs in the sidebar (**Train a new kid**) and press **Train**. The run happens on the
+server in the background, through the same command you would type (`python -m tinyllm train`), so
+you can switch pages, or close the tab and come back: it keeps going. Everyone visiting this app
+sees the same run; there is one at a time. When it finishes it is exported and appears in the
+**Run to look inside** selector, so every chapter can show *your* kid.
+"""
+)
+
+job = jobs()
+
+
+@st.fragment(run_every=1.0 if job.running() else None)
+def live_view():
+    status = job.status()
+    if status["name"] is None:
+        st.info("No run started since the server started. Use **Train a new kid** in the sidebar; "
+                "the *quick* preset takes about a minute.", icon=":material/arrow_back:")
+        return
+    progress = status.get("progress") or {}
+    running = status["running"]
+    st.subheader(f"Run '{status['name']}'" + (" is training" if running else ""))
+    step, steps = progress.get("step", 0), progress.get("steps", 1)
+    eta = progress.get("eta_s")
+    eta_text = f", about {eta:.0f} s left" if running and eta is not None else ""
+    st.progress(min(1.0, step / steps), text=f"step {step:,} of {steps:,}{eta_text}")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Step", f"{step:,}")
+    c2.metric("Loss (last batch)", f"{progress['loss']:.3f}" if progress.get("loss") else "-")
+    c3.metric("Characters / s", f"{progress.get('tokens_per_s', 0):,}")
+    c4.metric("Elapsed", f"{progress.get('elapsed_s', 0):.0f} s")
+    if running and st.button("Stop", icon=":material/stop:", key="train_live_stop"):
+        job.stop()
+        st.toast("Stopping cleanly: a resumable checkpoint is being saved.")
+
+    rows = status["rows"]
+    if rows:
+        st.altair_chart(loss_curves(rows, status.get("uniform_loss", rows[0]["val_loss"]), height=280),
+                        width="stretch")
+        st.markdown(f"**What it writes at step {rows[-1]['step']:,}:**")
+        st.code(rows[-1]["sample"], language=None)
+
+    if running:
+        st.session_state["train_live_was_running"] = True
+        return
+    if status.get("error"):
+        st.error(f"The run failed: {status['error']}")
+    elif progress.get("status") == "stopped":
+        st.warning(f"Stopped at step {step:,}. It can be resumed below.")
+    elif status.get("summary"):
+        summary = status["summary"]
+        st.success(f"Done: {summary['step']:,} steps in {summary['elapsed_s']:.0f} s, validation loss "
+                   f"{summary['exact_val_loss']:.3f}. It is in the sidebar's run selector.")
+    if st.session_state.pop("train_live_was_running", False):
+        st.rerun(scope="app")  # the chapters and the run selector pick up the new run
+
+
+live_view()
+
+st.subheader("Resume a stopped run")
+names = resumable_runs()
+if not names:
+    st.caption("No stopped runs.")
+else:
+    name = st.selectbox("Stopped run", names, key="train_live_resume_name")
+    if st.button("Resume", icon=":material/play_arrow:", key="train_live_resume", disabled=job.running()):
+        try:
+            jobs().start(name, {}, resume=True)
+            st.rerun()
+        except TinyLLMError as e:
+            st.error(str(e))

@@ -1,0 +1,60 @@
+"""Chapter 2: the characters the kid knows, and how text becomes numbers."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from tinyllm.explain import glyph
+from ui.data import chapter, model
+
+vocab_doc = chapter("vocab")
+chars = vocab_doc["chars"]
+
+st.title("Vocabulary")
+st.markdown(
+    f"""
+A model does arithmetic, so text must become numbers first. The kid's way is the simplest there is:
+list every distinct character in the corpus, sort them, and number them from 0. That list is its
+**vocabulary**: {len(chars)} characters. Each character's number is its **id**. Whatever the kid
+reads is a list of ids; whatever it writes is ids turned back into characters.
+"""
+)
+
+df = pd.DataFrame(chars)
+df["shown"] = [glyph(c["char"]) for c in chars]
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("How often each character appears")
+    sort = st.radio("Order", ["by id", "by count"], horizontal=True, key="vocab_sort")
+    order = "-y" if sort == "by count" else alt.EncodingSortField("id")
+    st.altair_chart(
+        alt.Chart(df).mark_bar().encode(
+            x=alt.X("shown:N", sort=order, title="character", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("count:Q", title="count in the corpus", scale=alt.Scale(type="symlog")),
+            tooltip=["id", "name", "count"],
+        ).properties(height=300),
+        width="stretch",
+    )
+    st.caption("Counts on a log-like scale: the space and 'e' appear far more often than 'Z' or '$'.")
+with right:
+    st.subheader("The whole table")
+    st.dataframe(df[["id", "name", "count"]], hide_index=True, height=360, width="stretch")
+
+st.subheader("Try it: encode and decode")
+_, vocab, _ = model()
+text = st.text_input("Type any text", "To be, or not to be?", key="vocab_text", max_chars=200)
+unknown = vocab.unknown(text)
+known = "".join(ch for ch in text if ch not in unknown)
+if unknown:
+    st.warning(
+        "The kid has never seen " + ", ".join(f"`{ch}`" for ch in unknown)
+        + ": these characters have no id, so it cannot read them. They are left out below."
+    )
+ids = vocab.encode(known)
+st.markdown("**Encoded** (what the kid reads):")
+st.code(str(ids), language=None)
+st.markdown("**Decoded** back (ids to characters):")
+st.code(vocab.decode(ids), language=None)
+if ids:
+    st.dataframe(pd.DataFrame({"character": [glyph(c) for c in known], "id": ids}).T,
+                 width="stretch")

@@ -1,0 +1,119 @@
+"""AppTest: every page renders against a small exported run, and its controls change what is shown."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+PAGES = ["meet", "vocab", "embeddings", "positions", "attention", "predictions", "training", "behind",
+         "train_live", "playground"]
+
+
+@pytest.fixture
+def app_env(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("PEEK_KID_DIR", str(tiny_run))
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    return tiny_run
+
+
+def open_page(page):
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception
+    if page != "meet":
+        at.switch_page(f"pages/{page}.py").run()
+    return at
+
+
+def texts(at):
+    return " ".join(str(e.value) for kind in ("markdown", "caption", "code", "info", "warning", "success")
+                    for e in getattr(at, kind))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app_env, page):
+    at = open_page(page)
+    assert not at.exception, at.exception
+    assert at.title, f"{page} has no title"
+
+
+def test_meet_shows_the_real_numbers(app_env):
+    from tinyllm.export import read_chapter
+
+    card = read_chapter(app_env, "model_card")
+    at = open_page("meet")
+    assert any(m.value == f"{card['total_params']:,}" for m in at.metric)
+    assert f"{card['uniform_loss']:.3f}" in texts(at)
+    assert at.sidebar.selectbox(key="run").value == "kid"
+
+
+def test_vocab_encodes_and_flags_unknown_characters(app_env):
+    at = open_page("vocab")
+    at.text_input(key="vocab_text").set_value("ROMEO").run()
+    codes = [c.value for c in at.code]
+    assert not at.warning and any(c.startswith("[") for c in codes)
+    at.text_input(key="vocab_text").set_value("ROMEO@").run()
+    assert at.warning and "@" in at.warning[0].value
+    assert "ROMEO" in [c.value for c in at.code]
+
+
+def test_embeddings_neighbours_follow_the_choice(app_env):
+    at = open_page("embeddings")
+    before = [m.value for m in at.metric]
+    at.selectbox(key="embeddings_char").set_value(3).run()
+    assert not at.exception and [m.value for m in at.metric] != before
+    assert len(at.get("vega_lite_chart")) >= 2
+
+
+def test_positions_slider_changes_the_matrix(app_env):
+    at = open_page("positions")
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2
+    at.slider(key="positions_dims").set_value(8).run()
+    assert not at.exception
+
+
+def test_attention_controls_change_the_numbers(app_env):
+    at = open_page("attention")
+    code = [c.value for c in at.code]
+    assert any("class Head" in c and "softmax" in c for c in code)  # the real source, not a copy
+    first = at.dataframe[0].value.to_dict()
+    at.slider(key="attention_query").set_value(5).run()
+    assert not at.exception
+    assert at.dataframe[0].value.to_dict() != first
+    at.slider(key="attention_layer").set_value(1).run()
+    at.slider(key="attention_head").set_value(2).run()
+    assert not at.exception and "Layer 1, head 2" in texts(at)
+    at.radio(key="attention_prompt").set_value(3).run()  # your own text, computed live
+    assert not at.exception
+    at.text_area(key="attention_own").set_value("ROMEO:\nJuliet sees the moon.").run()
+    assert not at.exception and at.dataframe
+    at.text_area(key="attention_own").set_value("ROMEO ~~").run()
+    assert "never seen" in texts(at)
+
+
+def test_predictions_position_and_logit_lens(app_env):
+    at = open_page("predictions")
+    assert "The logit lens" in texts(at)
+    lens = at.dataframe[0].value
+    assert len(lens) == 2  # one row per layer of the tiny model
+    at.slider(key="predictions_pos").set_value(3).run()
+    assert not at.exception and not at.dataframe[0].value.equals(lens)
+
+
+def test_training_scrubs_through_snapshots(app_env):
+    at = open_page("training")
+    final_sample = at.code[0].value
+    at.select_slider(key="training_step").set_value(0).run()
+    assert not at.exception
+    assert at.code[0].value != final_sample  # the untrained kid writes noise
+
+
+def test_missing_export_is_explained_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("PEEK_KID_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    at = open_page("meet")
+    assert not at.exception
+    assert "python -m tinyllm export" in at.info[0].value

@@ -1,0 +1,62 @@
+"""Small derived views the chapters explain, computed from exported numbers.
+
+Pages draw; these functions compute. Each one works on the plain lists of
+an export (or of tinyllm.export.analyze_text), so the app needs no model
+for them.
+"""
+
+import math
+import string
+
+
+def attention_steps(head: dict, i: int) -> dict:
+    """Head.forward for one query position i, step by step, from the head's
+    exported q, k, v: the dot products, the scaling, the mask, the softmax
+    and the weighted sum. Reproduces the exported weights (a test checks)."""
+    q, k, v = head["q"], head["k"], head["v"]
+    head_size = len(q[i])
+    T = len(k)
+    dots = [sum(a * b for a, b in zip(q[i], k[j])) for j in range(T)]
+    scaled = [d / math.sqrt(head_size) for d in dots]
+    visible = [j <= i for j in range(T)]  # the tril mask: row i sees columns 0..i
+    top = max(s for s, ok in zip(scaled, visible) if ok)
+    # subtracting the largest score before exp changes nothing but avoids overflow
+    exps = [math.exp(s - top) if ok else 0.0 for s, ok in zip(scaled, visible)]
+    total = sum(exps)
+    weights = [e / total for e in exps]
+    out = [sum(weights[j] * v[j][d] for j in range(i + 1)) for d in range(head_size)]
+    return dict(dots=dots, scaled=scaled, visible=visible, weights=weights, out=out,
+                sqrt_head_size=math.sqrt(head_size))
+
+
+def char_kind(ch: str) -> str:
+    """A coarse class for colouring characters in pictures."""
+    if ch in "aeiouAEIOU":
+        return "vowel"
+    if ch.isalpha():
+        return "capital" if ch.isupper() else "consonant"
+    if ch.isdigit():
+        return "digit"
+    if ch.isspace():
+        return "space / newline"
+    if ch in string.punctuation:
+        return "punctuation"
+    return "other"
+
+
+def perplexity(loss: float) -> float:
+    """e^loss: the kid is as unsure as if it chose among this many characters."""
+    return math.exp(loss)
+
+
+def surprise_colour(loss: float | None, worst: float = 6.0) -> str:
+    """A background colour for a character: white when expected, red when surprising."""
+    if loss is None:
+        return "transparent"
+    t = max(0.0, min(1.0, loss / worst))
+    return f"rgba(220, 50, 47, {0.05 + 0.85 * t:.2f})"
+
+
+def glyph(ch: str) -> str:
+    """One visible symbol per character, for axes and coloured text."""
+    return {"\n": "↵", " ": "␣", "\t": "⇥"}.get(ch, ch)

@@ -1,0 +1,172 @@
+"""Training runs in the background, one at a time, for a server.
+
+The app never trains inside a page: a click or a page switch would kill the
+work. Instead `TrainingJobs` starts `python -m tinyllm train ... --export` as
+a subprocess, the very command a person types, and reads what it writes in
+its run folder (progress.json, log.jsonl). Stopping drops a STOP file in the
+folder: the run saves a resumable checkpoint and exits cleanly.
+
+Limits for a shared deployment come from environment variables with safe
+defaults: PEEK_MAX_STEPS, PEEK_MAX_PARAMS, PEEK_MAX_UPLOAD_MB.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyllm.data import corpus_from_bytes
+from tinyllm.errors import TinyLLMError
+from tinyllm.io import atomic_write_bytes, read_jsonl
+from tinyllm.model import GPT, GPTConfig
+from tinyllm.runs import ROOT, check_run_name, runs_dir
+from tinyllm.train import TrainConfig, configs_from, validate
+
+# Presets offered by the app. "quick" takes about a minute on 2 cores.
+PRESETS = {
+    "quick": dict(steps=600, batch_size=32, block_size=32, n_embd=64, n_head=4, n_layer=2,
+                  dropout=0.0, lr=3e-3, seed=1337),
+    "the kid's recipe": dict(steps=TrainConfig.steps, batch_size=TrainConfig.batch_size,
+                             block_size=GPTConfig.block_size, n_embd=GPTConfig.n_embd,
+                             n_head=GPTConfig.n_head, n_layer=GPTConfig.n_layer,
+                             dropout=GPTConfig.dropout, lr=TrainConfig.lr, seed=TrainConfig.seed),
+}
+
+
+@dataclass
+class Limits:
+    max_steps: int = field(default_factory=lambda: int(os.environ.get("PEEK_MAX_STEPS", 5000)))
+    max_params: int = field(default_factory=lambda: int(os.environ.get("PEEK_MAX_PARAMS", 2_000_000)))
+    max_upload_mb: float = field(default_factory=lambda: float(os.environ.get("PEEK_MAX_UPLOAD_MB", 5)))
+
+    def check(self, settings: dict, vocab_size: int = 65):
+        model_config, train_config = configs_from(settings)
+        model_config.vocab_size = vocab_size
+        validate(model_config, train_config)
+        if train_config.steps > self.max_steps:
+            raise TinyLLMError(f"This server allows at most {self.max_steps:,} steps "
+                               f"(asked for {train_config.steps:,}).")
+        params = GPT(model_config).num_params()
+        if params > self.max_params:
+            raise TinyLLMError(f"This server allows models of at most {self.max_params:,} parameters; "
+                               f"these settings make {params:,}. Make it narrower or shallower.")
+        return params
+
+
+def settings_flags(settings: dict) -> list:
+    return [arg for k, v in settings.items() for arg in ("--" + k.replace("_", "-"), str(v))]
+
+
+def run_status(run_dir: Path) -> dict:
+    """What a run folder says about itself: progress, log rows, summary."""
+    run_dir = Path(run_dir)
+    status = dict(progress=None, rows=[], summary=None, corpus=None,
+                  resumable=(run_dir / "latest.pt").exists())
+    for name in ("progress", "summary", "corpus"):
+        path = run_dir / f"{name}.json"
+        if path.exists():
+            try:
+                status[name] = json.loads(path.read_text())
+            except ValueError:
+                pass  # being replaced right now: the next poll reads it
+    if (run_dir / "log.jsonl").exists():
+        try:
+            status["rows"] = read_jsonl(run_dir / "log.jsonl")
+        except ValueError:
+            pass
+    if status["corpus"]:
+        status["uniform_loss"] = math.log(len(status["corpus"]["counts"]))
+    stopped = (status["progress"] or {}).get("status") in ("stopped", "failed")
+    status["resumable"] = status["resumable"] and (stopped or status["summary"] is None)
+    return status
+
+
+def resumable_runs() -> list:
+    """Names of runs in runs_dir() that stopped before their last step."""
+    if not runs_dir().is_dir():
+        return []
+    return sorted(p.name for p in runs_dir().iterdir() if p.is_dir() and run_status(p)["resumable"])
+
+
+class TrainingJobs:
+    """The server's single training slot. Thread-safe; shared by all visitors."""
+
+    def __init__(self, limits: Limits | None = None):
+        self.limits = limits or Limits()
+        self.lock = threading.Lock()
+        self.proc = None
+        self.name = None
+        self.run_dir = None
+        self.started_at = None
+        self.output = None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def busy_message(self) -> str:
+        minutes = (time.time() - self.started_at) / 60
+        progress = run_status(self.run_dir)["progress"] or {}
+        eta = progress.get("eta_s")
+        left = f", about {eta / 60:.1f} min left" if eta else ""
+        return (f"The server is busy training '{self.name}' (started {minutes:.1f} min ago{left}). "
+                "One run at a time: wait for it, or stop it on the training page.")
+
+    def start(self, name: str, settings: dict, corpus_bytes: bytes | None = None,
+              corpus_name: str = "upload.txt", resume=False) -> Path:
+        """Start (or resume) run `name`. corpus_bytes: an uploaded text, else tinyshakespeare."""
+        with self.lock:
+            if self.running():
+                raise TinyLLMError(self.busy_message())
+            check_run_name(name)
+            run_dir = runs_dir() / name
+            cmd = [sys.executable, "-m", "tinyllm", "train", "--out", str(run_dir), "--quiet", "--export"]
+            if resume:
+                if not (run_dir / "latest.pt").exists():
+                    raise TinyLLMError(f"Run '{name}' has nothing to resume.")
+                corpus_file = run_dir / "corpus.txt"
+                if corpus_file.exists():
+                    cmd += ["--data", str(corpus_file)]
+                cmd.append("--resume")
+            else:
+                if run_dir.exists():
+                    raise TinyLLMError(f"A run named '{name}' exists already: pick another name.")
+                vocab_size = 65
+                if corpus_bytes is not None:
+                    if len(corpus_bytes) > self.limits.max_upload_mb * 1e6:
+                        raise TinyLLMError(f"{corpus_name} is {len(corpus_bytes) / 1e6:.1f} MB; this server "
+                                           f"takes files up to {self.limits.max_upload_mb:g} MB.")
+                    corpus = corpus_from_bytes(corpus_bytes, corpus_name)
+                    vocab_size = len(set(corpus.text))
+                    validate(*configs_from(settings), len(corpus.text))
+                self.limits.check(settings, vocab_size)
+                run_dir.mkdir(parents=True)
+                if corpus_bytes is not None:
+                    atomic_write_bytes(run_dir / "corpus.txt", corpus_bytes)
+                    cmd += ["--data", str(run_dir / "corpus.txt")]
+                cmd += settings_flags(settings)
+            self.output = open(run_dir / "train.out", "ab")  # the subprocess's own messages
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT)
+            self.name, self.run_dir, self.started_at = name, run_dir, time.time()
+            return run_dir
+
+    def stop(self):
+        """Ask the running job to stop cleanly (it saves a resumable checkpoint)."""
+        if self.running():
+            (self.run_dir / "STOP").touch()
+
+    def status(self) -> dict:
+        """The current (or last) job: name, whether it runs, and its run folder's status."""
+        if self.run_dir is None:
+            return dict(name=None, running=False)
+        status = run_status(self.run_dir)
+        status.update(name=self.name, run_dir=self.run_dir, running=self.running(),
+                      returncode=None if self.proc is None else self.proc.poll())
+        if not status["running"] and status["returncode"] not in (0, None):
+            out = (self.run_dir / "train.out").read_text(errors="replace")[-600:]
+            status["error"] = out.strip().splitlines()[-1] if out.strip() else "training failed"
+        return status

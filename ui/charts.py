@@ -1,0 +1,121 @@
+"""Altair charts used by several pages. Native Vega-Lite: nothing loads
+from a CDN, so the pictures work offline."""
+
+import json
+
+import altair as alt
+import pandas as pd
+
+from tinyllm.explain import glyph
+
+SEQUENTIAL = "blues"
+DIVERGING = "redblue"
+
+
+def axis_with_chars(chars, title):
+    """An ordinal axis of positions whose labels are the characters there."""
+    labels = json.dumps([glyph(c) for c in chars])
+    return alt.Axis(title=title, labelExpr=f"{labels}[datum.value]", labelAngle=0, labelFontSize=11)
+
+
+def matrix_frame(matrix, row_name, col_name, value_name) -> pd.DataFrame:
+    rows, cols = len(matrix), len(matrix[0])
+    return pd.DataFrame({
+        row_name: [r for r in range(rows) for _ in range(cols)],
+        col_name: [c for _ in range(rows) for c in range(cols)],
+        value_name: [v for row in matrix for v in row],
+    })
+
+
+def attention_heatmap(weights, chars, height=460, key_name="key", select=None):
+    """weights[query][key] with the characters on both axes. `select` is an
+    optional alt.selection_point over ["query", "key"] for clicks."""
+    df = matrix_frame(weights, "query", key_name, "weight")
+    df["query char"] = [repr(chars[q])[1:-1] for q in df["query"]]
+    df["key char"] = [repr(chars[k])[1:-1] for k in df[key_name]]
+    chart = alt.Chart(df).mark_rect().encode(
+        x=alt.X(f"{key_name}:O", axis=axis_with_chars(chars, "key position (attended to)")),
+        y=alt.Y("query:O", axis=axis_with_chars(chars, "query position (looking)")),
+        color=alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]),
+                        legend=alt.Legend(title="weight")),
+        tooltip=["query", "query char", key_name, "key char", alt.Tooltip("weight:Q", format=".3f")],
+    ).properties(height=height)
+    if select is not None:
+        chart = chart.add_params(select).encode(
+            opacity=alt.condition(select, alt.value(1.0), alt.value(0.85)))
+    return chart
+
+
+def small_heatmap(weights, title, size=130):
+    df = matrix_frame(weights, "query", "key", "weight")
+    return alt.Chart(df, title=alt.Title(title, fontSize=11)).mark_rect().encode(
+        x=alt.X("key:O", axis=None), y=alt.Y("query:O", axis=None),
+        color=alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=None),
+    ).properties(width=size, height=size)
+
+
+def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
+    df = matrix_frame(matrix, "row", "col", "cosine")
+    df["row label"] = [labels[r] for r in df["row"]]
+    df["col label"] = [labels[c] for c in df["col"]]
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("col:O", axis=alt.Axis(title=title_x, labelExpr=f"{json.dumps(labels)}[datum.value]",
+                                       labelAngle=0)),
+        y=alt.Y("row:O", axis=alt.Axis(title=title_y, labelExpr=f"{json.dumps(labels)}[datum.value]")),
+        color=alt.Color("cosine:Q", scale=alt.Scale(scheme=DIVERGING, domain=[-1, 1], reverse=True),
+                        legend=alt.Legend(title="cosine similarity")),
+        tooltip=["row label", "col label", alt.Tooltip("cosine:Q", format=".3f")],
+    ).properties(height=height)
+
+
+def candidates_bar(candidates, title="probability"):
+    """candidates: [(label, prob)] -> horizontal bars, likeliest on top."""
+    df = pd.DataFrame(candidates, columns=["character", "probability"])
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title=title),
+        y=alt.Y("character:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=14)),
+        tooltip=["character", alt.Tooltip("probability:Q", format=".3f")],
+    ).properties(height=30 * len(candidates) + 20)
+
+
+def loss_curves(rows, uniform_loss, best_step=None, height=320):
+    df = pd.DataFrame(rows)
+    long = df.melt(id_vars=["step"], value_vars=["train_loss", "val_loss"], var_name="split",
+                   value_name="loss")
+    long["split"] = long["split"].map({"train_loss": "train", "val_loss": "validation"})
+    lines = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="training step"),
+        y=alt.Y("loss:Q", title="loss (lower is better)", scale=alt.Scale(zero=False)),
+        color=alt.Color("split:N", legend=alt.Legend(title=None, orient="top-right")),
+        tooltip=["step", "split", alt.Tooltip("loss:Q", format=".4f")],
+    )
+    uniform = alt.Chart(pd.DataFrame({"loss": [uniform_loss], "label": ["uniform guess"]})).mark_rule(
+        strokeDash=[6, 4], color="gray").encode(y="loss:Q", tooltip=["label", "loss"])
+    layers = [lines, uniform]
+    if best_step is not None:
+        layers.append(alt.Chart(pd.DataFrame({"step": [best_step]})).mark_rule(color="green").encode(
+            x="step:Q", tooltip=[alt.Tooltip("step", title="kept checkpoint")]))
+    return alt.layer(*layers).properties(height=height)
+
+
+def metric_line(rows, field, title, height=180, fmt=".3g"):
+    df = pd.DataFrame(rows)[["step", field]].dropna()
+    return alt.Chart(df).mark_line().encode(
+        x=alt.X("step:Q", title="training step"), y=alt.Y(f"{field}:Q", title=title),
+        tooltip=["step", alt.Tooltip(f"{field}:Q", format=fmt)],
+    ).properties(height=height)
+
+
+def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title="PC 2", domain=None):
+    df = pd.DataFrame({"x": [c[0] for c in coords], "y": [c[1] for c in coords],
+                       "char": [glyph(c) for c in chars], "kind": kinds,
+                       "id": list(range(len(chars)))})
+    scale_x = alt.Scale(domain=domain[0]) if domain else alt.Scale()
+    scale_y = alt.Scale(domain=domain[1]) if domain else alt.Scale()
+    base = alt.Chart(df).encode(
+        x=alt.X("x:Q", title=x_title, scale=scale_x), y=alt.Y("y:Q", title=y_title, scale=scale_y),
+        color=alt.Color("kind:N", legend=alt.Legend(title="kind")),
+        tooltip=["char", "id", "kind"],
+    )
+    return (base.mark_circle(size=60, opacity=0.35) + base.mark_text(fontSize=15, fontWeight="bold").encode(
+        text="char")).properties(height=height)

@@ -1,0 +1,70 @@
+"""Cached access to the selected run: its exported chapters and its model.
+
+Caches are keyed on the file's path and modification time, so a new export
+or checkpoint is picked up without restarting the app. Exported chapters go
+through st.cache_resource, not st.cache_data: cache_data would unpickle a
+fresh copy of a multi-megabyte dict on every rerun. The objects are shared
+by every visitor, so pages must only read them, never change them.
+"""
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from tinyllm.checkpoint import load_model
+from tinyllm.errors import TinyLLMError
+from tinyllm.export import read_chapter
+from tinyllm.runs import kid_dir, list_runs
+
+
+def mtime_ns(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_resource(max_entries=40, show_spinner=False)
+def _chapter(run_dir: str, name: str, mtime: int) -> dict:
+    return read_chapter(run_dir, name)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the checkpoint...")
+def _model(path: str, mtime: int):
+    model, vocab, ckpt = load_model(path)
+    model.requires_grad_(False)  # shared and read-only: nobody trains the cached copy
+    return model, vocab, ckpt
+
+
+def current_run() -> Path:
+    """The run the reader picked in the sidebar (the kid by default)."""
+    selected = st.session_state.get("run", "kid")
+    for run in list_runs():
+        if run.name == selected:
+            return run.path
+    return kid_dir()
+
+
+def explain_and_stop(error: Exception):
+    st.info(f"**This page has nothing to show yet.** {error}", icon=":material/info:")
+    st.stop()
+
+
+def chapter(name: str, run_dir: Path | None = None) -> dict:
+    """An exported chapter of the selected run, or a friendly stop."""
+    run_dir = run_dir or current_run()
+    path = run_dir / "export" / f"{name}.json"
+    try:
+        return _chapter(str(run_dir), name, mtime_ns(path))
+    except TinyLLMError as e:
+        explain_and_stop(e)
+
+
+def model(run_dir: Path | None = None):
+    """(model, vocab, checkpoint) of the selected run, loaded once and cached."""
+    path = (run_dir or current_run()) / "model.pt"
+    try:
+        return _model(str(path), mtime_ns(path))
+    except TinyLLMError as e:
+        explain_and_stop(e)
