@@ -9,11 +9,12 @@ from ui.data import chapter, current_run
 card = chapter("model_card")
 run_dir = current_run()
 cfg, settings = card["config"], card["train_settings"]
+shown_dir = run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir
 
 st.title("Behind the scenes")
 st.markdown(
     f"""
-Everything in this tour comes from one folder, `{run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir}`,
+Everything in this tour comes from one folder, `{shown_dir}`,
 made by two commands of the `tinyllm` package (plain PyTorch, a few hundred readable lines).
 
 **The model** is the classic decoder from Andrej Karpathy's "Let's build GPT": token and position
