@@ -76,7 +76,7 @@ def head_explorer():
     code_col, numbers_col = st.columns([5, 6])
     with code_col:
         st.markdown("**The code that ran** (`tinyllm/model.py`)")
-        st.code(inspect.getsource(Head), language="python", line_numbers=True)
+        st.code(inspect.getsource(Head), language="python", line_numbers=True, wrap_lines=True)
     with numbers_col:
         steps = attention_steps(data, i)
         st.markdown(f"**Position {i}, the character `{glyph(chars[i])}`, asks the earlier positions:**")

@@ -56,5 +56,5 @@ st.code(str(ids), language=None)
 st.markdown("**Decoded** back (ids to characters):")
 st.code(vocab.decode(ids), language=None)
 if ids:
-    st.dataframe(pd.DataFrame({"character": [glyph(c) for c in known], "id": ids}).T,
-                 width="stretch")
+    pairs = pd.DataFrame([[glyph(c) for c in known], [str(i) for i in ids]], index=["character", "id"])
+    st.dataframe(pairs, width="stretch")

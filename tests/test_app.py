@@ -117,3 +117,45 @@ def test_missing_export_is_explained_not_a_traceback(tmp_path, monkeypatch):
     at = open_page("meet")
     assert not at.exception
     assert "python -m tinyllm export" in at.info[0].value
+
+
+def test_training_from_the_sidebar_and_the_playground(app_env, tmp_path, monkeypatch, tiny_text):
+    import time
+
+    from ui.training import jobs
+
+    corpus = tmp_path / "rhymes.txt"
+    corpus.write_text(tiny_text)
+    monkeypatch.setenv("TINYLLM_DATA", str(corpus))
+    at = open_page("train_live")
+    assert "No run started" in texts(at)
+    for name, value in dict(steps=40, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1).items():
+        at.number_input(key=f"train_{name}").set_value(value)
+    at.text_input(key="train_name").set_value("from-ui")
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    job = jobs()
+    assert job.name == "from-ui"
+    # a second click while it runs is refused with a message saying who is busy
+    if job.running():
+        assert job.busy_message().startswith("The server is busy training 'from-ui'")
+    deadline = time.time() + 120
+    while job.running():
+        assert time.time() < deadline
+        time.sleep(0.2)
+    at.switch_page("pages/train_live.py").run()
+    assert not at.exception
+    assert "Done:" in " ".join(s.value for s in at.success)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert "from-ui" in at.sidebar.selectbox(key="run").options
+
+    at.sidebar.selectbox(key="run").set_value("from-ui").run()
+    at.switch_page("pages/playground.py").run()
+    at.text_area(key="playground_prompt").set_value("ROMEO:\n")
+    at.slider(key="playground_length").set_value(100)
+    at.button(key="playground_write").click().run()
+    assert not at.exception
+    assert "100 characters in" in texts(at)
+    at.text_area(key="playground_prompt").set_value("ROMEO ~").run()
+    assert "never seen" in texts(at)

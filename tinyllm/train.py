@@ -40,7 +40,7 @@ class TrainConfig:
     steps: int = 5000  # optimizer updates
     batch_size: int = 32  # sequences per update; each is block_size characters
     lr: float = 2e-3  # peak learning rate (baby networks can afford a high one)
-    min_lr: float = 2e-4  # the cosine schedule ends here
+    min_lr: float = 1e-4  # the cosine schedule ends here (a twentieth of lr)
     warmup_steps: int = 100  # linear warm-up from 0 to lr: early gradients are wild
     weight_decay: float = 0.1  # AdamW decay on weight matrices: a pull towards small weights
     grad_clip: float = 1.0  # gradients with a larger norm are scaled down to it

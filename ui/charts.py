@@ -86,7 +86,8 @@ def loss_curves(rows, uniform_loss, best_step=None, height=320):
     lines = alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("step:Q", title="training step"),
         y=alt.Y("loss:Q", title="loss (lower is better)", scale=alt.Scale(zero=False)),
-        color=alt.Color("split:N", legend=alt.Legend(title=None, orient="top-right")),
+        color=alt.Color("split:N", scale=alt.Scale(domain=["train", "validation"], range=["#1f77b4", "#e6550d"]),
+                        legend=alt.Legend(title=None, orient="top-right")),
         tooltip=["step", "split", alt.Tooltip("loss:Q", format=".4f")],
     )
     uniform = alt.Chart(pd.DataFrame({"loss": [uniform_loss], "label": ["uniform guess"]})).mark_rule(

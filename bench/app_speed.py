@@ -1,0 +1,58 @@
+"""Server-side render time of every page, an attention slider move, and memory.
+
+Uses Streamlit's AppTest (the real scripts, in this process) against a run
+folder (the committed kid by default). Each page is rendered once to warm
+the caches, then timed over several renders.
+
+    python bench/app_speed.py [--run artifacts/kid] [--repeats 5]
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["meet", "vocab", "embeddings", "positions", "attention", "predictions", "training", "behind",
+         "train_live", "playground"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default=str(ROOT / "artifacts" / "kid"), help="run folder to show")
+    parser.add_argument("--repeats", type=int, default=5, help="timed renders per page")
+    args = parser.parse_args()
+    os.environ["PEEK_KID_DIR"] = str(Path(args.run).resolve())
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    print(f"{'page':<14}{'median ms':>10}{'max ms':>9}")
+    for page in PAGES:
+        if page != "meet":
+            at.switch_page(f"pages/{page}.py")
+        at.run()  # warm the caches
+        assert not at.exception, at.exception
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            at.run()
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"{page:<14}{statistics.median(times):>10.0f}{max(times):>9.0f}")
+
+    at.switch_page("pages/attention.py").run()
+    times = []
+    for position in range(10, 10 + args.repeats * 2):
+        t0 = time.perf_counter()
+        at.slider(key="attention_query").set_value(position).run()
+        times.append((time.perf_counter() - t0) * 1000)
+    assert not at.exception
+    print(f"attention query-slider move: median {statistics.median(times):.0f} ms, max {max(times):.0f} ms")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory of this process (torch, streamlit, the kid, every page): {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Training throughput: the fused attention path vs the readable per-head path.
+
+Runs both at the kid's default shape, alternating them in one process so
+machine noise hits both alike, and prints tokens/s, the speed-up, and the
+fraction of this machine's measured fp32 matmul peak that the fast path uses.
+
+    python bench/train_speed.py [--rounds 5] [--steps 20]
+"""
+
+import argparse
+import time
+
+import torch
+
+from tinyllm.model import GPT, GPTConfig
+from tinyllm.train import TrainConfig
+
+
+def matmul_peak(n=1024, repeats=20) -> float:
+    """Best fp32 GFLOP/s of an n x n matmul on this machine."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def train_flops_per_token(model: GPT) -> float:
+    """Forward + backward FLOPs per token: 6 per weight (matmuls) plus attention's
+    q k^T and weights @ v (2 * 2 * T * C per layer forward, times 3 with backward)."""
+    cfg = model.config
+    weights = sum(p.numel() for n, p in model.named_parameters()
+                  if p.dim() == 2 and "position_embedding" not in n and "token_embedding" not in n)
+    attention = cfg.n_layer * 2 * 2 * cfg.block_size * cfg.n_embd / 2  # causal: half the matrix is used
+    return 6 * weights + 3 * attention
+
+
+def time_steps(model, optimizer, steps, batch_size, block_size, vocab_size) -> float:
+    x = torch.randint(vocab_size, (batch_size, block_size))
+    y = torch.randint(vocab_size, (batch_size, block_size))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps * batch_size * block_size / (time.perf_counter() - t0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of the two paths")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per measurement")
+    args = parser.parse_args()
+
+    config = GPTConfig(vocab_size=65)
+    batch_size = TrainConfig.batch_size
+    torch.manual_seed(0)
+    model = GPT(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    print(f"shape: n_layer={config.n_layer} n_head={config.n_head} n_embd={config.n_embd} "
+          f"block_size={config.block_size} batch_size={batch_size} dropout={config.dropout}; "
+          f"{model.num_params():,} parameters; {torch.get_num_threads()} threads")
+    results = {True: [], False: []}
+    for fast in (True, False):  # warm-up
+        time_steps(model.set_fast(fast), optimizer, 3, batch_size, config.block_size, 65)
+    for _ in range(args.rounds):
+        for fast in (True, False):
+            results[fast].append(time_steps(model.set_fast(fast), optimizer, args.steps, batch_size,
+                                            config.block_size, 65))
+    fast, slow = max(results[True]), max(results[False])
+    peak = matmul_peak()
+    achieved = fast * train_flops_per_token(model) / 1e9
+    print(f"readable per-head path: {slow:,.0f} tokens/s (best of {args.rounds})")
+    print(f"fused path:             {fast:,.0f} tokens/s (best of {args.rounds})")
+    print(f"speed-up:               {fast / slow:.2f}x")
+    print(f"matmul peak:            {peak:.1f} GFLOP/s (fp32, 1024^3)")
+    print(f"fused path achieves:    {achieved:.1f} GFLOP/s = {achieved / peak:.0%} of peak")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""A real browser (Debian's Chromium, driven by Playwright) clicks through the app.
+
+Skipped when Chromium or Playwright is missing, except in CI, where
+PEEK_REQUIRE_BROWSER=1 makes that a failure. Screenshots of every page go to
+tests/screenshots/ (git-ignored) for a person to look at.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "tests" / "screenshots"
+PAGES = {"meet": "", "vocab": "vocab", "embeddings": "embeddings", "positions": "positions",
+         "attention": "attention", "predictions": "predictions", "training": "training",
+         "behind": "behind", "train_live": "train_live", "playground": "playground"}
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover
+    sync_playwright = None
+
+missing = sync_playwright is None or not Path(CHROMIUM).exists()
+if missing and os.environ.get("PEEK_REQUIRE_BROWSER"):
+    raise RuntimeError("PEEK_REQUIRE_BROWSER is set but Chromium or Playwright is missing")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(missing, reason="needs Debian's chromium and the playwright package")]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory, tiny_text):
+    tmp = tmp_path_factory.mktemp("browser")
+    corpus = tmp / "rhymes.txt"
+    corpus.write_text(tiny_text)
+    port = free_port()
+    env = dict(os.environ, PEEK_KID_DIR=str(tiny_run), PEEK_RUNS_DIR=str(tmp / "runs"),
+               TINYLLM_DATA=str(corpus))
+    log = open(tmp / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert time.time() < deadline and proc.poll() is None, "streamlit did not start"
+        time.sleep(0.3)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+    server_log = (tmp / "streamlit.log").read_text()
+    assert "Traceback" not in server_log, server_log
+    assert "Warning" not in server_log and "WARNING" not in server_log, server_log
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def settle(page):
+    """Wait until the app finished running its script."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
+    page.wait_for_timeout(300)
+
+
+def no_exception(page):
+    assert page.locator("[data-testid='stException']").count() == 0, page.content()[:2000]
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_opens(server, page, name):
+    page.goto(f"{server}/{PAGES[name]}")
+    settle(page)
+    if name not in ("meet", "train_live", "playground", "behind", "vocab"):
+        page.wait_for_selector("[data-testid='stVegaLiteChart']")
+    no_exception(page)
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
+def test_attention_slider_and_heatmap_click(server, page):
+    page.goto(f"{server}/attention")
+    settle(page)
+    table = page.locator("[data-testid='stDataFrame']").first
+    slider = page.get_by_role("slider").nth(2)  # layer, head, query position
+    before = slider.get_attribute("aria-valuenow")
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    settle(page)
+    assert slider.get_attribute("aria-valuenow") != before
+    no_exception(page)
+    # click a cell near the bottom-left of the big heatmap: the query slider follows
+    chart = page.locator("[data-testid='stVegaLiteChart']").nth(1)
+    chart.scroll_into_view_if_needed()
+    box = chart.locator("canvas, svg").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+    settle(page)
+    no_exception(page)
+    assert table.is_visible()
+    page.screenshot(path=SHOTS / "attention_clicked.png", full_page=True)
+    clicked = slider.get_attribute("aria-valuenow")
+    assert clicked != before
+
+
+def test_train_stop_resume_and_play(server, page):
+    page.goto(f"{server}/train_live")
+    settle(page)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text("Train a new kid").click()
+    steps = sidebar.get_by_label("Steps")
+    steps.fill("3000")
+    steps.press("Enter")
+    settle(page)
+    sidebar.get_by_role("button", name="Train").click()
+    page.wait_for_url("**/train_live")
+    progress = page.locator("[data-testid='stProgress']").first
+    expect(progress).to_be_visible()
+    first = page.locator("[data-testid='stProgress'] [role='progressbar']").first.get_attribute("aria-valuenow")
+    page.wait_for_timeout(3000)
+    later = page.locator("[data-testid='stProgress'] [role='progressbar']").first.get_attribute("aria-valuenow")
+    assert later != first, "the progress bar did not move"
+    page.screenshot(path=SHOTS / "train_running.png", full_page=True)
+    page.get_by_role("button", name="Stop").first.click()
+    expect(page.get_by_text("It can be resumed below")).to_be_visible(timeout=60_000)
+    no_exception(page)
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_text("Done:")).to_be_visible(timeout=240_000)
+    settle(page)
+    no_exception(page)
+    page.screenshot(path=SHOTS / "train_done.png", full_page=True)
+    # the finished run is in the sidebar's selector
+    sidebar.locator("[data-testid='stSelectbox']").first.click()
+    expect(page.get_by_role("option").filter(has_text="run-")).to_have_count(1)
+    page.keyboard.press("Escape")
+
+    page.goto(f"{server}/playground")
+    settle(page)
+    page.get_by_role("button", name="Write").click()
+    settle(page)
+    expect(page.get_by_text("characters/s")).to_be_visible()
+    no_exception(page)
+    page.screenshot(path=SHOTS / "playground_written.png", full_page=True)

@@ -1,0 +1,116 @@
+"""Background training for the app: one job at a time, clean stops, safe limits."""
+
+import hashlib
+import time
+
+import pytest
+
+from tinyllm.errors import TinyLLMError
+from tinyllm.jobs import Limits, TrainingJobs, resumable_runs, run_status
+from tinyllm.runs import list_runs
+
+TINY = dict(steps=60, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0,
+            lr=3e-3, seed=0)
+
+
+@pytest.fixture
+def env(tiny_run, tmp_path, monkeypatch, tiny_text):
+    corpus = tmp_path / "rhymes.txt"
+    corpus.write_text(tiny_text)
+    monkeypatch.setenv("TINYLLM_DATA", str(corpus))
+    monkeypatch.setenv("PEEK_KID_DIR", str(tiny_run))
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path
+
+
+def wait(jobs, timeout=120):
+    deadline = time.time() + timeout
+    while jobs.running():
+        assert time.time() < deadline, "the job did not finish"
+        time.sleep(0.2)
+    return jobs.status()
+
+
+def digest(folder):
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_run_trains_exports_and_is_listed(env, tiny_run):
+    kid_before = digest(tiny_run)
+    jobs = TrainingJobs()
+    jobs.start("first", TINY)
+    status = wait(jobs)
+    assert status["returncode"] == 0, (env / "runs" / "first" / "train.out").read_text()
+    assert status["summary"]["step"] == 60 and status["progress"]["status"] == "done"
+    listed = {run.name: run for run in list_runs()}
+    assert listed["first"].exported and listed["first"].steps == 60
+    assert digest(tiny_run) == kid_before  # the committed kid is never touched
+
+
+def test_second_start_is_refused_while_one_runs(env):
+    jobs = TrainingJobs()
+    jobs.start("long", {**TINY, "steps": 5000})
+    try:
+        with pytest.raises(TinyLLMError, match="busy training 'long'"):
+            jobs.start("other", TINY)
+    finally:
+        jobs.stop()
+        status = wait(jobs)
+    assert status["progress"]["status"] == "stopped"
+    assert resumable_runs() == ["long"]
+    step = status["progress"]["step"]
+    assert step < 5000
+    # resume it, then stop it again: it continued from where it was
+    jobs.start("long", {}, resume=True)
+    deadline = time.time() + 60
+    while (run_status(env / "runs" / "long")["progress"] or {}).get("step", 0) <= step + 5:
+        assert time.time() < deadline and jobs.running()
+        time.sleep(0.2)
+    jobs.stop()
+    status = wait(jobs)
+    assert status["progress"]["step"] > step and status["progress"]["status"] == "stopped"
+
+
+def test_killed_run_leaves_a_resumable_checkpoint_and_readable_log(env):
+    jobs = TrainingJobs()
+    run_dir = jobs.start("killed", {**TINY, "steps": 5000})
+    deadline = time.time() + 60
+    while len(run_status(run_dir)["rows"]) < 3:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    jobs.proc.kill()  # no chance to clean up: SIGKILL
+    status = wait(jobs)
+    assert status["returncode"] != 0
+    assert status["rows"] and status["resumable"]
+    assert "killed" in resumable_runs()
+    jobs.start("killed", {}, resume=True)
+    time.sleep(1)
+    jobs.stop()
+    assert wait(jobs)["returncode"] == 0
+
+
+@pytest.mark.parametrize(
+    "name, settings, upload, message",
+    [("../escape", TINY, None, "run name"),
+     ("big", {**TINY, "steps": 10**6}, None, "at most"),
+     ("wide", {**TINY, "n_embd": 1024, "n_head": 8, "n_layer": 8}, None, "parameters"),
+     ("odd", {**TINY, "n_embd": 30}, None, "--n-embd"),
+     ("binary", TINY, b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
+     ("empty", TINY, b"", "empty"),
+     ("huge", TINY, b"a" * 2_000_001, "MB")],
+)
+def test_bad_requests_are_refused(env, name, settings, upload, message):
+    jobs = TrainingJobs(Limits(max_steps=5000, max_params=500_000, max_upload_mb=2))
+    with pytest.raises(TinyLLMError, match=message):
+        jobs.start(name, settings, upload, "upload.bin")
+    assert not jobs.running()
+    assert not (env / "runs" / name).exists() or name == "../escape"
+
+
+def test_uploaded_text_trains(env):
+    jobs = TrainingJobs()
+    jobs.start("mine", {**TINY, "steps": 20}, ("hello world, hello peek. " * 200).encode(), "mine.txt")
+    status = wait(jobs)
+    assert status["returncode"] == 0 and status["corpus"]["name"] == "mine.txt"
+    with pytest.raises(TinyLLMError, match="exists already"):
+        jobs.start("mine", TINY)
