@@ -11,7 +11,7 @@ from tinyllm.explain import attention_steps, glyph
 from tinyllm.model import Head
 from ui.charts import attention_heatmap, small_heatmap
 from ui.data import chapter
-from ui.live import own_text_input
+from ui.live import choose_text
 
 att = chapter("attention")
 card = chapter("model_card")
@@ -33,21 +33,9 @@ Below is the kid's real `Head` code, and the numbers that went through it.
 """
 )
 
-# --- which text -------------------------------------------------------------
-options = [f"Sample {i + 1}: “{p['text'][:28].strip()}…”" for i, p in enumerate(att["prompts"])]
-options.append("Your own text")
-choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True,
-                  key="attention_prompt")
-if choice < len(att["prompts"]):
-    prompt = att["prompts"][choice]
-    text, layers_data = prompt["text"], prompt["layers"]
-else:
-    analysis, note = own_text_input("attention_own", T, "ROMEO:\nBut soft, what light through yonder window breaks?")
-    if note:
-        st.info(note)
-    if analysis is None:
-        st.stop()
-    text, layers_data = analysis["text"], analysis["layers"]
+prompt, sample = choose_text("attention", att["prompts"], T,
+                             "ROMEO:\nBut soft, what light through yonder window breaks?")
+text, layers_data = prompt["text"], prompt["layers"]
 chars = list(text)
 
 
@@ -67,7 +55,7 @@ def head_explorer():
     i = c3.slider("Query position", 0, len(chars) - 1, min(len(chars) - 1, 40), key="attention_query",
                   help="Or click a row of the heatmap.")
     data = layers_data[layer][head]
-    if choice < len(att["prompts"]):
+    if sample is not None:
         label = att["labels"][layer][head]
         st.caption(f"Layer {layer}, head {head}: mostly attends to **{label['label']}** "
                    f"(score {label['score']:.2f} on the sample texts; scores: "
@@ -104,12 +92,14 @@ def head_explorer():
                          "weight", min_value=0.0, max_value=1.0, format="%.3f")})
         st.caption(f"Rows near position {i}, newest first; the chart shows all of them.")
         top = sorted(range(i + 1), key=lambda j: -steps["weights"][j])[:3]
-        drift = max(abs(a - b) for a, b in zip(steps["out"], data["out"][i]))
+        drift = max(abs(a - b) for a, b in zip(steps["weights"], data["weights"][i]))
         st.markdown(
             "Most attention goes to " + ", ".join(
                 f"`{glyph(chars[j])}` at {j} ({steps['weights'][j]:.0%})" for j in top)
-            + f". Recomputing steps 2-5 here from the exported q, k, v gives the Head's own "
-            f"output to within {drift:.1e}."
+            + ". The output, the weighted sum of the values, begins "
+            + ", ".join(f"{v:.2f}" for v in steps["out"][:6])
+            + f", ... Recomputing steps 2-4 here from the exported q and k gives the weights the Head "
+            f"computed to within {drift:.1e} (the exported numbers are rounded)."
         )
         bars = pd.DataFrame({"position": list(range(i + 1)), "weight": steps["weights"][: i + 1],
                              "char": [glyph(c) for c in chars[: i + 1]]})

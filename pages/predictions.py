@@ -6,7 +6,7 @@ import streamlit as st
 from tinyllm.explain import glyph, surprise_colour
 from ui.charts import candidates_bar
 from ui.data import chapter, model
-from ui.live import own_text_input
+from ui.live import choose_text
 from ui.text import coloured_text
 
 pred = chapter("predictions")
@@ -24,17 +24,8 @@ text before it: white means it saw it coming, red means it did not. Surprise is 
 """
 )
 
-options = [f"Sample {i + 1}" for i in range(len(pred["prompts"]))] + ["Your own text"]
-choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True,
-                  key="predictions_prompt")
-if choice < len(pred["prompts"]):
-    data = pred["prompts"][choice]
-else:
-    data, note = own_text_input("predictions_own", T, "First Citizen:\nBefore we proceed any further, hear me")
-    if note:
-        st.info(note)
-    if data is None:
-        st.stop()
+data, _ = choose_text("predictions", pred["prompts"], T,
+                      "First Citizen:\nBefore we proceed any further, hear me speak.")
 text = data["text"]
 
 # the character at position i+1 is what position i predicted

@@ -36,14 +36,21 @@ LABEL_THRESHOLD = 0.4  # a head is named after a pattern that holds this much of
 
 
 def rounded(x, digits=4):
-    """A tensor (or number) as nested lists of floats with `digits` significant digits."""
+    """A tensor (or number) as nested lists of floats with `digits` significant
+    digits; exact zeros become the integer 0 (shorter in JSON)."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().tolist()
     if isinstance(x, list):
         return [rounded(v, digits) for v in x]
     if isinstance(x, float):
-        return float(f"{x:.{digits}g}")
+        return float(f"{x:.{digits}g}") if x != 0 else 0
     return x
+
+
+def rounded_weights(x):
+    """Attention weights (0..1) to 4 decimal places: enough for any picture,
+    and a weight below 0.00005 is written as 0."""
+    return rounded(torch.round(x, decimals=4))
 
 
 def pca_2d(matrix: torch.Tensor):
@@ -219,9 +226,8 @@ def head_labels(weights_by_layer, x) -> list:
 
 def prompt_attention(trace, b: int) -> list:
     """[layer][head] -> the Head's intermediates for prompt b of a trace."""
-    return [[dict(weights=rounded(h["weights"][b]), scores=rounded(h["scores"][b]),
-                  q=rounded(h["q"][b]), k=rounded(h["k"][b]), v=rounded(h["v"][b]),
-                  out=rounded(h["out"][b]))
+    return [[dict(weights=rounded_weights(h["weights"][b]), scores=rounded(h["scores"][b]),
+                  q=rounded(h["q"][b]), k=rounded(h["k"][b]), v=rounded(h["v"][b]))
              for h in layer] for layer in trace["heads"]]
 
 
@@ -298,7 +304,7 @@ def evolution_chapter(run: Run) -> dict:
             train_loss=row.get("train_loss", ckpt["losses"].get("train")),
             sample=row.get("sample", ""),
             embedding_pca=rounded(procrustes(coords, final_coords)),
-            attention=[[rounded(w[0]) for w in layer] for layer in weights],
+            attention=[[rounded_weights(w[0]) for w in layer] for layer in weights],
             labels=head_labels(weights, x),
             top=top_candidates(probs),
             target_probs=rounded(probs.gather(1, y[:, None])[:, 0]),

@@ -20,19 +20,30 @@ def analyze(text: str) -> dict:
     return _analyze(str(path), mtime_ns(path), text)
 
 
-def own_text_input(key: str, block_size: int, default: str):
-    """A text box for the reader's own prompt; returns (analysis, note) or (None, message)."""
+def choose_text(page: str, samples: list, block_size: int, default_own: str):
+    """A choice between the exported sample passages and the reader's own text.
+
+    Returns (data, sample index or None). data is the sample's exported dict,
+    or the live analysis of the reader's text (same keys); stops the page
+    with a note when the text cannot be read."""
+    options = [f"Sample {i + 1}: “{p['text'][:28].strip()}…”" for i, p in enumerate(samples)]
+    options.append("Your own text")
+    choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True,
+                      key=f"{page}_prompt")
+    if choice < len(samples):
+        return samples[choice], choice
     _, vocab, _ = model()
-    text = st.text_area(f"Your text (up to {block_size} characters are used)", default, key=key,
-                        height=90)
+    text = st.text_area(f"Your text (up to {block_size} characters are used)", default_own,
+                        key=f"{page}_own", height=90)
     unknown = vocab.unknown(text)
     if unknown:
-        return None, ("The kid has never seen " + ", ".join(f"`{c}`" for c in unknown)
-                      + ". Remove these characters to run it.")
+        st.info("The kid has never seen " + ", ".join(f"`{c}`" for c in unknown)
+                + ". Remove these characters to run it.")
+        st.stop()
     if not text:
-        return None, "Type at least one character."
-    note = None
+        st.info("Type at least one character.")
+        st.stop()
     if len(text) > block_size:
-        note = (f"Your text has {len(text)} characters; the kid reads at most {block_size}, "
+        st.info(f"Your text has {len(text)} characters; the kid reads at most {block_size}, "
                 f"so only the last {block_size} are used.")
-    return analyze(text), note
+    return analyze(text), None
