@@ -4,7 +4,7 @@ Uses Streamlit's AppTest (the real scripts, in this process) against a run
 folder (the committed kid by default). Each page is rendered once to warm
 the caches, then timed over several renders.
 
-    python bench/app_speed.py [--run artifacts/kid] [--repeats 5]
+    python -m bench.app_speed [--run artifacts/kid] [--repeats 5]
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Sampling speed: KV cache vs recomputing the window for every character.
 
-    python bench/sample_speed.py [--checkpoint artifacts/kid/model.pt] [--length 1000]
+    python -m bench.sample_speed [--checkpoint artifacts/kid/model.pt] [--length 1000]
 
 Alternates the two in one process and prints characters/s for each, and
 checks that both wrote the same text.

@@ -4,7 +4,7 @@ Runs both at the kid's default shape, alternating them in one process so
 machine noise hits both alike, and prints tokens/s, the speed-up, and the
 fraction of this machine's measured fp32 matmul peak that the fast path uses.
 
-    python bench/train_speed.py [--rounds 5] [--steps 20]
+    python -m bench.train_speed [--rounds 5] [--steps 20]
 """
 
 import argparse
@@ -30,13 +30,12 @@ def matmul_peak(n=1024, repeats=20) -> float:
 
 
 def train_flops_per_token(model: GPT) -> float:
-    """Forward + backward FLOPs per token: 6 per weight (matmuls) plus attention's
-    q k^T and weights @ v (2 * 2 * T * C per layer forward, times 3 with backward)."""
+    """Forward + backward FLOPs per token, as nanoGPT's estimate_mfu counts them
+    (PaLM paper, appendix B): 6 per weight of every matrix multiply, plus
+    12 * n_layer * n_embd * block_size for the attention scores and sums."""
     cfg = model.config
-    weights = sum(p.numel() for n, p in model.named_parameters()
-                  if p.dim() == 2 and "position_embedding" not in n and "token_embedding" not in n)
-    attention = cfg.n_layer * 2 * 2 * cfg.block_size * cfg.n_embd / 2  # causal: half the matrix is used
-    return 6 * weights + 3 * attention
+    weights = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embedding" not in n)
+    return 6 * weights + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
 
 def time_steps(model, optimizer, steps, batch_size, block_size, vocab_size) -> float:
@@ -55,10 +54,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="alternations of the two paths")
     parser.add_argument("--steps", type=int, default=20, help="training steps per measurement")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="sequences per step")
+    parser.add_argument("--dropout", type=float, default=GPTConfig.dropout, help="dropout while training")
     args = parser.parse_args()
 
-    config = GPTConfig(vocab_size=65)
-    batch_size = TrainConfig.batch_size
+    config = GPTConfig(vocab_size=65, dropout=args.dropout)
+    batch_size = args.batch_size
     torch.manual_seed(0)
     model = GPT(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -67,12 +67,27 @@ def test_embeddings_neighbours_follow_the_choice(app_env):
     assert len(at.get("vega_lite_chart")) >= 2
 
 
+def charts(at):
+    """What the Altair charts on the page would draw: spec and data."""
+    return [(c.proto.spec, c.proto.data.data, [d.data.data for d in c.proto.datasets])
+            for c in at.get("vega_lite_chart")]
+
+
 def test_positions_slider_changes_the_matrix(app_env):
     at = open_page("positions")
-    charts = at.get("vega_lite_chart")
-    assert len(charts) == 2
+    before = charts(at)
+    assert len(before) == 2
     at.slider(key="positions_dims").set_value(8).run()
     assert not at.exception
+    after = charts(at)
+    assert after[0] == before[0] and after[1] != before[1]
+
+
+def test_vocab_sort_changes_the_chart(app_env):
+    at = open_page("vocab")
+    before = charts(at)
+    at.radio(key="vocab_sort").set_value("by count").run()
+    assert charts(at) != before
 
 
 def test_attention_controls_change_the_numbers(app_env):

@@ -47,10 +47,10 @@ def rounded(x, digits=4):
     return x
 
 
-def rounded_weights(x):
-    """Attention weights (0..1) to 4 decimal places: enough for any picture,
-    and a weight below 0.00005 is written as 0."""
-    return rounded(torch.round(x, decimals=4))
+def rounded_weights(x, decimals=4):
+    """Attention weights (0..1) to a few decimal places: enough for any
+    picture, and a weight below half the last place is written as 0."""
+    return rounded(torch.round(x, decimals=decimals))
 
 
 def pca_2d(matrix: torch.Tensor):
@@ -226,8 +226,8 @@ def head_labels(weights_by_layer, x) -> list:
 
 def prompt_attention(trace, b: int) -> list:
     """[layer][head] -> the Head's intermediates for prompt b of a trace."""
-    return [[dict(weights=rounded_weights(h["weights"][b]), scores=rounded(h["scores"][b]),
-                  q=rounded(h["q"][b]), k=rounded(h["k"][b]), v=rounded(h["v"][b]))
+    return [[dict(weights=rounded_weights(h["weights"][b]), scores=rounded(h["scores"][b], 3),
+                  q=rounded(h["q"][b], 3), k=rounded(h["k"][b], 3), v=rounded(h["v"][b], 3))
              for h in layer] for layer in trace["heads"]]
 
 
@@ -304,7 +304,7 @@ def evolution_chapter(run: Run) -> dict:
             train_loss=row.get("train_loss", ckpt["losses"].get("train")),
             sample=row.get("sample", ""),
             embedding_pca=rounded(procrustes(coords, final_coords)),
-            attention=[[rounded_weights(w[0]) for w in layer] for layer in weights],
+            attention=[[rounded_weights(w[0], 3) for w in layer] for layer in weights],
             labels=head_labels(weights, x),
             top=top_candidates(probs),
             target_probs=rounded(probs.gather(1, y[:, None])[:, 0]),

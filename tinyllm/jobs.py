@@ -40,7 +40,7 @@ PRESETS = {
 
 @dataclass
 class Limits:
-    max_steps: int = field(default_factory=lambda: int(os.environ.get("PEEK_MAX_STEPS", 5000)))
+    max_steps: int = field(default_factory=lambda: int(os.environ.get("PEEK_MAX_STEPS", TrainConfig.steps)))
     max_params: int = field(default_factory=lambda: int(os.environ.get("PEEK_MAX_PARAMS", 2_000_000)))
     max_upload_mb: float = field(default_factory=lambda: float(os.environ.get("PEEK_MAX_UPLOAD_MB", 5)))
 

@@ -9,7 +9,11 @@ Two paths compute attention from the same parameters:
 - the fast path stacks the heads' weights and calls PyTorch's fused
   `scaled_dot_product_attention` once for all heads.
 tests/test_model.py proves they give the same numbers, so the checkpoint
-does not care which path trained it.
+does not care which path trained it. Dropout regularises the residual
+stream (after attention, after the feed-forward layer) but not the attention
+weights themselves: that keeps `Head` exactly the five steps it teaches, and
+lets the fused path use PyTorch's flash-attention kernel on the CPU (with
+attention dropout it falls back to a slower one; bench/train_speed.py).
 """
 
 import math
@@ -27,7 +31,7 @@ class GPTConfig:
     n_embd: int = 128  # width of every vector inside the model
     n_head: int = 4  # attention heads per layer; each has n_embd // n_head dims
     n_layer: int = 4  # number of transformer blocks
-    dropout: float = 0.2  # fraction of activations zeroed while training (regularisation)
+    dropout: float = 0.2  # fraction zeroed while training, after each attention and feed-forward
 
     @property
     def head_size(self) -> int:
@@ -60,7 +64,6 @@ class Head(nn.Module):
         self.register_buffer(
             "tril", torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False
         )
-        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, trace=None):
         B, T, C = x.shape
@@ -73,7 +76,7 @@ class Head(nn.Module):
         # The future is hidden: -inf becomes a weight of exactly 0 after softmax.
         masked = scores.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
         weights = F.softmax(masked, dim=-1)  # each row sums to 1
-        out = self.dropout(weights) @ v  # (B, T, hs): weighted sum of values
+        out = weights @ v  # (B, T, hs): weighted sum of values
         if trace is not None:
             trace.append(dict(q=q, k=k, v=v, scores=scores, weights=weights, out=out))
         return out
@@ -88,7 +91,6 @@ class MultiHeadAttention(nn.Module):
         self.heads = nn.ModuleList([Head(config) for _ in range(config.n_head)])
         self.proj = nn.Linear(config.n_embd, config.n_embd)
         self.dropout = nn.Dropout(config.dropout)
-        self.attn_dropout = config.dropout
         self.fast = True  # use the fused path unless someone asks to read along
 
     def forward(self, x, trace=None, cache=None):
@@ -122,8 +124,7 @@ class MultiHeadAttention(nn.Module):
         causal = T > 1
         if cache is not None and causal and k.shape[2] != T:
             raise ValueError("the cache takes one new position at a time after the prompt")
-        dropout_p = self.attn_dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=causal)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return out.transpose(1, 2).reshape(B, T, C)  # (B, T, n_embd), heads side by side
 
 
