@@ -101,31 +101,53 @@ class MultiHeadAttention(nn.Module):
             out = self.fused(x, cache)
         return self.dropout(self.proj(out))
 
+    def stacked_weight(self):
+        """The q, k, v weights of every head in one matrix: (nh * 3 * hs, C)."""
+        return torch.cat([torch.cat([h.query.weight, h.key.weight, h.value.weight]) for h in self.heads])
+
     def fused(self, x, cache=None):
         """All heads at once, from the very same Head weights.
 
-        `cache` (optional) is a dict holding the keys and values of earlier
-        positions, so sampling computes each new character's k, v only once.
+        `cache` (optional) is a dict that keeps, while sampling, the stacked
+        weights and the keys and values of earlier positions, so each new
+        character costs one position's worth of work.
         """
         B, T, C = x.shape
         nh = len(self.heads)
-        w = torch.cat(
-            [torch.cat([h.query.weight, h.key.weight, h.value.weight]) for h in self.heads]
-        )  # (nh * 3 * hs, C): per head, its q, k, v rows
+        # Training restacks the weights every step (gradients must reach each
+        # Head); sampling stacks them once per generation.
+        if cache is None:
+            w = self.stacked_weight()
+        else:
+            if "w" not in cache:
+                cache["w"] = self.stacked_weight()
+            w = cache["w"]
         qkv = (x @ w.T).view(B, T, nh, 3, C // nh)  # (B, T, nh, 3, hs)
         q, k, v = qkv.permute(3, 0, 2, 1, 4)  # each (B, nh, T, hs)
         if cache is not None:
-            if "k" in cache:
-                k = torch.cat([cache["k"], k], dim=2)
-                v = torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
+            k, v = self.remember(cache, k, v)
         # With a cache the queries are the last T of the keys: is_causal would
         # align them to the first T, so a single new query uses no mask at all.
         causal = T > 1
-        if cache is not None and causal and k.shape[2] != T:
+        if causal and k.shape[2] != T:
             raise ValueError("the cache takes one new position at a time after the prompt")
         out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return out.transpose(1, 2).reshape(B, T, C)  # (B, T, n_embd), heads side by side
+
+    def remember(self, cache, k, v):
+        """Write this call's keys and values after the cached ones (buffers of
+        block_size positions, allocated once); return all of them so far."""
+        if "k" not in cache:
+            B, nh, _, hs = k.shape
+            block_size = self.heads[0].tril.shape[0]
+            cache["k"] = k.new_empty(B, nh, block_size, hs)
+            cache["v"] = v.new_empty(B, nh, block_size, hs)
+            cache["len"] = 0
+        start, end = cache["len"], cache["len"] + k.shape[2]
+        cache["k"][:, :, start:end] = k
+        cache["v"][:, :, start:end] = v
+        cache["len"] = end
+        return cache["k"][:, :, :end], cache["v"][:, :, :end]
 
 
 class FeedForward(nn.Module):
