@@ -13,6 +13,7 @@ defaults: PEEK_MAX_STEPS, PEEK_MAX_PARAMS, PEEK_MAX_UPLOAD_MB.
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -26,6 +27,8 @@ from tinyllm.io import atomic_write_bytes, read_jsonl
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.runs import ROOT, check_run_name, runs_dir
 from tinyllm.train import TrainConfig, configs_from, validate
+
+UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 
 # Presets offered by the app. "quick" takes about a minute on 2 cores.
 PRESETS = {
@@ -128,9 +131,9 @@ class TrainingJobs:
             if resume:
                 if not (run_dir / "latest.pt").exists():
                     raise TinyLLMError(f"Run '{name}' has nothing to resume.")
-                corpus_file = run_dir / "corpus.txt"
-                if corpus_file.exists():
-                    cmd += ["--data", str(corpus_file)]
+                uploads = sorted((run_dir / "upload").glob("*"))
+                if uploads:
+                    cmd += ["--data", str(uploads[0])]
                 cmd.append("--resume")
             else:
                 if run_dir.exists():
@@ -146,8 +149,11 @@ class TrainingJobs:
                 self.limits.check(settings, vocab_size)
                 run_dir.mkdir(parents=True)
                 if corpus_bytes is not None:
-                    atomic_write_bytes(run_dir / "corpus.txt", corpus_bytes)
-                    cmd += ["--data", str(run_dir / "corpus.txt")]
+                    # keep the file's own name (the run records it), never its path
+                    safe_name = Path(corpus_name).name if UPLOAD_NAME.match(Path(corpus_name).name) else "upload.txt"
+                    (run_dir / "upload").mkdir()
+                    atomic_write_bytes(run_dir / "upload" / safe_name, corpus_bytes)
+                    cmd += ["--data", str(run_dir / "upload" / safe_name)]
                 cmd += settings_flags(settings)
             self.output = open(run_dir / "train.out", "ab")  # the subprocess's own messages
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT)

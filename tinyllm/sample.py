@@ -50,10 +50,12 @@ class SampledChar:
 
 
 def prompt_ids(vocab, prompt: str, block_size: int) -> list:
-    """Encode a prompt: an empty one starts from a newline, a long one keeps
-    its last block_size characters."""
-    ids = vocab.encode(prompt if prompt else "\n")
-    return ids[-block_size:]
+    """Encode a prompt: an empty one starts from a newline (or, for a corpus
+    without newlines, from its first character), a long one keeps its last
+    block_size characters."""
+    if not prompt:
+        prompt = "\n" if "\n" in vocab.stoi else vocab.chars[0]
+    return vocab.encode(prompt)[-block_size:]
 
 
 def filter_probs(logits, settings: SampleSettings):

@@ -346,7 +346,7 @@ def train(
                         run_dir / "snapshots" / f"step_{step:06d}.pt",
                         model, vocab, meta(last_losses), half=True,
                     )
-                sample = sample_text(model, vocab, "\n", SampleSettings(cfg.sample_chars, seed=0))
+                sample = sample_text(model, vocab, "", SampleSettings(cfg.sample_chars, seed=0))
                 model.train()
                 row = dict(
                     step=step, train_loss=last_losses["train"], val_loss=last_losses["val"],
