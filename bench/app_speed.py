@@ -32,7 +32,7 @@ def main():
     print(f"{'page':<14}{'median ms':>10}{'max ms':>9}")
     for page in PAGES:
         if page != "meet":
-            at.switch_page(f"pages/{page}.py")
+            at.switch_page(f"app_pages/{page}.py")
         at.run()  # warm the caches
         assert not at.exception, at.exception
         times = []
@@ -42,7 +42,7 @@ def main():
             times.append((time.perf_counter() - t0) * 1000)
         print(f"{page:<14}{statistics.median(times):>10.0f}{max(times):>9.0f}")
 
-    at.switch_page("pages/attention.py").run()
+    at.switch_page("app_pages/attention.py").run()
     times = []
     for position in range(10, 10 + args.repeats * 2):
         t0 = time.perf_counter()

@@ -23,7 +23,7 @@ def open_page(page):
     at.run()
     assert not at.exception
     if page != "meet":
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     return at
 
 
@@ -151,14 +151,14 @@ def test_live_training_view_run_selector_and_playground(app_env, tmp_path, monke
     settings = dict(steps=50, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0,
                     lr=3e-3, seed=0)
     job.start("from-ui", settings)
-    at.switch_page("pages/train_live.py").run()
+    at.switch_page("app_pages/train_live.py").run()
     assert not at.exception
     assert "'from-ui'" in texts(at) or any("from-ui" in s.value for s in at.subheader)
     deadline = time.time() + 120
     while job.running():
         assert time.time() < deadline
         time.sleep(0.2)
-    at.switch_page("pages/train_live.py").run()
+    at.switch_page("app_pages/train_live.py").run()
     assert not at.exception
     assert "Done:" in " ".join(s.value for s in at.success)
     at = AppTest.from_file(APP, default_timeout=30)
@@ -166,7 +166,7 @@ def test_live_training_view_run_selector_and_playground(app_env, tmp_path, monke
     assert "from-ui" in at.sidebar.selectbox(key="run").options
 
     at.sidebar.selectbox(key="run").set_value("from-ui").run()
-    at.switch_page("pages/playground.py").run()
+    at.switch_page("app_pages/playground.py").run()
     at.text_area(key="playground_prompt").set_value("ROMEO:\n")
     at.slider(key="playground_length").set_value(100)
     at.button(key="playground_write").click().run()

@@ -51,7 +51,7 @@ def sidebar_form():
             progress = job.status().get("progress") or {}
             step, steps = progress.get("step", 0), progress.get("steps", 1)
             st.progress(step / steps, text=f"'{job.name}': step {step:,} of {steps:,}")
-            st.page_link("pages/train_live.py", label="Watch it learn", icon=":material/monitoring:")
+            st.page_link("app_pages/train_live.py", label="Watch it learn", icon=":material/monitoring:")
             if st.button("Stop", key="train_stop_sidebar", icon=":material/stop:"):
                 job.stop()
                 st.toast("Stopping: the run saves a checkpoint you can resume.")
@@ -84,4 +84,4 @@ def start(name, settings, upload, corpus):
         st.error(str(e))
         return
     st.session_state["train_watching"] = name
-    st.switch_page("pages/train_live.py")
+    st.switch_page("app_pages/train_live.py")

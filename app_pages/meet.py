@@ -55,13 +55,13 @@ st.code(final["text"], language=None)
 
 st.subheader("The tour")
 chapters = [
-    ("pages/vocab.py", "2. Vocabulary", "the characters the kid knows, as numbers"),
-    ("pages/embeddings.py", "3. Embeddings", "each character becomes a vector; similar ones sit together"),
-    ("pages/positions.py", "4. Positions", "how the kid knows where a character is"),
-    ("pages/attention.py", "5. Attention", "how each position looks back at earlier ones: the heart of it"),
-    ("pages/predictions.py", "6. Predictions", "what it expects next, and how that forms layer by layer"),
-    ("pages/training.py", "7. Training", "watch it learn, from random noise to Shakespeare-ish"),
-    ("pages/behind.py", "8. Behind the scenes", "how all this was made, and how to do it yourself"),
+    ("app_pages/vocab.py", "2. Vocabulary", "the characters the kid knows, as numbers"),
+    ("app_pages/embeddings.py", "3. Embeddings", "each character becomes a vector; similar ones sit together"),
+    ("app_pages/positions.py", "4. Positions", "how the kid knows where a character is"),
+    ("app_pages/attention.py", "5. Attention", "how each position looks back at earlier ones: the heart of it"),
+    ("app_pages/predictions.py", "6. Predictions", "what it expects next, and how that forms layer by layer"),
+    ("app_pages/training.py", "7. Training", "watch it learn, from random noise to Shakespeare-ish"),
+    ("app_pages/behind.py", "8. Behind the scenes", "how all this was made, and how to do it yourself"),
 ]
 for path, title, what in chapters:
     col1, col2 = st.columns([1, 3])
