@@ -61,10 +61,10 @@ def head_explorer():
                    f"(score {label['score']:.2f} on the sample texts; scores: "
                    + ", ".join(f"{k} {v:.2f}" for k, v in label["scores"].items()) + ")")
 
-    code_col, numbers_col = st.columns([5, 6])
+    code_col, numbers_col = st.columns([6, 5])
     with code_col:
         st.markdown("**The code that ran** (`tinyllm/model.py`)")
-        st.code(inspect.getsource(Head), language="python", line_numbers=True, wrap_lines=True)
+        st.code(inspect.getsource(Head), language="python", line_numbers=True)
     with numbers_col:
         steps = attention_steps(data, i)
         st.markdown(f"**Position {i}, the character `{glyph(chars[i])}`, asks the earlier positions:**")

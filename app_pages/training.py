@@ -34,7 +34,7 @@ st.altair_chart(loss_curves(rows, training["uniform_loss"], training["best_step"
 c1, c2 = st.columns(2)
 c1.altair_chart(metric_line(rows, "lr", "learning rate"), width="stretch")
 c1.caption("Warm-up, then cosine decay: big steps early, careful ones at the end.")
-c2.altair_chart(metric_line([r for r in rows if r["tokens_per_s"]], "tokens_per_s", "characters per second"),
+c2.altair_chart(metric_line([r for r in rows if r["tokens_per_s"]], "tokens_per_s", "chars/s"),
                 width="stretch")
 c2.caption("Training speed between evaluations.")
 

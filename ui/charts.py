@@ -4,6 +4,7 @@ from a CDN, so the pictures work offline."""
 import json
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from tinyllm.explain import glyph
@@ -19,11 +20,13 @@ def axis_with_chars(chars, title):
 
 
 def matrix_frame(matrix, row_name, col_name, value_name) -> pd.DataFrame:
-    rows, cols = len(matrix), len(matrix[0])
+    """A rows x cols matrix as a long table: one row per cell (what Altair draws)."""
+    values = np.asarray(matrix, dtype=np.float32)
+    rows, cols = values.shape
     return pd.DataFrame({
-        row_name: [r for r in range(rows) for _ in range(cols)],
-        col_name: [c for _ in range(rows) for c in range(cols)],
-        value_name: [v for row in matrix for v in row],
+        row_name: np.repeat(np.arange(rows), cols),
+        col_name: np.tile(np.arange(cols), rows),
+        value_name: values.ravel(),
     })
 
 
@@ -31,8 +34,9 @@ def attention_heatmap(weights, chars, height=460, key_name="key", select=None):
     """weights[query][key] with the characters on both axes. `select` is an
     optional alt.selection_point over ["query", "key"] for clicks."""
     df = matrix_frame(weights, "query", key_name, "weight")
-    df["query char"] = [repr(chars[q])[1:-1] for q in df["query"]]
-    df["key char"] = [repr(chars[k])[1:-1] for k in df[key_name]]
+    shown = np.array([glyph(c) for c in chars])
+    df["query char"] = shown[df["query"].to_numpy()]
+    df["key char"] = shown[df[key_name].to_numpy()]
     chart = alt.Chart(df).mark_rect().encode(
         x=alt.X(f"{key_name}:O", axis=axis_with_chars(chars, "key position (attended to)")),
         y=alt.Y("query:O", axis=axis_with_chars(chars, "query position (looking)")),
@@ -56,8 +60,8 @@ def small_heatmap(weights, title, size=130):
 
 def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
     df = matrix_frame(matrix, "row", "col", "cosine")
-    df["row label"] = [labels[r] for r in df["row"]]
-    df["col label"] = [labels[c] for c in df["col"]]
+    df["row label"] = np.array(labels)[df["row"].to_numpy()]
+    df["col label"] = np.array(labels)[df["col"].to_numpy()]
     return alt.Chart(df).mark_rect().encode(
         x=alt.X("col:O", axis=alt.Axis(title=title_x, labelExpr=f"{json.dumps(labels)}[datum.value]",
                                        labelAngle=0)),
