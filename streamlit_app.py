@@ -27,6 +27,9 @@ TOOLS = [
     st.Page("app_pages/playground.py", title="Playground", icon=":material/edit_note:"),
 ]
 
+# Register the pages first, so that links in the shared sidebar can point at them.
+navigation = st.navigation({"The tour": CHAPTERS, "Tools": TOOLS})
+
 # --- the sidebar every page shares: which run the chapters show -------------
 with st.sidebar:
     runs = list_runs()
@@ -42,4 +45,4 @@ with st.sidebar:
         st.caption("Not exported yet: its chapters will explain how to export it.")
     sidebar_form()
 
-st.navigation({"The tour": CHAPTERS, "Tools": TOOLS}).run()
+navigation.run()

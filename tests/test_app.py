@@ -1,5 +1,6 @@
 """AppTest: every page renders against a small exported run, and its controls change what is shown."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -135,8 +136,6 @@ def test_missing_export_is_explained_not_a_traceback(tmp_path, monkeypatch):
 
 
 def test_live_training_view_run_selector_and_playground(app_env, tmp_path, monkeypatch, tiny_text):
-    import time
-
     from ui.training import jobs
 
     corpus = tmp_path / "rhymes.txt"
@@ -174,3 +173,23 @@ def test_live_training_view_run_selector_and_playground(app_env, tmp_path, monke
     assert "100 characters in" in texts(at)
     at.text_area(key="playground_prompt").set_value("ROMEO ~").run()
     assert "never seen" in texts(at)
+
+
+def test_sidebar_shows_a_running_job_on_every_page(app_env, tmp_path, monkeypatch, tiny_text):
+    from ui.training import jobs
+
+    corpus = tmp_path / "rhymes.txt"
+    corpus.write_text(tiny_text)
+    monkeypatch.setenv("TINYLLM_DATA", str(corpus))
+    job = jobs()
+    job.start("long-one", dict(steps=5000, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1))
+    try:
+        for page in ("meet", "attention"):
+            at = open_page(page)
+            assert not at.exception, at.exception
+            assert at.sidebar.button(key="train_stop_sidebar")  # Stop, instead of the form
+            assert not [b for b in at.sidebar.button if b.key == "train_start"]
+    finally:
+        job.stop()
+        while job.running():
+            time.sleep(0.1)
