@@ -32,7 +32,7 @@ UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 
 # Presets offered by the app. "quick" takes about a minute on 2 cores.
 PRESETS = {
-    "quick": dict(steps=600, batch_size=32, block_size=32, n_embd=64, n_head=4, n_layer=2,
+    "quick": dict(steps=4000, batch_size=32, block_size=32, n_embd=64, n_head=4, n_layer=2,
                   dropout=0.0, lr=3e-3, seed=1337),
     "the kid's recipe": dict(steps=TrainConfig.steps, batch_size=TrainConfig.batch_size,
                              block_size=GPTConfig.block_size, n_embd=GPTConfig.n_embd,
