@@ -14,7 +14,8 @@ example = "e" if "e" in chars else chars[-1]
 st.title("Embeddings")
 st.markdown(
     f"""
-An id is just a name: '{example}' being {chars.index(example)} says nothing about '{example}'. So the kid's first layer looks up each id
+An id is just a name: '{example}' being {chars.index(example)} says nothing about '{example}'.
+So the kid's first layer looks up each id
 in a table, the **token embedding**, and gets a vector of {n_embd} numbers. These vectors start out
 random; training moves them until characters that behave alike (they appear in similar places, they
 predict similar next characters) get vectors that point in similar directions.

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from tinyllm.explain import perplexity
+from ui.charts import loss_curves
 from ui.data import chapter
 
 card = chapter("model_card")
@@ -46,6 +47,10 @@ probability the kid gave to the character that really came next; the loss is its
 - For scale: a 10-million-parameter model trained on a GPU reaches about 1.47 on the same split.
 """
 )
+
+st.altair_chart(loss_curves(training["rows"], uniform, training["best_step"], height=240), width="stretch")
+st.caption("Its loss over training: from the uniform guess (dashed) down to where it is now. "
+           "Chapter 7 tells the whole story.")
 
 st.subheader("A sample of its writing")
 final = training["samples"][-1]
