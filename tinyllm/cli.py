@@ -13,6 +13,7 @@ from tinyllm.checkpoint import load_model
 from tinyllm.data import load_corpus, split
 from tinyllm.errors import TinyLLMError
 from tinyllm.model import GPTConfig, param_table
+from tinyllm.runs import runs_dir
 from tinyllm.sample import SampleSettings, generate
 from tinyllm.train import TrainConfig, configs_from, exact_loss, train
 
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="train a kid (or resume a run)")
     p.add_argument("--data", help="UTF-8 text file to train on (default: $TINYLLM_DATA, "
                    "else tinyshakespeare, downloaded once)")
-    p.add_argument("--out", default="artifacts/kid", help="run folder (default: artifacts/kid)")
+    p.add_argument("--out", default=None,
+                   help="run folder (default: a new artifacts/runs/run-DATE-TIME, which the app lists once exported)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--export", action="store_true",
@@ -124,6 +126,10 @@ class ProgressBar:
 def cmd_train(args):
     values = {k: v for k, v in vars(args).items() if k not in ("command", "data", "out", "resume", "quiet", "export")}
     model_config, train_config = configs_from(values)
+    if args.out is None:
+        if args.resume:
+            raise TinyLLMError("--resume needs --out: the run folder to continue.")
+        args.out = str(runs_dir() / time.strftime("run-%Y%m%d-%H%M%S"))
     corpus = load_corpus(args.data)
     callback = None if args.quiet else ProgressBar()
     summary = train(model_config, train_config, corpus, args.out, resume=args.resume, callback=callback)
