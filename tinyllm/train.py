@@ -171,7 +171,9 @@ class StopFlag:
         self.stop_file = run_dir / "STOP"
         self.requested = False
 
-    def __call__(self, *_):
+    def __call__(self, signum=None, frame=None):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: the user really wants out
         self.requested = True
 
     def check(self) -> bool:
