@@ -1,8 +1,10 @@
 """Chapter 4: how the kid knows where each character stands."""
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
+from tinyllm.explain import similarity_by_distance
 from ui.charts import matrix_frame, similarity_heatmap
 from ui.data import chapter
 
@@ -24,13 +26,26 @@ Nobody told the kid what positions mean. It learned these {T} vectors from data,
 st.subheader("Position to position similarity")
 st.altair_chart(similarity_heatmap(pos["similarity"], [str(i) for i in range(T)], "position", "position",
                                    height=520), width="stretch")
+by_distance = similarity_by_distance(pos["similarity"])
+far = min(range(1, T), key=lambda d: by_distance[d])
 st.markdown(
-    """
-**Reading it:** each cell compares two positions' vectors. The bright band along the diagonal says
-that *nearby positions have similar vectors*, and similarity fades with distance. The kid discovered
-on its own that order is smooth: position 20 is like 19 and 21, less like 5. Early positions often
-stand apart: at the start of its window the kid has little context, so they behave differently.
+    f"""
+**Reading it:** each cell compares two positions' vectors. The diagonal band says that *nearby
+positions have similar vectors*: on average, neighbours (1 apart) have similarity
+{by_distance[1]:.2f}, positions 4 apart {by_distance[min(4, T - 1)]:.2f}, and the least alike
+are {far} apart ({by_distance[far]:.2f}). The kid discovered on its own that order is smooth.
+Lines parallel to the diagonal mean that similarity rises again at certain distances: some
+dimensions repeat with a period, like the sines and cosines that the original Transformer
+used by design.
 """
+)
+st.altair_chart(
+    alt.Chart(pd.DataFrame({"distance": range(T), "similarity": by_distance})).mark_line(point=True).encode(
+        x=alt.X("distance:Q", title="distance between two positions"),
+        y=alt.Y("similarity:Q", title="mean cosine similarity"),
+        tooltip=["distance", alt.Tooltip("similarity:Q", format=".3f")],
+    ).properties(height=220),
+    width="stretch",
 )
 
 st.subheader("The vectors themselves")

@@ -196,3 +196,21 @@ def test_live_analysis_matches_the_export(chapters, kid):
     assert live["losses"][:-1] == exported["losses"][:-1] and live["losses"][-1] is None
     long_text = prompt["text"] * 3
     assert analyze_text(model, vocab, long_text)["text"] == long_text[-model.config.block_size:]
+
+
+def test_similarity_by_distance_reads_the_diagonals():
+    from tinyllm.explain import similarity_by_distance
+
+    sim = [[1.0, 0.5, 0.1], [0.5, 1.0, 0.3], [0.1, 0.3, 1.0]]
+    assert similarity_by_distance(sim) == pytest.approx([1.0, 0.4, 0.1])
+
+
+def test_attention_steps_reproduce_the_exported_weights(chapters):
+    from tinyllm.explain import attention_steps
+
+    head = chapters["attention"]["prompts"][0]["layers"][1][0]
+    for i in (0, 5, len(head["q"]) - 1):
+        steps = attention_steps(head, i)
+        assert steps["weights"] == pytest.approx(head["weights"][i], abs=5e-3)
+        assert sum(steps["weights"]) == pytest.approx(1.0)
+        assert all(w == 0 for w in steps["weights"][i + 1 :])

@@ -60,3 +60,10 @@ def surprise_colour(loss: float | None, worst: float = 6.0) -> str:
 def glyph(ch: str) -> str:
     """One visible symbol per character, for axes and coloured text."""
     return {"\n": "↵", " ": "␣", "\t": "⇥"}.get(ch, ch)
+
+
+def similarity_by_distance(similarity) -> list:
+    """Mean similarity of two positions as a function of how far apart they
+    are: entry d averages similarity[i][i + d] over every i."""
+    T = len(similarity)
+    return [sum(similarity[i][i + d] for i in range(T - d)) / (T - d) for d in range(T)]
