@@ -30,12 +30,13 @@ with left:
     st.altair_chart(
         alt.Chart(df).mark_bar().encode(
             x=alt.X("shown:N", sort=order, title="character", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("count:Q", title="count in the corpus", scale=alt.Scale(type="symlog")),
+            y=alt.Y("count:Q", title="count in the corpus", scale=alt.Scale(type="sqrt")),
             tooltip=["id", "name", "count"],
         ).properties(height=300),
         width="stretch",
     )
-    st.caption("Counts on a log-like scale: the space and 'e' appear far more often than 'Z' or '$'.")
+    st.caption("Counts on a square-root scale, so rare characters still show: the space and 'e' "
+               "appear far more often than 'Z' or '$'. Hover a bar for its count.")
 with right:
     st.subheader("The whole table")
     st.dataframe(df[["id", "name", "count"]], hide_index=True, height=360, width="stretch")
