@@ -15,7 +15,7 @@ import streamlit as st
 from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
 from tinyllm.export import read_chapter
-from tinyllm.runs import kid_dir, list_runs
+from tinyllm.runs import RUN_NAME, kid_dir, runs_dir
 
 
 def mtime_ns(path: Path) -> int:
@@ -40,10 +40,9 @@ def _model(path: str, mtime: int):
 def current_run() -> Path:
     """The run the reader picked in the sidebar (the kid by default)."""
     selected = st.session_state.get("run", "kid")
-    for run in list_runs():
-        if run.name == selected:
-            return run.path
-    return kid_dir()
+    if selected == "kid" or not RUN_NAME.match(selected):
+        return kid_dir()
+    return runs_dir() / selected
 
 
 def explain_and_stop(error: Exception):
