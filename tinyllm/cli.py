@@ -5,6 +5,7 @@ the same functions (and starts training through this very entry point).
 """
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import fields
@@ -198,4 +199,6 @@ def main(argv=None):
     except TinyLLMError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the output went into `head` or a pager that closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
