@@ -31,7 +31,7 @@ class GPTConfig:
     n_embd: int = 128  # width of every vector inside the model
     n_head: int = 4  # attention heads per layer; each has n_embd // n_head dims
     n_layer: int = 4  # number of transformer blocks
-    dropout: float = 0.2  # fraction zeroed while training, after each attention and feed-forward
+    dropout: float = 0.1  # fraction zeroed while training, after each attention and feed-forward
 
     @property
     def head_size(self) -> int:
