@@ -123,8 +123,9 @@ head_explorer()
 st.subheader("Every head at once")
 st.markdown("Each small square is one head's weights for this text (like the big heatmap). "
             "The labels come from simple scores over the sample texts: how much weight goes to the "
-            "**previous character**, to the **same character** earlier on, to the head's "
-            "**own position**, or to the **first position**; *mixed* when no pattern holds 40%.")
+            "**previous character**, to the character a fixed number of places back (**d characters back**), "
+            "to the **same character** earlier on, to the head's **own position**, or to the "
+            "**first position**; *mixed* when no pattern holds 40%.")
 grid = []
 for layer in range(n_layer):
     row = []

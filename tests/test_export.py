@@ -79,7 +79,8 @@ def test_every_file_matches_its_schema(chapters, kid):
     assert shape(att["labels"]) == (c.n_layer, c.n_head)
     for label in flat(att["labels"]):
         assert label["label"] in {"previous character", "same character", "its own position",
-                                  "first position", "mixed"}
+                                  "first position", "mixed", f"{label['offset']} characters back"}
+        assert 2 <= label["offset"] <= 8
         assert all(0 <= s <= 1.001 for s in label["scores"].values())
 
     pred = chapters["predictions"]
@@ -214,3 +215,18 @@ def test_attention_steps_reproduce_the_exported_weights(chapters):
         assert steps["weights"] == pytest.approx(head["weights"][i], abs=5e-3)
         assert sum(steps["weights"]) == pytest.approx(1.0)
         assert all(w == 0 for w in steps["weights"][i + 1 :])
+
+
+def test_head_labels_name_simple_patterns():
+    from tinyllm.export import head_scores, label_head
+
+    T = 12
+    ids = torch.arange(T)[None]
+    for d, name in [(1, "previous character"), (3, "3 characters back")]:
+        weights = torch.zeros(1, T, T)
+        for i in range(T):
+            weights[0, i, max(0, i - d)] = 1.0  # look exactly d back (or at 0 early on)
+        scores, offset = head_scores(weights, ids)
+        assert label_head(scores, offset)[0] == name
+    uniform = torch.ones(1, T, T).tril() / torch.arange(1, T + 1)[:, None]
+    assert label_head(*head_scores(uniform, ids))[0] == "mixed"

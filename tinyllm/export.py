@@ -87,36 +87,46 @@ def top_candidates(probs: torch.Tensor, k=TOP) -> list:
             for row_ids, row_p in zip(ids.tolist(), values.tolist())]
 
 
-def head_scores(weights: torch.Tensor, ids: torch.Tensor) -> dict:
+MAX_OFFSET = 8  # how far back a "fixed offset" head may look
+
+
+def head_scores(weights: torch.Tensor, ids: torch.Tensor) -> tuple:
     """How much of a head's attention follows a simple pattern, averaged over
     query positions. weights: (B, T, T) for B prompts, ids: (B, T).
 
     previous: weight on the character just before (queries 1..T-1)
+    back:     weight on the character d places back, for the best d in 2..8
     self:     weight on its own position
     same:     weight on earlier positions holding the same character
               (only queries that have one)
     start:    weight on position 0 (queries 1..T-1)
+
+    Returns (scores, d).
     """
     B, T, _ = weights.shape
-    previous = weights[:, 1:, :].diagonal(offset=0, dim1=1, dim2=2).mean()
+
+    def at_offset(d):  # mean weight on position i - d, over queries i >= d
+        return float(weights[:, d:, :].diagonal(dim1=1, dim2=2).mean()) if d < T else 0.0
+
+    back, offset = max((at_offset(d), d) for d in range(2, min(MAX_OFFSET, T - 1) + 1)) if T > 2 else (0.0, 2)
     own = weights.diagonal(dim1=1, dim2=2).mean()
     start = weights[:, 1:, 0].mean()
     same_char = (ids[:, :, None] == ids[:, None, :]) & torch.ones(T, T, dtype=torch.bool).tril(-1)
     has_same = same_char.any(dim=-1)
     same = (weights * same_char).sum(-1)[has_same].mean() if has_same.any() else torch.tensor(0.0)
-    return {"previous": float(previous), "self": float(own), "same": float(same),
-            "start": float(start)}
+    scores = {"previous": at_offset(1), "back": back, "self": float(own), "same": float(same),
+              "start": float(start)}
+    return scores, offset
 
 
-LABELS = {"previous": "previous character", "self": "its own position",
-          "same": "same character", "start": "first position"}
-
-
-def label_head(scores: dict) -> tuple:
+def label_head(scores: dict, offset: int) -> tuple:
+    """(label, score): the pattern holding the most weight, or "mixed"."""
+    labels = {"previous": "previous character", "back": f"{offset} characters back",
+              "self": "its own position", "same": "same character", "start": "first position"}
     name, score = max(scores.items(), key=lambda item: item[1])
     if score < LABEL_THRESHOLD:
         return "mixed", score
-    return LABELS[name], score
+    return labels[name], score
 
 
 # --------------------------------------------------------------------------
@@ -216,9 +226,9 @@ def head_labels(weights_by_layer, x) -> list:
     for layer in weights_by_layer:
         row = []
         for weights in layer:
-            scores = head_scores(weights, x)
-            label, score = label_head(scores)
-            row.append(dict(label=label, score=round(score, 3),
+            scores, offset = head_scores(weights, x)
+            label, score = label_head(scores, offset)
+            row.append(dict(label=label, score=round(score, 3), offset=offset,
                             scores={k: round(v, 3) for k, v in scores.items()}))
         labels.append(row)
     return labels
