@@ -120,9 +120,14 @@ class Vocab:
         return "".join(self.chars[int(i)] for i in ids)
 
 
+def split_point(n: int) -> int:
+    """Where validation starts in a corpus of n characters."""
+    return int(TRAIN_FRACTION * n)
+
+
 def split(ids: torch.Tensor):
     """First 90% for training, last 10% for validation."""
-    n = int(TRAIN_FRACTION * len(ids))
+    n = split_point(len(ids))
     return ids[:n], ids[n:]
 
 

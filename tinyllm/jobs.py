@@ -47,10 +47,11 @@ class Limits:
     max_params: int = field(default_factory=lambda: int(os.environ.get("PEEK_MAX_PARAMS", 2_000_000)))
     max_upload_mb: float = field(default_factory=lambda: float(os.environ.get("PEEK_MAX_UPLOAD_MB", 5)))
 
-    def check(self, settings: dict, vocab_size: int = 65):
+    def check(self, settings: dict, vocab_size: int = 65, corpus_chars: int | None = None):
+        """Validate settings like the CLI does, then apply this server's limits."""
         model_config, train_config = configs_from(settings)
         model_config.vocab_size = vocab_size
-        validate(model_config, train_config)
+        validate(model_config, train_config, corpus_chars)
         if train_config.steps > self.max_steps:
             raise TinyLLMError(f"This server allows at most {self.max_steps:,} steps "
                                f"(asked for {train_config.steps:,}).")
@@ -138,15 +139,14 @@ class TrainingJobs:
             else:
                 if run_dir.exists():
                     raise TinyLLMError(f"A run named '{name}' exists already: pick another name.")
-                vocab_size = 65
+                vocab_size, corpus_chars = 65, None  # tinyshakespeare's
                 if corpus_bytes is not None:
                     if len(corpus_bytes) > self.limits.max_upload_mb * 1e6:
                         raise TinyLLMError(f"{corpus_name} is {len(corpus_bytes) / 1e6:.1f} MB; this server "
                                            f"takes files up to {self.limits.max_upload_mb:g} MB.")
                     corpus = corpus_from_bytes(corpus_bytes, corpus_name)
-                    vocab_size = len(set(corpus.text))
-                    validate(*configs_from(settings), len(corpus.text))
-                self.limits.check(settings, vocab_size)
+                    vocab_size, corpus_chars = len(set(corpus.text)), len(corpus.text)
+                self.limits.check(settings, vocab_size, corpus_chars)
                 run_dir.mkdir(parents=True)
                 if corpus_bytes is not None:
                     # keep the file's own name (the run records it), never its path
@@ -155,6 +155,8 @@ class TrainingJobs:
                     atomic_write_bytes(run_dir / "upload" / safe_name, corpus_bytes)
                     cmd += ["--data", str(run_dir / "upload" / safe_name)]
                 cmd += settings_flags(settings)
+            if self.output is not None:
+                self.output.close()  # the previous run's messages are all written
             self.output = open(run_dir / "train.out", "ab")  # the subprocess's own messages
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT)
             self.name, self.run_dir, self.started_at = name, run_dir, time.time()

@@ -109,7 +109,7 @@ def generate(model, vocab, prompt: str, settings: SampleSettings, use_cache=True
             id=next_id,
             prob=float(raw[next_id]),
             sampled_prob=float(probs[next_id]),
-            top=[(vocab.chars[i], float(p)) for p, i in zip(top.values, top.indices.tolist())],
+            top=[(vocab.chars[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())],
         )
 
         window.append(next_id)

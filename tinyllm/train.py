@@ -18,13 +18,14 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 
 from tinyllm.checkpoint import load_checkpoint, save_checkpoint
-from tinyllm.data import Corpus, Vocab, split
+from tinyllm.data import Corpus, Vocab, split, split_point
 from tinyllm.errors import TinyLLMError
 from tinyllm.io import atomic_write_json, read_jsonl, write_jsonl
 from tinyllm.model import GPT, GPTConfig
@@ -84,7 +85,7 @@ def validate(model_config: GPTConfig, train_config: TrainConfig, corpus_chars: i
     if train_config.device not in ("auto", "cpu", "cuda", "mps"):
         problems.append(f"--device must be auto, cpu, cuda or mps, not {train_config.device}")
     if corpus_chars is not None:
-        val_chars = corpus_chars - int(0.9 * corpus_chars)
+        val_chars = corpus_chars - split_point(corpus_chars)
         if model_config.block_size + 1 > val_chars:
             problems.append(
                 f"--block-size ({model_config.block_size}) is too large for this corpus: its "
@@ -207,10 +208,8 @@ def corpus_facts(corpus: Corpus, vocab: Vocab, block_size: int) -> dict:
     need the corpus itself: character counts and three validation passages
     of block_size + 1 characters (the model reads block_size of them; the
     last one is the answer to the final prediction)."""
-    counts = {ch: 0 for ch in vocab.chars}
-    for ch in corpus.text:
-        counts[ch] += 1
-    n_train = int(0.9 * len(corpus.text))
+    counts = Counter(corpus.text)
+    n_train = split_point(len(corpus.text))
     val_text = corpus.text[n_train:]
     prompts = [val_text[s : s + block_size + 1] for s in prompt_starts(val_text, block_size + 1)]
     return dict(name=corpus.name, md5=corpus.md5, chars=len(corpus.text), train_chars=n_train,
@@ -291,13 +290,16 @@ def train(
     logged = {r["step"] for r in rows}
     snapshots = set(snapshot_steps(cfg.steps))
 
+    def elapsed() -> float:  # seconds of training, over every session of a resumed run
+        return elapsed_before + time.time() - t_start
+
     def meta(losses):
         return dict(
             train=cfg.to_dict(),
             step=step,
             losses=losses,
             corpus=dict(name=corpus.name, md5=corpus.md5, chars=len(corpus.text)),
-            elapsed_s=round(elapsed_before + time.time() - t_start, 2),
+            elapsed_s=round(elapsed(), 2),
             device=device,
         )
 
@@ -311,12 +313,11 @@ def train(
         save_checkpoint(latest_path, model, vocab, meta(losses), resume=resume)
 
     def write_progress(status, loss=None):
-        elapsed = elapsed_before + time.time() - t_start
         done = step - start_step
         rate = done / max(1e-9, time.time() - t_start)
         eta = (cfg.steps - step) / rate if done else None
         progress = dict(
-            status=status, step=step, steps=cfg.steps, loss=loss, elapsed_s=round(elapsed, 1),
+            status=status, step=step, steps=cfg.steps, loss=loss, elapsed_s=round(elapsed(), 1),
             eta_s=None if eta is None else round(eta, 1), tokens_per_s=round(tokens_per_s),
             pid=os.getpid(), updated=time.time(),
         )
@@ -353,7 +354,7 @@ def train(
                 row = dict(
                     step=step, train_loss=last_losses["train"], val_loss=last_losses["val"],
                     lr=lr_at(step, cfg), tokens_per_s=round(tokens_per_s),
-                    elapsed_s=round(elapsed_before + time.time() - t_start, 2),
+                    elapsed_s=round(elapsed(), 2),
                     best=is_best, snapshot=step in snapshots, sample=sample,
                 )
                 rows.append(row)

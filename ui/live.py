@@ -1,23 +1,23 @@
 """Live computations for text the reader types, cached per run and text."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from tinyllm.export import analyze_text
-from ui.data import model
+from ui.data import current_run, model, mtime_ns
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the kid on your text...")
-def _analyze(path: str, mtime: int, text: str) -> dict:
-    kid, vocab, _ = model()
+def _analyze(run_dir: str, mtime: int, text: str) -> dict:
+    kid, vocab, _ = model(Path(run_dir))
     return analyze_text(kid, vocab, text)
 
 
 def analyze(text: str) -> dict:
     """The export-format attention and predictions of `text`, from the checkpoint."""
-    from ui.data import current_run, mtime_ns
-
-    path = current_run() / "model.pt"
-    return _analyze(str(path), mtime_ns(path), text)
+    run_dir = current_run()
+    return _analyze(str(run_dir), mtime_ns(run_dir / "model.pt"), text)
 
 
 def choose_text(page: str, samples: list, block_size: int, default_own: str):
