@@ -45,9 +45,12 @@ def live_view():
         st.toast("Stopping cleanly: a resumable checkpoint is being saved.")
 
     rows = status["rows"]
-    if rows:
+    if len(rows) > 1:
         st.altair_chart(loss_curves(rows, status.get("uniform_loss", rows[0]["val_loss"]), height=280),
                         width="stretch")
+    elif running:
+        st.caption("The loss curves appear after the second evaluation.")
+    if rows:
         st.markdown(f"**What it writes at step {rows[-1]['step']:,}:**")
         st.code(rows[-1]["sample"], language=None)
 

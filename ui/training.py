@@ -48,9 +48,12 @@ def sidebar_form():
     with st.sidebar.expander("Train a new kid", icon=":material/model_training:",
                              expanded=job.running()):
         if job.running():
-            progress = job.status().get("progress") or {}
-            step, steps = progress.get("step", 0), progress.get("steps", 1)
-            st.progress(step / steps, text=f"'{job.name}': step {step:,} of {steps:,}")
+            progress = job.status().get("progress")
+            if progress:  # as of this page's last run; the training page follows it live
+                st.progress(progress["step"] / progress["steps"],
+                            text=f"'{job.name}': step {progress['step']:,} of {progress['steps']:,}")
+            else:
+                st.caption(f"'{job.name}' is starting...")
             st.page_link("app_pages/train_live.py", label="Watch it learn", icon=":material/monitoring:")
             if st.button("Stop", key="train_stop_sidebar", icon=":material/stop:"):
                 job.stop()
