@@ -9,7 +9,8 @@ Two paths compute attention from the same parameters:
 - the fast path stacks the heads' weights and calls PyTorch's fused
   `scaled_dot_product_attention` once for all heads.
 tests/test_model.py proves they give the same numbers, so the checkpoint
-does not care which path trained it. Dropout regularises the residual
+does not care which path trained it. (Writing text, one character at a
+time, has a third layout of the same arithmetic: tinyllm/decoder.py.) Dropout regularises the residual
 stream (after attention, after the feed-forward layer) but not the attention
 weights themselves: that keeps `Head` exactly the five steps it teaches, and
 lets the fused path use PyTorch's flash-attention kernel on the CPU (with
@@ -93,61 +94,27 @@ class MultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.fast = True  # use the fused path unless someone asks to read along
 
-    def forward(self, x, trace=None, cache=None):
-        if cache is None and (trace is not None or not self.fast):
+    def forward(self, x, trace=None):
+        if trace is not None or not self.fast:
             heads_out = [head(x, trace) for head in self.heads]
             out = torch.cat(heads_out, dim=-1)  # (B, T, n_embd)
         else:
-            out = self.fused(x, cache)
+            out = self.fused(x)
         return self.dropout(self.proj(out))
 
     def stacked_weight(self):
         """The q, k, v weights of every head in one matrix: (nh * 3 * hs, C)."""
         return torch.cat([torch.cat([h.query.weight, h.key.weight, h.value.weight]) for h in self.heads])
 
-    def fused(self, x, cache=None):
-        """All heads at once, from the very same Head weights.
-
-        `cache` (optional) is a dict that keeps, while sampling, the stacked
-        weights and the keys and values of earlier positions, so each new
-        character costs one position's worth of work.
-        """
+    def fused(self, x):
+        """All heads at once, from the very same Head weights (restacked at
+        every call, so that gradients reach each Head)."""
         B, T, C = x.shape
         nh = len(self.heads)
-        # Training restacks the weights every step (gradients must reach each
-        # Head); sampling stacks them once per generation.
-        if cache is None:
-            w = self.stacked_weight()
-        else:
-            if "w" not in cache:
-                cache["w"] = self.stacked_weight()
-            w = cache["w"]
-        qkv = (x @ w.T).view(B, T, nh, 3, C // nh)  # (B, T, nh, 3, hs)
+        qkv = (x @ self.stacked_weight().T).view(B, T, nh, 3, C // nh)  # (B, T, nh, 3, hs)
         q, k, v = qkv.permute(3, 0, 2, 1, 4)  # each (B, nh, T, hs)
-        if cache is not None:
-            k, v = self.remember(cache, k, v)
-        # With a cache the queries are the last T of the keys: is_causal would
-        # align them to the first T, so a single new query uses no mask at all.
-        causal = T > 1
-        if causal and k.shape[2] != T:
-            raise ValueError("the cache takes one new position at a time after the prompt")
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return out.transpose(1, 2).reshape(B, T, C)  # (B, T, n_embd), heads side by side
-
-    def remember(self, cache, k, v):
-        """Write this call's keys and values after the cached ones (buffers of
-        block_size positions, allocated once); return all of them so far."""
-        if "k" not in cache:
-            B, nh, _, hs = k.shape
-            block_size = self.heads[0].tril.shape[0]
-            cache["k"] = k.new_empty(B, nh, block_size, hs)
-            cache["v"] = v.new_empty(B, nh, block_size, hs)
-            cache["len"] = 0
-        start, end = cache["len"], cache["len"] + k.shape[2]
-        cache["k"][:, :, start:end] = k
-        cache["v"][:, :, start:end] = v
-        cache["len"] = end
-        return cache["k"][:, :, :end], cache["v"][:, :, :end]
 
 
 class FeedForward(nn.Module):
@@ -179,8 +146,8 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(config.n_embd)
         self.ffwd = FeedForward(config)
 
-    def forward(self, x, trace=None, cache=None):
-        x = x + self.attn(self.ln1(x), trace, cache)
+    def forward(self, x, trace=None):
+        x = x + self.attn(self.ln1(x), trace)
         x = x + self.ffwd(self.ln2(x))
         return x
 
@@ -219,28 +186,25 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx, targets=None, trace=None, caches=None, start_pos=0):
+    def forward(self, idx, targets=None, trace=None):
         """idx: (B, T) character ids. Returns (logits (B, T, vocab), loss or None).
 
         trace: a dict to fill with every intermediate (see `GPT.trace`).
-        caches: one dict per block for sampling with a KV cache; start_pos
-        is then the position of idx's first character in the window.
         """
         B, T = idx.shape
-        if start_pos + T > self.config.block_size:
+        if T > self.config.block_size:
             raise ValueError(
-                f"context of {start_pos + T} characters is longer than block_size "
-                f"{self.config.block_size}"
+                f"context of {T} characters is longer than block_size {self.config.block_size}"
             )
-        pos = torch.arange(start_pos, start_pos + T, device=idx.device)
+        pos = torch.arange(T, device=idx.device)
         x = self.drop(self.token_embedding(idx) + self.position_embedding(pos))  # (B, T, C)
         if trace is not None:
             trace["embedding"] = x
             trace["residual"] = []
             trace["heads"] = []
-        for i, block in enumerate(self.blocks):
+        for block in self.blocks:
             heads = [] if trace is not None else None
-            x = block(x, heads, None if caches is None else caches[i])
+            x = block(x, heads)
             if trace is not None:
                 trace["heads"].append(heads)
                 trace["residual"].append(x)

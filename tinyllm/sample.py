@@ -10,6 +10,7 @@ it slides by half: the last block_size // 2 characters are kept and read
 again from position 0. With a KV cache each character then costs one new
 position instead of a pass over the whole window. Both modes follow this
 same rule, so for the same seed they write the same text (a test checks).
+The cached mode runs tinyllm/decoder.py; the other runs the model itself.
 """
 
 import random
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from tinyllm.decoder import CachedDecoder
 from tinyllm.errors import TinyLLMError
 
 
@@ -86,19 +88,16 @@ def generate(model, vocab, prompt: str, settings: SampleSettings, use_cache=True
     gen = torch.Generator().manual_seed(seed)
 
     window = prompt_ids(vocab, prompt, block_size)
-    caches = None  # None: the window must be (re)read from position 0
+    decoder = CachedDecoder(model) if use_cache else None
     for _ in range(settings.length):
         if not use_cache:
-            idx = torch.tensor([window], device=device)
-            logits, _ = model(idx)
-        elif caches is None:
-            caches = [{} for _ in model.blocks]
-            idx = torch.tensor([window], device=device)
-            logits, _ = model(idx, caches=caches)
-        else:
-            idx = torch.tensor([[window[-1]]], device=device)
-            logits, _ = model(idx, caches=caches, start_pos=len(window) - 1)
-        logits = logits[0, -1].float().cpu()  # (vocab,)
+            logits, _ = model(torch.tensor([window], device=device))
+            logits = logits[0, -1]
+        elif decoder.length == 0:  # read the whole window from position 0
+            logits = decoder.feed(window)
+        else:  # only the newest character is new
+            logits = decoder.feed(window[-1:])
+        logits = logits.float().cpu()  # (vocab,)
 
         probs = filter_probs(logits, settings)
         next_id = int(torch.multinomial(probs, 1, generator=gen))
@@ -115,7 +114,8 @@ def generate(model, vocab, prompt: str, settings: SampleSettings, use_cache=True
         window.append(next_id)
         if len(window) > block_size:
             window = window[-max(1, block_size // 2):]
-            caches = None
+            if use_cache:
+                decoder.reset()
 
 
 def sample_text(model, vocab, prompt: str, settings: SampleSettings, use_cache=True) -> str:
