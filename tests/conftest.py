@@ -7,12 +7,30 @@ touches the network.
 import random
 
 import pytest
+import torch
 
 from tinyllm.data import corpus_from_bytes
-from tinyllm.model import GPTConfig
+from tinyllm.model import GPT, GPTConfig
 from tinyllm.train import TrainConfig, train
 
 TINY_MODEL = dict(block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
+
+# Shapes that differ in every dimension, for comparing two ways of computing the same thing.
+SMALL_CONFIGS = [
+    GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0),
+    GPTConfig(vocab_size=65, block_size=32, n_embd=48, n_head=3, n_layer=3, dropout=0.0),
+    GPTConfig(vocab_size=30, block_size=20, n_embd=64, n_head=8, n_layer=2, dropout=0.0),
+]
+
+
+def randomised(config, seed):
+    """A model with larger weights than the init, so attention is far from uniform."""
+    torch.manual_seed(seed)
+    model = GPT(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
 
 
 def make_text(n_lines=400, seed=0) -> str:

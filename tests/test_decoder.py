@@ -2,30 +2,15 @@
 
 import pytest
 import torch
+from conftest import SMALL_CONFIGS, randomised
 
 from tinyllm.decoder import CachedDecoder
-from tinyllm.model import GPT, GPTConfig
-
-CONFIGS = [
-    GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0),
-    GPTConfig(vocab_size=65, block_size=32, n_embd=48, n_head=3, n_layer=3, dropout=0.0),
-    GPTConfig(vocab_size=30, block_size=20, n_embd=64, n_head=8, n_layer=2, dropout=0.1),
-]
 
 
-def randomised(config, seed):
-    torch.manual_seed(seed)
-    model = GPT(config)
-    with torch.no_grad():  # larger weights than the init: sharp, non-uniform attention
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
-
-
-@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("config", SMALL_CONFIGS)
 @pytest.mark.parametrize("first", [1, 5])  # a prompt of `first` characters, then one at a time
 def test_decoder_gives_the_readable_models_logits(config, first):
-    model = randomised(config, first)
+    model = randomised(config, first).eval()
     ids = torch.randint(config.vocab_size, (config.block_size,), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         expected = model.set_fast(False)(ids[None])[0][0]  # (T, vocab), the readable Heads
@@ -40,8 +25,8 @@ def test_decoder_gives_the_readable_models_logits(config, first):
 
 
 def test_reset_reads_again_from_position_zero():
-    config = CONFIGS[1]
-    model = randomised(config, 0)
+    config = SMALL_CONFIGS[1]
+    model = randomised(config, 0).eval()
     decoder = CachedDecoder(model)
     first = decoder.feed([1, 2, 3])
     decoder.feed([4, 5])
@@ -53,8 +38,8 @@ def test_reset_reads_again_from_position_zero():
 
 
 def test_decoder_refuses_to_read_past_the_window():
-    config = CONFIGS[0]
-    decoder = CachedDecoder(randomised(config, 0))
+    config = SMALL_CONFIGS[0]
+    decoder = CachedDecoder(randomised(config, 0).eval())
     decoder.feed([1] * (config.block_size - 1))
     with pytest.raises(ValueError, match="1 to 1 more"):
         decoder.feed([1, 2])

@@ -4,27 +4,12 @@ import math
 
 import pytest
 import torch
+from conftest import SMALL_CONFIGS, randomised
 
-from tinyllm.model import GPT, GPTConfig, param_table
-
-CONFIGS = [
-    GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0),
-    GPTConfig(vocab_size=65, block_size=32, n_embd=48, n_head=3, n_layer=3, dropout=0.0),
-    GPTConfig(vocab_size=30, block_size=20, n_embd=64, n_head=8, n_layer=2, dropout=0.0),
-]
+from tinyllm.model import GPT, param_table
 
 
-def randomised(config, seed):
-    torch.manual_seed(seed)
-    model = GPT(config)
-    # larger weights than the init, so attention is far from uniform
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model
-
-
-@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("config", SMALL_CONFIGS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fast_path_equals_readable_path(config, seed):
     model = randomised(config, seed)
@@ -49,7 +34,7 @@ def test_fast_path_equals_readable_path(config, seed):
 
 
 def test_trace_holds_every_head_and_layer():
-    config = CONFIGS[1]
+    config = SMALL_CONFIGS[1]
     model = randomised(config, 3).eval()
     idx = torch.randint(config.vocab_size, (2, 10))
     trace = model.trace(idx)
@@ -71,13 +56,13 @@ def test_trace_holds_every_head_and_layer():
 
 
 def test_context_longer_than_block_size_is_refused():
-    model = GPT(CONFIGS[0])
+    model = GPT(SMALL_CONFIGS[0])
     with pytest.raises(ValueError, match="block_size"):
-        model(torch.zeros(1, CONFIGS[0].block_size + 1, dtype=torch.long))
+        model(torch.zeros(1, SMALL_CONFIGS[0].block_size + 1, dtype=torch.long))
 
 
 def test_param_table_adds_up():
-    model = GPT(CONFIGS[1])
+    model = GPT(SMALL_CONFIGS[1])
     rows = param_table(model)
     assert sum(count for _, count in rows) == model.num_params()
     assert rows[0][0] == "token_embedding" and rows[-1][0] == "lm_head"
