@@ -9,7 +9,7 @@ import streamlit as st
 
 from tinyllm.explain import attention_steps, glyph
 from tinyllm.model import Head
-from ui.charts import attention_heatmap, small_heatmap
+from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.data import chapter
 from ui.live import choose_text
 
@@ -64,7 +64,7 @@ def head_explorer():
     code_col, numbers_col = st.columns([6, 5])
     with code_col:
         st.markdown("**The code that ran** (`tinyllm/model.py`)")
-        st.code(inspect.getsource(Head), language="python", line_numbers=True)
+        st.code(inspect.getsource(Head), language="python", line_numbers=True, wrap_lines=True)
     with numbers_col:
         steps = attention_steps(data, i)
         st.markdown(f"**Position {i}, the character `{glyph(chars[i])}`, asks the earlier positions:**")
@@ -104,8 +104,7 @@ def head_explorer():
         bars = pd.DataFrame({"position": list(range(i + 1)), "weight": steps["weights"][: i + 1],
                              "char": [glyph(c) for c in chars[: i + 1]]})
         st.altair_chart(alt.Chart(bars).mark_bar().encode(
-            x=alt.X("position:O", axis=alt.Axis(labelExpr=f"{[glyph(c) for c in chars]}[datum.value]",
-                                                labelAngle=0), title="attended position"),
+            x=alt.X("position:O", axis=axis_with_chars(chars, "attended position")),
             y=alt.Y("weight:Q", scale=alt.Scale(domain=[0, 1])),
             tooltip=["position", "char", alt.Tooltip("weight:Q", format=".3f")]).properties(height=170),
             width="stretch")

@@ -8,7 +8,7 @@ import streamlit as st
 from tinyllm.explain import glyph, surprise_colour
 from tinyllm.sample import SampleSettings, generate
 from ui.charts import candidates_bar
-from ui.data import model
+from ui.data import current_run, model
 from ui.text import coloured_text
 
 kid, vocab, ckpt = model()
@@ -58,10 +58,11 @@ if st.button("Write", type="primary", icon=":material/edit:", key="playground_wr
             placeholder.code(prompt + text, language=None)
     seconds = time.perf_counter() - started
     placeholder.empty()
-    st.session_state["playground_result"] = dict(prompt=prompt, written=written, seconds=seconds)
+    st.session_state["playground_result"] = dict(run=str(current_run()), prompt=prompt, written=written,
+                                                 seconds=seconds)
 
 result = st.session_state.get("playground_result")
-if result:
+if result and result["run"] == str(current_run()):  # what this run wrote, not another one
     written = result["written"]
     st.caption(f"{len(written)} characters in {result['seconds']:.2f} s "
                f"({len(written) / max(result['seconds'], 1e-9):,.0f} characters/s). "

@@ -51,6 +51,15 @@ def tiny_text():
     return make_text()
 
 
+@pytest.fixture
+def tiny_data_file(tmp_path, monkeypatch, tiny_text):
+    """The small corpus as a file that `python -m tinyllm train` finds (TINYLLM_DATA)."""
+    path = tmp_path / "rhymes.txt"
+    path.write_text(tiny_text)
+    monkeypatch.setenv("TINYLLM_DATA", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tiny_text):
     return corpus_from_bytes(tiny_text.encode(), "rhymes.txt")

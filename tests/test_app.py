@@ -135,12 +135,9 @@ def test_missing_export_is_explained_not_a_traceback(tmp_path, monkeypatch):
     assert "python -m tinyllm export" in at.info[0].value
 
 
-def test_live_training_view_run_selector_and_playground(app_env, tmp_path, monkeypatch, tiny_text):
+def test_live_training_view_run_selector_and_playground(app_env, tiny_data_file):
     from ui.training import jobs
 
-    corpus = tmp_path / "rhymes.txt"
-    corpus.write_text(tiny_text)
-    monkeypatch.setenv("TINYLLM_DATA", str(corpus))
     at = open_page("train_live")
     assert "No run started" in texts(at)
     # The sidebar's Train button calls jobs().start with the form's values; AppTest
@@ -175,12 +172,9 @@ def test_live_training_view_run_selector_and_playground(app_env, tmp_path, monke
     assert "never seen" in texts(at)
 
 
-def test_sidebar_shows_a_running_job_on_every_page(app_env, tmp_path, monkeypatch, tiny_text):
+def test_sidebar_shows_a_running_job_on_every_page(app_env, tiny_data_file):
     from ui.training import jobs
 
-    corpus = tmp_path / "rhymes.txt"
-    corpus.write_text(tiny_text)
-    monkeypatch.setenv("TINYLLM_DATA", str(corpus))
     job = jobs()
     job.start("long-one", dict(steps=5000, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1))
     try:

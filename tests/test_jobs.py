@@ -14,10 +14,7 @@ TINY = dict(steps=60, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=
 
 
 @pytest.fixture
-def env(tiny_run, tmp_path, monkeypatch, tiny_text):
-    corpus = tmp_path / "rhymes.txt"
-    corpus.write_text(tiny_text)
-    monkeypatch.setenv("TINYLLM_DATA", str(corpus))
+def env(tiny_run, tmp_path, monkeypatch, tiny_data_file):
     monkeypatch.setenv("PEEK_KID_DIR", str(tiny_run))
     monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path

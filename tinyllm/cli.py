@@ -14,7 +14,7 @@ from tinyllm.checkpoint import load_model
 from tinyllm.data import load_corpus, split
 from tinyllm.errors import TinyLLMError
 from tinyllm.model import GPTConfig, param_table
-from tinyllm.runs import runs_dir
+from tinyllm.runs import new_run_name, runs_dir
 from tinyllm.sample import SampleSettings, generate
 from tinyllm.train import TrainConfig, configs_from, exact_loss, train
 
@@ -130,14 +130,14 @@ def cmd_train(args):
     if args.out is None:
         if args.resume:
             raise TinyLLMError("--resume needs --out: the run folder to continue.")
-        args.out = str(runs_dir() / time.strftime("run-%Y%m%d-%H%M%S"))
+        args.out = str(runs_dir() / new_run_name())
     corpus = load_corpus(args.data)
     callback = None if args.quiet else ProgressBar()
     summary = train(model_config, train_config, corpus, args.out, resume=args.resume, callback=callback)
     if summary["status"] == "stopped":
         print(f"Stopped cleanly. Continue with: python -m tinyllm train --out {args.out} --resume")
     elif args.export:
-        cmd_export(argparse.Namespace(run=args.out))
+        export_and_report(args.out)
 
 
 def cmd_sample(args):
@@ -180,14 +180,17 @@ def cmd_eval(args):
     print(f"val_loss {loss:.4f}")
 
 
-def cmd_export(args):
+def export_and_report(run_dir):
     from tinyllm.export import export_run
 
     t0 = time.time()
-    written = export_run(args.run)
-    for path in written:
+    for path in export_run(run_dir):
         print(f"wrote {path}")
     print(f"exported in {time.time() - t0:.1f} s")
+
+
+def cmd_export(args):
+    export_and_report(args.run)
 
 
 def main(argv=None):

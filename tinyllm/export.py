@@ -105,16 +105,16 @@ def head_scores(weights: torch.Tensor, ids: torch.Tensor) -> tuple:
     """
     B, T, _ = weights.shape
 
-    def at_offset(d):  # mean weight on position i - d, over queries i >= d
+    def at_offset(d):  # mean weight on position i - d, over queries i >= d (d = 0: itself)
         return float(weights[:, d:, :].diagonal(dim1=1, dim2=2).mean()) if d < T else 0.0
 
-    back, offset = max((at_offset(d), d) for d in range(2, min(MAX_OFFSET, T - 1) + 1)) if T > 2 else (0.0, 2)
-    own = weights.diagonal(dim1=1, dim2=2).mean()
+    offsets = range(2, min(MAX_OFFSET, T - 1) + 1)
+    back, offset = max(((at_offset(d), d) for d in offsets), default=(0.0, 2))
     start = weights[:, 1:, 0].mean()
     same_char = (ids[:, :, None] == ids[:, None, :]) & torch.ones(T, T, dtype=torch.bool).tril(-1)
     has_same = same_char.any(dim=-1)
     same = (weights * same_char).sum(-1)[has_same].mean() if has_same.any() else torch.tensor(0.0)
-    scores = {"previous": at_offset(1), "back": back, "self": float(own), "same": float(same),
+    scores = {"previous": at_offset(1), "back": back, "self": at_offset(0), "same": float(same),
               "start": float(start)}
     return scores, offset
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyllm.data import corpus_from_bytes
+from tinyllm.data import Vocab, corpus_from_bytes
 from tinyllm.errors import TinyLLMError
 from tinyllm.io import atomic_write_bytes, read_jsonl
 from tinyllm.model import GPT, GPTConfig
@@ -145,7 +145,7 @@ class TrainingJobs:
                         raise TinyLLMError(f"{corpus_name} is {len(corpus_bytes) / 1e6:.1f} MB; this server "
                                            f"takes files up to {self.limits.max_upload_mb:g} MB.")
                     corpus = corpus_from_bytes(corpus_bytes, corpus_name)
-                    vocab_size, corpus_chars = len(set(corpus.text)), len(corpus.text)
+                    vocab_size, corpus_chars = len(Vocab.from_text(corpus.text)), len(corpus.text)
                 self.limits.check(settings, vocab_size, corpus_chars)
                 run_dir.mkdir(parents=True)
                 if corpus_bytes is not None:

@@ -8,6 +8,7 @@ environment variables (PEEK_KID_DIR, PEEK_RUNS_DIR), which the tests use.
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def list_runs() -> list:
         folders = sorted(runs_dir().iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
         runs += [run_info(p.name, p) for p in folders if p.is_dir() and RUN_NAME.match(p.name)]
     return runs
+
+
+def new_run_name() -> str:
+    """A fresh run name from the clock, e.g. run-20261124-113005."""
+    return time.strftime("run-%Y%m%d-%H%M%S")
 
 
 def check_run_name(name: str) -> str:

@@ -13,10 +13,14 @@ SEQUENTIAL = "blues"
 DIVERGING = "redblue"
 
 
+def labelled_axis(labels, title, **options):
+    """An ordinal axis of indices 0, 1, ... shown as labels[index]."""
+    return alt.Axis(title=title, labelExpr=f"{json.dumps(labels)}[datum.value]", **options)
+
+
 def axis_with_chars(chars, title):
     """An ordinal axis of positions whose labels are the characters there."""
-    labels = json.dumps([glyph(c) for c in chars])
-    return alt.Axis(title=title, labelExpr=f"{labels}[datum.value]", labelAngle=0, labelFontSize=11)
+    return labelled_axis([glyph(c) for c in chars], title, labelAngle=0, labelFontSize=11)
 
 
 def matrix_frame(matrix, row_name, col_name, value_name) -> pd.DataFrame:
@@ -63,9 +67,8 @@ def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
     df["row label"] = np.array(labels)[df["row"].to_numpy()]
     df["col label"] = np.array(labels)[df["col"].to_numpy()]
     return alt.Chart(df).mark_rect().encode(
-        x=alt.X("col:O", axis=alt.Axis(title=title_x, labelExpr=f"{json.dumps(labels)}[datum.value]",
-                                       labelAngle=0)),
-        y=alt.Y("row:O", axis=alt.Axis(title=title_y, labelExpr=f"{json.dumps(labels)}[datum.value]")),
+        x=alt.X("col:O", axis=labelled_axis(labels, title_x, labelAngle=0)),
+        y=alt.Y("row:O", axis=labelled_axis(labels, title_y)),
         color=alt.Color("cosine:Q", scale=alt.Scale(scheme=DIVERGING, domain=[-1, 1], reverse=True),
                         legend=alt.Legend(title="cosine similarity")),
         tooltip=["row label", "col label", alt.Tooltip("cosine:Q", format=".3f")],

@@ -4,12 +4,11 @@ The job manager is one object per server process (st.cache_resource), so
 every visitor sees the same running job and a second start is refused.
 """
 
-import time
-
 import streamlit as st
 
 from tinyllm.errors import TinyLLMError
 from tinyllm.jobs import PRESETS, TrainingJobs
+from tinyllm.runs import new_run_name
 
 FIELDS = {  # name: (label, one-line explanation, min, max, step)
     "steps": ("Steps", "How many times the kid sees a batch and adjusts its weights.", 50, 20000, 50),
@@ -32,10 +31,6 @@ def jobs() -> TrainingJobs:
 def apply_preset():
     for name, value in PRESETS[st.session_state["train_preset"]].items():
         st.session_state[f"train_{name}"] = value
-
-
-def new_run_name() -> str:
-    return time.strftime("run-%m%d-%H%M%S")
 
 
 def sidebar_form():
