@@ -80,9 +80,10 @@ def candidates_bar(candidates, title="probability"):
     df = pd.DataFrame(candidates, columns=["character", "probability"])
     return alt.Chart(df).mark_bar().encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title=title),
-        y=alt.Y("character:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=14)),
+        # labelOverlap=False: every candidate keeps its label (Vega hides "crowded" ones)
+        y=alt.Y("character:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=14, labelOverlap=False)),
         tooltip=["character", alt.Tooltip("probability:Q", format=".3f")],
-    ).properties(height=30 * len(candidates) + 20)
+    ).properties(height=34 * len(candidates) + 30)
 
 
 def loss_curves(rows, uniform_loss, best_step=None, height=320):
