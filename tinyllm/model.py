@@ -95,9 +95,11 @@ class MultiHeadAttention(nn.Module):
         self.fast = True  # use the fused path unless someone asks to read along
 
     def forward(self, x, trace=None):
-        if trace is not None or not self.fast:
-            heads_out = [head(x, trace) for head in self.heads]
-            out = torch.cat(heads_out, dim=-1)  # (B, T, n_embd)
+        if trace is not None:
+            out = torch.cat([head(x, trace) for head in self.heads], dim=-1)  # (B, T, n_embd)
+        elif not self.fast:
+            # head(x) alone: a Head written by a learner needs no trace argument
+            out = torch.cat([head(x) for head in self.heads], dim=-1)
         else:
             out = self.fused(x)
         return self.dropout(self.proj(out))

@@ -1,0 +1,154 @@
+"""Running a visitor's code: a separate process with limits, never the server.
+
+The app's "Write attention yourself" page runs the code a visitor typed.
+That is a security decision, made by one setting, PEEK_VISITOR_CODE:
+
+  on    run visitors' code (the person deploying chose to)
+  off   never run it: the page offers the template and the CLI commands
+  auto  (the default) run it only for a visitor on the server's own machine:
+        a browser connected over loopback, with no proxy in between. That is
+        a learner's `streamlit run` on their laptop; a deployment's visitors
+        come from elsewhere, or through a proxy that says so.
+
+When it runs, it runs in a child process: a throw-away working directory,
+an empty environment (no secrets), at most `seconds` of time, `memory_mb`
+of memory and `output_kb` of printing. An endless loop, a huge allocation
+or an exit() in the code costs its author a clear message and nothing else.
+This is not a jail: the child can read what the server's user can read,
+which is why public deployments keep the setting off.
+"""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyllm.exercise import CodeProblem, HeadCodeError, load_head_class
+from tinyllm.runs import ROOT
+
+SETTING = "PEEK_VISITOR_CODE"
+CHOICES = ("auto", "on", "off")
+HEAD_FILE = "my_head.py"
+REPORT_FILE = "report.json"
+OUTPUT_FILE = "output.txt"
+
+
+@dataclass
+class SandboxLimits:
+    seconds: float = 20.0  # wall clock, the child's start (importing torch) included
+    memory_mb: int = 1500  # address space: importing torch needs about 1 GB of it
+    output_kb: int = 64  # what the child may print before it is stopped
+
+
+def visitor_code_setting() -> str:
+    value = os.environ.get(SETTING, "auto").strip().lower() or "auto"
+    return value if value in CHOICES else "off"  # a setting we cannot read: the safe side
+
+
+def visitor_code_allowed(setting: str, from_loopback: bool, via_proxy: bool) -> tuple:
+    """(allowed, the reason in a visitor's words)."""
+    if setting == "on":
+        return True, f"This server runs visitors' code ({SETTING}=on), in a separate process with limits."
+    if setting == "off":
+        return False, f"This server does not run visitors' code ({SETTING}=off)."
+    if from_loopback and not via_proxy:
+        return True, ("You are on the server's own machine, so your code runs here, in a separate process "
+                      "with limits.")
+    return False, (f"This is a shared deployment: it does not run visitors' code unless the person who deployed "
+                   f"it sets {SETTING}=on.")
+
+
+# --------------------------------------------------------------------------
+# The parent side
+
+
+def limit_child(limits: SandboxLimits):
+    """Runs in the child between fork and exec: the kernel enforces these."""
+    memory = limits.memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    cpu = int(limits.seconds) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    # the report and the captured output are the only files it needs to write
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_kb * 1024 + 2**20,) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def check_in_sandbox(code: str, checkpoint, layer=0, head=0, limits: SandboxLimits | None = None) -> dict:
+    """Check a visitor's Head (its source text) in a limited child process.
+    Returns the checker's report (headcheck), with `printed` (what the code
+    printed) and `wall_s` added."""
+    limits = limits or SandboxLimits()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="peek-head-") as tmp:
+        workdir = Path(tmp)
+        (workdir / HEAD_FILE).write_text(code, encoding="utf-8")
+        boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tinyllm.sandbox import child_main; child_main()"
+        argv = [sys.executable, "-I", "-c", boot, str(Path(checkpoint).resolve()), str(layer), str(head)]
+        with open(workdir / OUTPUT_FILE, "wb") as output:
+            child = subprocess.Popen(argv, cwd=workdir, env={}, stdin=subprocess.DEVNULL, stdout=output,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=lambda: limit_child(limits))
+            try:
+                child.wait(timeout=limits.seconds)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)  # the whole group: nothing it started survives
+                child.wait()
+                timed_out = True
+        printed = (workdir / OUTPUT_FILE).read_bytes()[: limits.output_kb * 1024].decode("utf-8", "replace")
+        report = read_report(workdir / REPORT_FILE)
+    if report is None:
+        report = ended_without_report(child.returncode, timed_out, limits, printed)
+    report["printed"] = printed
+    report["wall_s"] = round(time.perf_counter() - started, 2)
+    return report
+
+
+def read_report(path: Path) -> dict | None:
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) and "steps" in report else None
+
+
+def ended_without_report(returncode, timed_out, limits, printed) -> dict:
+    """What to tell the visitor when the child died before writing its report."""
+    from tinyllm.headcheck import problem_report
+
+    if timed_out or returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        message = (f"Your code was stopped after {limits.seconds:g} s. Does it loop for ever? "
+                   "(The check itself takes about two seconds.)")
+    elif returncode == -signal.SIGXFSZ:
+        message = f"Your code printed more than {limits.output_kb} KB, so it was stopped."
+    else:
+        tail = printed.strip().splitlines()[-1:] or ["nothing"]
+        message = (f"The check ended before it could report (exit code {returncode}; last output: {tail[0]}). "
+                   "Does your code call os._exit() or end the process?")
+    return problem_report(CodeProblem("exception", message))
+
+
+# --------------------------------------------------------------------------
+# The child side
+
+
+def child_main():
+    """In the sandbox: load the visitor's Head, check it, write the report."""
+    import torch
+
+    from tinyllm.headcheck import check_head, problem_report
+    from tinyllm.io import atomic_write_json
+
+    torch.set_num_threads(1)  # leave the server's cores to the server
+    checkpoint, layer, head = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    try:
+        report = check_head(load_head_class(HEAD_FILE), checkpoint, layer, head)
+    except HeadCodeError as e:
+        report = problem_report(e.problem, layer, head)
+    atomic_write_json(REPORT_FILE, report)
