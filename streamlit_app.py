@@ -23,6 +23,7 @@ CHAPTERS = [
     st.Page("app_pages/behind.py", title="8. Behind the scenes", icon=":material/build:"),
 ]
 TOOLS = [
+    st.Page("app_pages/write_head.py", title="Write attention yourself", icon=":material/code:"),
     st.Page("app_pages/train_live.py", title="Train your own kid", icon=":material/model_training:"),
     st.Page("app_pages/playground.py", title="Playground", icon=":material/edit_note:"),
 ]

@@ -139,3 +139,6 @@ if sinks:
     st.info(f"{sinks} head(s) pour most of their attention onto the first position. This is common "
             "(an *attention sink*): softmax must put its weight somewhere, and a head with nothing "
             "useful to find parks it on a position that is always there.")
+
+st.page_link("app_pages/write_head.py", label="Now write attention yourself: your Head, checked against the kid's",
+             icon=":material/code:")

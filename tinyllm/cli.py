@@ -1,10 +1,11 @@
-"""The command line: python -m tinyllm train | sample | show | eval | export.
+"""The command line: python -m tinyllm train | sample | show | eval | export | exercise | check-head.
 
 Each command is a thin wrapper over the package's functions; the app calls
 the same functions (and starts training through this very entry point).
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ from dataclasses import fields
 from tinyllm.checkpoint import load_model
 from tinyllm.data import load_corpus, split
 from tinyllm.errors import TinyLLMError
+from tinyllm.exercise import DEFAULT_PATH, HeadCodeError, load_head_class, write_template
 from tinyllm.model import GPTConfig, param_table
 from tinyllm.runs import new_run_name, runs_dir
 from tinyllm.sample import SampleSettings, generate
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--export", action="store_true",
                    help="when training finishes, write the app's JSON files (as the export command)")
+    p.add_argument("--head", metavar="PATH",
+                   help="train with your own attention Head (a file from the exercise command) in every head")
     defaults = GPTConfig()
     for f in fields(GPTConfig):
         if f.name in MODEL_HELP:
@@ -90,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("export", help="write the app's JSON files into a run folder")
     p.add_argument("--run", default="artifacts/kid", help="run folder (default: artifacts/kid)")
+
+    p = commands.add_parser("exercise", help="write the attention exercise: a Head for you to finish")
+    p.add_argument("path", nargs="?", default=DEFAULT_PATH, help=f"where to write it (default: {DEFAULT_PATH})")
+
+    p = commands.add_parser("check-head", help="compare your Head with the kid's, step by step")
+    p.add_argument("path", help="your Head's file (from the exercise command)")
+    p.add_argument("--checkpoint", default=DEFAULT_KID, help=f"whose weights to use (default: {DEFAULT_KID})")
+    p.add_argument("--layer", type=int, default=0, help="the kid's layer whose head you stand in for (default: 0)")
+    p.add_argument("--head", type=int, default=0, help="which head of that layer (default: 0)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -125,15 +139,23 @@ class ProgressBar:
 
 
 def cmd_train(args):
-    values = {k: v for k, v in vars(args).items() if k not in ("command", "data", "out", "resume", "quiet", "export")}
+    values = {k: v for k, v in vars(args).items()
+              if k not in ("command", "data", "out", "resume", "quiet", "export", "head")}
     model_config, train_config = configs_from(values)
+    head_class = None
+    if args.head:
+        from tinyllm.headcheck import require_attention
+
+        head_class = load_head_class(args.head)
+        require_attention(head_class, model_config)
     if args.out is None:
         if args.resume:
             raise TinyLLMError("--resume needs --out: the run folder to continue.")
         args.out = str(runs_dir() / new_run_name())
     corpus = load_corpus(args.data)
     callback = None if args.quiet else ProgressBar()
-    summary = train(model_config, train_config, corpus, args.out, resume=args.resume, callback=callback)
+    summary = train(model_config, train_config, corpus, args.out, resume=args.resume, callback=callback,
+                    head_class=head_class)
     if summary["status"] == "stopped":
         print(f"Stopped cleanly. Continue with: python -m tinyllm train --out {args.out} --resume")
     elif args.export:
@@ -193,14 +215,35 @@ def cmd_export(args):
     export_and_report(args.run)
 
 
+def cmd_exercise(args):
+    path = write_template(args.path)
+    print(f"wrote {path}: fill in forward(), then check it against the kid's own Head with\n"
+          f"  python -m tinyllm check-head {path}")
+
+
+def cmd_check_head(args):
+    from tinyllm.headcheck import check_head, format_report, problem_report
+
+    try:
+        report = check_head(load_head_class(args.path), args.checkpoint, args.layer, args.head)
+    except HeadCodeError as e:
+        report = problem_report(e.problem, args.layer, args.head)
+    print(json.dumps(report, indent=1, ensure_ascii=False) if args.json else format_report(report))
+    if report["ok"] and not args.json:
+        print(f"Train a kid with it: python -m tinyllm train --head {args.path}")
+    return 0 if report["ok"] else 1
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     command = {"train": cmd_train, "sample": cmd_sample, "show": cmd_show, "eval": cmd_eval,
-               "export": cmd_export}[args.command]
+               "export": cmd_export, "exercise": cmd_exercise, "check-head": cmd_check_head}[args.command]
     try:
-        command(args)
+        return command(args) or 0
     except TinyLLMError as e:
         print(f"error: {e}", file=sys.stderr)
+        if isinstance(e, HeadCodeError) and e.problem.where:
+            print(e.problem.where, file=sys.stderr)
         return 2
     except BrokenPipeError:  # the output went into `head` or a pager that closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

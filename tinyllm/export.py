@@ -188,6 +188,8 @@ def model_card(run: Run) -> dict:
         exact_val_loss=run.summary.get("exact_val_loss"),
         uniform_loss=round(math.log(len(run.vocab)), 4),
         corpus={k: run.facts[k] for k in ("name", "md5", "chars", "train_chars", "val_chars")},
+        # whose attention Head trained it: only written for a learner's (the kid's own is the default)
+        **({"head": ckpt["head"]} if ckpt.get("head") else {}),
     )
 
 

@@ -173,16 +173,14 @@ def format_report(report: dict) -> str:
     for step in report["steps"]:
         lines.append(f"  {marks[step['status']]} {step['name']:<13} {step['detail']}")
     problem = report.get("problem")
-    if problem:
-        lines.append("")
-        lines.append(problem["message"])
-        if problem.get("where"):
-            lines += ["  " + line for line in problem["where"].splitlines()]
+    if problem and problem.get("where"):
+        lines.append("\nWhere, in your file:")
+        lines += ["  " + line for line in problem["where"].splitlines()]
     if report["ok"]:
         loss = report["loss"]
         lines.append(f"\nAll steps match the kid's within {TOLERANCE:g}. With your Head in all its heads, "
                      f"the kid's loss is {loss['yours']:.4f} (its own: {loss['kid']:.4f}). You wrote attention.")
-    elif report["diagnosis"]:
+    elif report["diagnosis"] and report["diagnosis"] != (problem or {}).get("message"):
         title = f"{report['title']}: " if report.get("title") else ""
         lines.append(f"\nFirst difference: {report['first_failure']}. {title}{report['diagnosis']}")
     compare = report.get("compare")

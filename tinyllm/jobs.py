@@ -26,6 +26,7 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.io import atomic_write_bytes, read_jsonl
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.runs import ROOT, check_run_name, runs_dir
+from tinyllm.sandbox import HEAD_FILE, train_in_sandbox
 from tinyllm.train import TrainConfig, configs_from, validate
 
 UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
@@ -121,8 +122,10 @@ class TrainingJobs:
                 "One run at a time: wait for it, or stop it on the training page.")
 
     def start(self, name: str, settings: dict, corpus_bytes: bytes | None = None,
-              corpus_name: str = "upload.txt", resume=False) -> Path:
-        """Start (or resume) run `name`. corpus_bytes: an uploaded text, else tinyshakespeare."""
+              corpus_name: str = "upload.txt", resume=False, head_code: str | None = None) -> Path:
+        """Start (or resume) run `name`. corpus_bytes: an uploaded text, else tinyshakespeare.
+        head_code: a visitor's attention Head (its source), to train with in every head; that
+        run's process gets the sandbox's treatment (sandbox.train_in_sandbox)."""
         with self.lock:
             if self.running():
                 raise TinyLLMError(self.busy_message())
@@ -135,6 +138,8 @@ class TrainingJobs:
                 uploads = sorted((run_dir / "upload").glob("*"))
                 if uploads:
                     cmd += ["--data", str(uploads[0])]
+                if (run_dir / "head" / HEAD_FILE).is_file():
+                    cmd += ["--head", str(run_dir / "head" / HEAD_FILE)]
                 cmd.append("--resume")
             else:
                 if run_dir.exists():
@@ -155,10 +160,17 @@ class TrainingJobs:
                     atomic_write_bytes(run_dir / "upload" / safe_name, corpus_bytes)
                     cmd += ["--data", str(run_dir / "upload" / safe_name)]
                 cmd += settings_flags(settings)
+                if head_code is not None:
+                    head_path = run_dir / "head" / HEAD_FILE
+                    head_path.parent.mkdir()
+                    atomic_write_bytes(head_path, head_code.encode("utf-8"))
+                    cmd += ["--head", str(head_path)]
             if self.output is not None:
                 self.output.close()  # the previous run's messages are all written
             self.output = open(run_dir / "train.out", "ab")  # the subprocess's own messages
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT)
+            limited = head_code is not None or (run_dir / "head").is_dir()  # a visitor's code runs in it
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT,
+                                         **(train_in_sandbox() if limited else {}))
             self.name, self.run_dir, self.started_at = name, run_dir, time.time()
             return run_dir
 

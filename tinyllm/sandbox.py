@@ -134,6 +134,20 @@ def ended_without_report(returncode, timed_out, limits, printed) -> dict:
     return problem_report(CodeProblem("exception", message))
 
 
+# The quick preset needs about 2 CPU-minutes; its checkpoints count as output (the file-size limit).
+TRAIN_LIMITS = SandboxLimits(seconds=900, memory_mb=4000, output_kb=64 * 1024)
+PASSED_ON = ("TINYLLM_DATA", "TINYLLM_CACHE")  # where the corpus lies: paths, no secrets
+
+
+def train_in_sandbox(limits: SandboxLimits = TRAIN_LIMITS) -> dict:
+    """Popen arguments for a training process that runs a visitor's Head: the
+    same limits as a check (CPU seconds stand in for wall time, since a run
+    may wait for the processor), and an environment holding only where the
+    corpus lies."""
+    env = {k: os.environ[k] for k in PASSED_ON if k in os.environ}
+    return dict(env=env, start_new_session=True, preexec_fn=lambda: limit_child(limits))
+
+
 # --------------------------------------------------------------------------
 # The child side
 

@@ -27,6 +27,7 @@ import torch
 from tinyllm.checkpoint import load_checkpoint, save_checkpoint
 from tinyllm.data import Corpus, Vocab, split, split_point
 from tinyllm.errors import TinyLLMError
+from tinyllm.exercise import use_heads
 from tinyllm.io import atomic_write_json, read_jsonl, write_jsonl
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.sample import SampleSettings, sample_text
@@ -223,9 +224,13 @@ def train(
     run_dir,
     resume=False,
     callback=None,
+    head_class=None,
 ) -> dict:
     """Train (or resume) a run in run_dir. Returns a summary dict with
-    status "done" or "stopped", the step reached and the best val loss."""
+    status "done" or "stopped", the step reached and the best val loss.
+
+    head_class: a learner's attention Head (tinyllm/exercise.py) to use in
+    every head, on the readable path; None: the kid's own, fused."""
     run_dir = Path(run_dir)
     latest_path = run_dir / "latest.pt"
     log_path = run_dir / "log.jsonl"
@@ -267,7 +272,13 @@ def train(
     }
 
     torch.manual_seed(cfg.seed)
-    model = GPT(model_config).to(device).set_fast(True)
+    model = GPT(model_config)
+    if head_class is not None:
+        use_heads(model, head_class)  # every head the learner's, same weights, same random numbers
+    model.to(device).set_fast(head_class is None)
+    head_name = Path(getattr(head_class, "source_file", "your Head")).name if head_class else None
+    if head_name is None and resume_state:
+        head_name = resume_state.get("head")
     decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices and embeddings
     no_decay = [p for p in model.parameters() if p.dim() < 2]  # biases and LayerNorm gains
     optimizer = torch.optim.AdamW(
@@ -301,6 +312,7 @@ def train(
             corpus=dict(name=corpus.name, md5=corpus.md5, chars=len(corpus.text)),
             elapsed_s=round(elapsed(), 2),
             device=device,
+            **({"head": head_name} if head_name else {}),
         )
 
     def save_latest(losses):

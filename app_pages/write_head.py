@@ -1,0 +1,120 @@
+"""Tool: write attention yourself. The Head exercise, checked against the kid's own."""
+
+import streamlit as st
+
+from tinyllm.errors import TinyLLMError
+from tinyllm.exercise import DEFAULT_PATH, TEMPLATE
+from tinyllm.jobs import PRESETS
+from tinyllm.runs import new_run_name
+from tinyllm.sandbox import check_in_sandbox
+from ui.data import chapter, current_run
+from ui.exercise import code_policy, draw_report
+from ui.training import jobs
+
+HINTS = [
+    "**Step 1.** k, q and v are three linear maps of the same x: `k = self.key(x)`, `q = self.query(x)`, "
+    "`v = self.value(x)`. Each is (B, T, head_size).",
+    "**Step 2.** Every query meets every key: `q @ k.transpose(-2, -1)` is (B, T, T), row i for the query at "
+    "position i. Divide by `math.sqrt(k.shape[-1])`, or the scores grow with head_size and softmax gets too sure.",
+    "**Step 3.** Hide the future: `scores.masked_fill(self.tril[:T, :T] == 0, float('-inf'))`. Not 0: "
+    "exp(0) = 1 would still give the future weight; exp(-inf) = 0.",
+    "**Step 4.** `F.softmax(masked, dim=-1)`: along the last dimension, the keys, so each row (one query's "
+    "weights) sums to 1.",
+    "**Step 5.** The output is the weighted sum of the values: `weights @ v`, (B, T, T) @ (B, T, hs) = (B, T, hs).",
+]
+
+card = chapter("model_card")
+cfg = card["config"]
+checkpoint = current_run() / "model.pt"
+allowed, reason = code_policy()
+
+st.title("Write attention yourself")
+st.markdown(
+    f"""
+Everything in the kid is given except one piece, the idea itself: **attention**. Here you write it.
+Below is the kid's `Head` with its constructor filled in and `forward` left to you. **Check** loads the
+kid's real weights into your Head, runs it and the kid's on the same validation text, and compares
+them step by step: q, k and v, the scores, the mask, the softmax, the weighted sum. Then it puts your
+Head into all {cfg['n_layer'] * cfg['n_head']} of the kid's heads and compares the loss. The first step
+that differs is named, with the numbers.
+"""
+)
+
+
+def hints():
+    shown = st.session_state.get("head_hints", 0)
+    for hint in HINTS[:shown]:
+        st.markdown(hint)
+    if shown < len(HINTS) and st.button(f"Show a hint ({shown + 1} of {len(HINTS)})", key="head_hint"):
+        st.session_state["head_hints"] = shown + 1
+        st.rerun()
+
+
+if not allowed:
+    st.info(f"{reason} You can still do the exercise on your own machine: download the template, "
+            "fill in `forward`, and check it against the kid with these two commands from a copy of peek:",
+            icon=":material/lock:")
+    st.code(f"python -m tinyllm exercise {DEFAULT_PATH}\npython -m tinyllm check-head {DEFAULT_PATH}",
+            language="bash")
+    st.download_button("Download the template", TEMPLATE, file_name=DEFAULT_PATH, icon=":material/download:")
+    st.code(TEMPLATE, language="python", line_numbers=True)
+    hints()
+    st.stop()
+
+st.caption(reason)
+c1, c2 = st.columns(2)
+layer = c1.selectbox("The kid's layer", range(cfg["n_layer"]), key="head_layer",
+                     help="Whose weights your Head gets: any head of the kid computes attention the same way.")
+head = c2.selectbox("Head", range(cfg["n_head"]), key="head_head")
+
+
+def start_again():
+    st.session_state["head_code"] = TEMPLATE
+    st.session_state.pop("head_report", None)
+
+
+editor, results = st.columns([6, 5])
+with editor:
+    code = st.text_area("Your Head (Python)", TEMPLATE, height=760, key="head_code",
+                        help="Indent with spaces: Tab moves to the next field.")
+    b1, b2, b3 = st.columns(3)
+    check = b1.button("Check", type="primary", icon=":material/fact_check:", key="head_check")
+    b2.button("Start again", on_click=start_again, key="head_reset", icon=":material/restart_alt:")
+    b3.download_button("Download", code, file_name=DEFAULT_PATH, key="head_download", icon=":material/download:")
+
+asked = dict(code=code, layer=layer, head=head, run=str(checkpoint))
+with results:
+    if check:
+        with st.spinner("Checking your Head in a separate process..."):
+            try:
+                report = check_in_sandbox(code, checkpoint, layer, head)
+            except TinyLLMError as e:
+                st.error(str(e))
+                st.stop()
+        st.session_state["head_report"] = dict(asked=asked, report=report)
+    last = st.session_state.get("head_report")
+    if last and last["asked"] == asked:
+        draw_report(last["report"])
+    elif last:
+        st.info("You changed the code (or the head) since the last check: press **Check** again.")
+    else:
+        st.info("Fill in the five steps of `forward`, then press **Check**.", icon=":material/edit:")
+    passed = bool(last and last["asked"] == asked and last["report"]["ok"])
+    if passed:
+        quick = PRESETS["quick"]
+        st.markdown(f"**Train a kid with your Head.** Every head of a new kid will run your `forward`: the "
+                    f"quick preset ({quick['steps']:,} steps, {quick['n_layer']} layers of {quick['n_head']} heads).")
+        if st.button("Train a quick kid with your Head", icon=":material/model_training:", key="head_train",
+                     disabled=jobs().running()):
+            name = new_run_name()
+            try:
+                jobs().start(name, quick, head_code=code)
+            except TinyLLMError as e:
+                st.error(str(e))
+            else:
+                st.session_state["train_watching"] = name
+                st.switch_page("app_pages/train_live.py")
+        if jobs().running():
+            st.caption("The server is training another run: one at a time.")
+    st.markdown("**Stuck?** Hints open one at a time.")
+    hints()
