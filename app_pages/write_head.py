@@ -73,7 +73,10 @@ def start_again():
     st.session_state.pop("head_report", None)
 
 
-editor, results = st.columns([6, 5])
+# The editor is a text area in a monospace font, with long lines scrolling rather than wrapping.
+st.html("""<style>.st-key-head_code textarea { font-family: "Source Code Pro", monospace; font-size: 13px;
+  line-height: 1.45; white-space: pre; overflow-wrap: normal; overflow-x: auto; tab-size: 4; }</style>""")
+editor, results = st.columns([3, 2])
 with editor:
     code = st.text_area("Your Head (Python)", TEMPLATE, height=760, key="head_code",
                         help="Indent with spaces: Tab moves to the next field.")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["meet", "vocab", "embeddings", "positions", "attention", "predictions", "training", "behind",
-         "train_live", "playground"]
+         "train_live", "playground", "write_head"]
 
 
 def main():

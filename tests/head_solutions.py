@@ -15,7 +15,7 @@ SOLUTION_STEPS = '''        k = self.key(x)  # (B, T, hs)
         return weights @ v  # (B, T, hs)
 '''
 
-TODO = '        raise NotImplementedError("write the five steps above, then return the output")\n'
+TODO = '        raise NotImplementedError("write the five steps, then return")\n'
 assert TODO in TEMPLATE
 SOLUTION = TEMPLATE.replace(TODO, SOLUTION_STEPS)
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 PAGES = ["meet", "vocab", "embeddings", "positions", "attention", "predictions", "training", "behind",
-         "train_live", "playground"]
+         "train_live", "playground", "write_head"]
 
 
 @pytest.fixture
@@ -187,3 +187,37 @@ def test_sidebar_shows_a_running_job_on_every_page(app_env, tiny_data_file):
         job.stop()
         while job.running():
             time.sleep(0.1)
+
+
+def test_write_head_checks_the_code_and_names_each_mistake(app_env, monkeypatch):
+    from head_solutions import SOLUTION, with_mistake
+
+    from tinyllm.headcheck import MISTAKE_TITLES
+
+    monkeypatch.setenv("PEEK_VISITOR_CODE", "on")
+    at = open_page("write_head")
+    assert "Fill in the five steps" in texts(at) and not at.error
+    for mistake in ("no_scaling", "no_mask", "softmax_dim"):
+        at.text_area(key="head_code").set_value(with_mistake(mistake)).run()
+        at.button(key="head_check").click().run()
+        assert not at.exception
+        assert MISTAKE_TITLES[mistake] in at.error[0].value
+    at.text_area(key="head_code").set_value(SOLUTION).run()
+    assert "press **Check** again" in texts(at) and not at.error  # no stale report beside new code
+    at.button(key="head_check").click().run()
+    assert "You wrote attention" in at.success[0].value
+    assert at.button(key="head_train")
+    at.selectbox(key="head_layer").set_value(1).run()
+    assert not at.success  # the report was for layer 0
+    at.button(key="head_hint").click().run()
+    assert "**Step 1.**" in texts(at)
+
+
+def test_write_head_without_running_code(app_env, monkeypatch):
+    monkeypatch.setenv("PEEK_VISITOR_CODE", "off")
+    at = open_page("write_head")
+    assert not at.exception
+    assert not [t for t in at.text_area if t.key == "head_code"]
+    assert "PEEK_VISITOR_CODE=off" in texts(at)
+    assert any("python -m tinyllm check-head my_head.py" in c.value for c in at.code)
+    assert at.get("download_button")

@@ -21,7 +21,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "tests" / "screenshots"
 PAGES = {"meet": "", "vocab": "vocab", "embeddings": "embeddings", "positions": "positions",
          "attention": "attention", "predictions": "predictions", "training": "training",
-         "behind": "behind", "train_live": "train_live", "playground": "playground"}
+         "behind": "behind", "train_live": "train_live", "playground": "playground", "write_head": "write_head"}
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -102,7 +102,7 @@ def no_exception(page):
 def test_every_page_opens(server, page, name):
     page.goto(f"{server}/{PAGES[name]}")
     settle(page)
-    if name not in ("train_live", "playground", "behind"):
+    if name not in ("train_live", "playground", "behind", "write_head"):
         page.wait_for_selector("[data-testid='stVegaLiteChart']")
     no_exception(page)
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
@@ -130,6 +130,28 @@ def test_attention_slider_and_heatmap_click(server, page):
     assert table.is_visible()
     page.screenshot(path=SHOTS / "attention_clicked.png", full_page=True)
     assert slider.input_value() != before
+
+
+def test_write_a_head_with_a_mistake_then_fix_it(server, page):
+    from head_solutions import SOLUTION, with_mistake
+
+    for width in (1400, 390):
+        page.set_viewport_size({"width": width, "height": 2600})
+        page.goto(f"{server}/write_head")
+        settle(page)
+        editor = page.locator(".st-key-head_code textarea")
+        editor.fill(with_mistake("zero_mask"))
+        page.get_by_role("button", name="Check").click()
+        expect(page.get_by_text("filled with 0 instead of -inf").first).to_be_visible(timeout=60_000)
+        no_exception(page)
+        page.screenshot(path=SHOTS / f"write_head_mistake_{width}.png", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        editor.fill(SOLUTION)
+        page.get_by_role("button", name="Check").click()
+        expect(page.get_by_text("You wrote attention")).to_be_visible(timeout=60_000)
+        no_exception(page)
+        page.screenshot(path=SHOTS / f"write_head_passed_{width}.png", full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 2200})
 
 
 def test_train_stop_resume_and_play(server, page):

@@ -58,7 +58,7 @@ def test_every_flag_has_help():
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(commands) == {"train", "sample", "show", "eval", "export"}
+    assert set(commands) == {"train", "sample", "show", "eval", "export", "exercise", "check-head"}
     for name, sub in commands.items():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings} has no help text"

@@ -111,3 +111,19 @@ def test_uploaded_text_trains(env):
     assert status["returncode"] == 0 and status["corpus"]["name"] == "mine.txt"
     with pytest.raises(TinyLLMError, match="exists already"):
         jobs.start("mine", TINY)
+
+
+def test_a_visitors_head_trains_in_a_process_without_the_servers_environment(env, monkeypatch):
+    from head_solutions import SOLUTION
+
+    monkeypatch.setenv("PEEK_TEST_SECRET", "hunter2")
+    spy = "        import os; print('secret:', os.environ.get('PEEK_TEST_SECRET'))\n"
+    code = SOLUTION.replace("        B, T, C = x.shape", spy + "        B, T, C = x.shape", 1)
+    jobs = TrainingJobs()
+    jobs.start("with-my-head", {**TINY, "steps": 20}, head_code=code)
+    status = wait(jobs)
+    out = (env / "runs" / "with-my-head" / "train.out").read_text()
+    assert status["returncode"] == 0, out
+    assert "secret: None" in out and "hunter2" not in out
+    assert (env / "runs" / "with-my-head" / "head" / "my_head.py").read_text() == code
+    assert {run.name: run for run in list_runs()}["with-my-head"].exported

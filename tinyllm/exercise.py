@@ -26,9 +26,8 @@ DEFAULT_PATH = "my_head.py"
 
 TEMPLATE = '''"""One head of causal self-attention, written by you.
 
-Fill in forward(). The constructor is the kid's own (tinyllm/model.py), so
-the checker can load the kid's real weights into your Head and compare
-every step with the kid's:
+Fill in forward(). The constructor is the kid's own, so the checker
+can load the kid's real weights into your Head and compare each step:
 
     python -m tinyllm check-head my_head.py
 """
@@ -47,25 +46,29 @@ class Head(nn.Module):
         self.key = nn.Linear(config.n_embd, head_size, bias=False)
         self.query = nn.Linear(config.n_embd, head_size, bias=False)
         self.value = nn.Linear(config.n_embd, head_size, bias=False)
-        # tril[i, j] is 1 where position i may look at position j (j <= i)
-        self.register_buffer(
-            "tril", torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False
-        )
+        # tril[i, j] is 1 where position i may look at position j <= i
+        ones = torch.ones(config.block_size, config.block_size)
+        self.register_buffer("tril", torch.tril(ones), persistent=False)
 
     def forward(self, x):
-        B, T, C = x.shape  # B texts, T positions, C numbers per position
-        # 1. k, q, v: self.key(x), self.query(x), self.value(x), each (B, T, head_size)
+        B, T, C = x.shape  # B texts, T positions, C numbers each
+        # 1. k, q, v: self.key(x), self.query(x), self.value(x),
+        #    each (B, T, head_size)
 
-        # 2. scores: every query against every key, q @ k.transpose(-2, -1): (B, T, T),
-        #    divided by math.sqrt(head_size) (head_size is k.shape[-1])
+        # 2. scores: every query against every key,
+        #    q @ k.transpose(-2, -1): (B, T, T), divided by
+        #    math.sqrt(head_size) (head_size is k.shape[-1])
 
-        # 3. the mask: where self.tril[:T, :T] == 0 (the future), put float("-inf")
+        # 3. the mask: where self.tril[:T, :T] == 0 (the future),
+        #    put float("-inf")
 
-        # 4. softmax over the last dimension: each row becomes weights that sum to 1
+        # 4. softmax over the last dimension: each row becomes
+        #    weights that sum to 1
 
-        # 5. the output: the weighted sum of the values, weights @ v: (B, T, head_size)
+        # 5. the output: the weighted sum of the values,
+        #    weights @ v: (B, T, head_size)
 
-        raise NotImplementedError("write the five steps above, then return the output")
+        raise NotImplementedError("write the five steps, then return")
 '''
 
 

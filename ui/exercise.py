@@ -8,7 +8,6 @@ from tinyllm.sandbox import visitor_code_allowed, visitor_code_setting
 from ui.charts import labelled_axis
 
 PROXY_HEADERS = ("X-Forwarded-For", "X-Real-Ip", "Forwarded")
-STATUS_ICONS = {"ok": "✅", "differs": "❌", "not seen": "➖"}
 
 
 def code_policy() -> tuple:
@@ -20,12 +19,10 @@ def code_policy() -> tuple:
 
 
 def draw_steps(report: dict):
-    rows = [{"": STATUS_ICONS[s["status"]], "step": s["name"], "what the checker saw": s["detail"]}
-            for s in report["steps"]]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"": st.column_config.TextColumn(width=40),
-                                "step": st.column_config.TextColumn(width="small"),
-                                "what the checker saw": st.column_config.TextColumn(width="large")})
+    """One line per step, marked; the details wrap rather than being cut off."""
+    marks = {"ok": ":green[:material/check_circle:]", "differs": ":red[:material/cancel:]",
+             "not seen": ":gray[:material/remove_circle_outline:]"}
+    st.markdown("\n".join(f"- {marks[s['status']]} **{s['name']}**: {s['detail']}" for s in report["steps"]))
 
 
 def compare_chart(compare: dict):
