@@ -88,7 +88,7 @@ def write_template(path=DEFAULT_PATH) -> Path:
 class CodeProblem:
     """Something wrong with the learner's code itself, in their terms."""
 
-    kind: str  # "syntax", "exception" or "structure"
+    kind: str  # "syntax", "exception", "structure", or "setup" (not the code: a missing checkpoint)
     message: str  # one line a learner can act on
     where: str = ""  # their file's lines that led there, newest last
 

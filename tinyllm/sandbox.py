@@ -10,9 +10,10 @@ That is a security decision, made by one setting, PEEK_VISITOR_CODE:
         a learner's `streamlit run` on their laptop; a deployment's visitors
         come from elsewhere, or through a proxy that says so.
 
-When it runs, it runs in a child process: a throw-away working directory,
-an empty environment (no secrets), at most `seconds` of time, `memory_mb`
-of memory and `output_kb` of printing. An endless loop, a huge allocation
+When it runs, it runs in a child process (forked from a helper that was
+started with nothing of the server's environment): a throw-away working
+directory, an empty environment (no secrets), at most `seconds` of time,
+`memory_mb` of memory and `output_kb` of printing. An endless loop, a huge allocation
 or an exit() in the code costs its author a clear message and nothing else.
 This is not a jail: the child can read what the server's user can read,
 which is why public deployments keep the setting off.
@@ -21,14 +22,17 @@ which is why public deployments keep the setting off.
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import CodeProblem, HeadCodeError, load_head_class
 from tinyllm.runs import ROOT
 
@@ -65,11 +69,17 @@ def visitor_code_allowed(setting: str, from_loopback: bool, via_proxy: bool) -> 
 
 
 # --------------------------------------------------------------------------
-# The parent side
+# The server's side: one warm helper, one fresh child per check
+#
+# Starting Python and importing PyTorch takes about two seconds; the check
+# itself a tenth of that. So the server starts one helper process, once, with
+# an empty environment and nothing of the server in it, which imports PyTorch
+# and then waits. For each check it forks a child (a copy of itself, PyTorch
+# already loaded), which takes on the limits and runs the visitor's code.
 
 
 def limit_child(limits: SandboxLimits):
-    """Runs in the child between fork and exec: the kernel enforces these."""
+    """In a child, before any visitor's code: the kernel enforces these."""
     memory = limits.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     cpu = int(limits.seconds) + 1
@@ -79,33 +89,64 @@ def limit_child(limits: SandboxLimits):
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+class Helper:
+    """The warm helper process, shared by every visitor of a server; one
+    check at a time (a check is a fraction of a second)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.proc = None
+
+    def start(self):
+        boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tinyllm.sandbox import helper_main; helper_main()"
+        self.proc = subprocess.Popen([sys.executable, "-I", "-c", boot], cwd=tempfile.gettempdir(), env={},
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     start_new_session=True, text=True)
+
+    def ask(self, request: dict, timeout: float) -> dict | None:
+        with self.lock:
+            for _ in range(2):  # a helper that died since the last check is started again, once
+                if self.proc is None or self.proc.poll() is not None:
+                    self.start()
+                try:
+                    self.proc.stdin.write(json.dumps(request) + "\n")
+                    self.proc.stdin.flush()
+                except BrokenPipeError:
+                    self.proc = None
+                    continue
+                answer = read_line(self.proc.stdout, timeout)
+                if answer is not None:
+                    return json.loads(answer)
+                self.proc.kill()  # no answer in time: the helper itself is stuck
+                self.proc.wait()
+                self.proc = None
+            return None
+
+
+def read_line(stream, timeout: float) -> str | None:
+    ready, _, _ = select.select([stream], [], [], timeout)
+    line = stream.readline() if ready else ""
+    return line or None
+
+
+HELPER = Helper()
+
+
 def check_in_sandbox(code: str, checkpoint, layer=0, head=0, limits: SandboxLimits | None = None) -> dict:
     """Check a visitor's Head (its source text) in a limited child process.
     Returns the checker's report (headcheck), with `printed` (what the code
     printed) and `wall_s` added."""
     limits = limits or SandboxLimits()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="peek-head-") as tmp:
-        workdir = Path(tmp)
-        (workdir / HEAD_FILE).write_text(code, encoding="utf-8")
-        boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tinyllm.sandbox import child_main; child_main()"
-        argv = [sys.executable, "-I", "-c", boot, str(Path(checkpoint).resolve()), str(layer), str(head)]
-        with open(workdir / OUTPUT_FILE, "wb") as output:
-            child = subprocess.Popen(argv, cwd=workdir, env={}, stdin=subprocess.DEVNULL, stdout=output,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=lambda: limit_child(limits))
-            try:
-                child.wait(timeout=limits.seconds)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)  # the whole group: nothing it started survives
-                child.wait()
-                timed_out = True
-        printed = (workdir / OUTPUT_FILE).read_bytes()[: limits.output_kb * 1024].decode("utf-8", "replace")
-        report = read_report(workdir / REPORT_FILE)
+    request = dict(code=code, checkpoint=str(Path(checkpoint).resolve()), layer=layer, head=head,
+                   limits=asdict(limits))
+    # the first check also waits for the helper to import PyTorch
+    report = HELPER.ask(request, timeout=limits.seconds + 30)
     if report is None:
-        report = ended_without_report(child.returncode, timed_out, limits, printed)
-    report["printed"] = printed
+        from tinyllm.headcheck import problem_report
+
+        report = problem_report(CodeProblem("exception", "The checker did not answer; please try again."))
+        report["printed"] = ""
     report["wall_s"] = round(time.perf_counter() - started, 2)
     return report
 
@@ -149,20 +190,81 @@ def train_in_sandbox(limits: SandboxLimits = TRAIN_LIMITS) -> dict:
 
 
 # --------------------------------------------------------------------------
-# The child side
+# The helper's side
 
 
-def child_main():
-    """In the sandbox: load the visitor's Head, check it, write the report."""
-    import torch
+def helper_main():
+    """The helper: import PyTorch and the checker once, then fork one limited
+    child per request read from stdin, and answer each with one JSON line."""
+    import torch  # noqa: F401  (loaded here once, so that every child has it)
 
-    from tinyllm.headcheck import check_head, problem_report
-    from tinyllm.io import atomic_write_json
+    import tinyllm.headcheck  # noqa: F401
 
-    torch.set_num_threads(1)  # leave the server's cores to the server
-    checkpoint, layer, head = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    for line in sys.stdin:
+        request = json.loads(line)
+        report = run_child(request, SandboxLimits(**request["limits"]))
+        sys.stdout.write(json.dumps(report) + "\n")
+        sys.stdout.flush()
+
+
+def run_child(request: dict, limits: SandboxLimits) -> dict:
+    with tempfile.TemporaryDirectory(prefix="peek-head-") as tmp:
+        workdir = Path(tmp)
+        (workdir / HEAD_FILE).write_text(request["code"], encoding="utf-8")
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            child_main(workdir, request, limits)
+        returncode, timed_out = wait_for(pid, limits.seconds)
+        printed = (workdir / OUTPUT_FILE).read_bytes()[: limits.output_kb * 1024].decode("utf-8", "replace")
+        report = read_report(workdir / REPORT_FILE)
+    if report is None:
+        report = ended_without_report(returncode, timed_out, limits, printed)
+    report["printed"] = printed
+    return report
+
+
+def wait_for(pid: int, seconds: float) -> tuple:
+    """(the child's return code, whether it ran out of time and was killed)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), False
+        time.sleep(0.01)
+    os.killpg(pid, signal.SIGKILL)  # the child's whole group: nothing it started survives
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), True
+
+
+def child_main(workdir: Path, request: dict, limits: SandboxLimits):
+    """In the forked child: take on the limits, load the visitor's Head, check
+    it, write the report, and exit without returning to the helper's loop."""
+    code = 1
     try:
-        report = check_head(load_head_class(HEAD_FILE), checkpoint, layer, head)
-    except HeadCodeError as e:
-        report = problem_report(e.problem, layer, head)
-    atomic_write_json(REPORT_FILE, report)
+        os.setsid()  # its own group, so that a timeout kills everything it started
+        os.chdir(workdir)
+        output = os.open(OUTPUT_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(output, 1)  # what the visitor's code prints goes to a file, not the helper's answers
+        os.dup2(output, 2)
+        sys.stdin.close()
+        limit_child(limits)
+        import torch
+
+        from tinyllm.headcheck import check_head, problem_report
+        from tinyllm.io import atomic_write_json
+
+        torch.set_num_threads(1)  # leave the server's cores to the server
+        try:
+            report = check_head(load_head_class(HEAD_FILE), request["checkpoint"], request["layer"], request["head"])
+        except HeadCodeError as e:
+            report = problem_report(e.problem, request["layer"], request["head"])
+        except TinyLLMError as e:  # not the visitor's code: a missing checkpoint, say
+            report = problem_report(CodeProblem("setup", str(e)), request["layer"], request["head"])
+        try:
+            sys.stdout.flush()
+        except OSError:  # over the output limit: what was printed is cut there
+            pass
+        atomic_write_json(REPORT_FILE, report)
+        code = 0
+    finally:
+        os._exit(code)
