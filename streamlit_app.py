@@ -18,9 +18,10 @@ CHAPTERS = [
     st.Page("app_pages/embeddings.py", title="3. Embeddings", icon=":material/scatter_plot:"),
     st.Page("app_pages/positions.py", title="4. Positions", icon=":material/format_list_numbered:"),
     st.Page("app_pages/attention.py", title="5. Attention", icon=":material/visibility:"),
-    st.Page("app_pages/predictions.py", title="6. Predictions", icon=":material/psychology:"),
-    st.Page("app_pages/training.py", title="7. Training", icon=":material/show_chart:"),
-    st.Page("app_pages/behind.py", title="8. Behind the scenes", icon=":material/build:"),
+    st.Page("app_pages/whole_kid.py", title="6. The whole kid", icon=":material/account_tree:"),
+    st.Page("app_pages/predictions.py", title="7. Predictions", icon=":material/psychology:"),
+    st.Page("app_pages/training.py", title="8. Training", icon=":material/show_chart:"),
+    st.Page("app_pages/behind.py", title="9. Behind the scenes", icon=":material/build:"),
 ]
 TOOLS = [
     st.Page("app_pages/write_head.py", title="Write attention yourself", icon=":material/code:"),

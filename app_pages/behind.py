@@ -1,4 +1,4 @@
-"""Chapter 8: how the kid and its data were made, and how to do it yourself."""
+"""Chapter 9: how the kid and its data were made, and how to do it yourself."""
 
 import pandas as pd
 import streamlit as st

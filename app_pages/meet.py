@@ -5,6 +5,7 @@ import streamlit as st
 from tinyllm.explain import perplexity
 from ui.charts import loss_curves
 from ui.data import chapter
+from ui.flow import forward_diagram
 
 card = chapter("model_card")
 training = chapter("training")
@@ -33,6 +34,14 @@ c3.metric("Context it can read", f"{cfg['block_size']} characters")
 c4.metric("Validation loss", f"{loss:.3f}", delta=f"{loss - uniform:.2f} vs a uniform guess",
           delta_color="inverse")
 
+st.subheader("The whole picture")
+st.markdown(f"Every guess goes through the same path: characters become vectors, {cfg['n_layer']} blocks each "
+            f"add what attention ({cfg['n_head']} heads) and a feed-forward layer computed, and the result "
+            f"becomes one score per character.")
+st.graphviz_chart(forward_diagram(cfg, compact=True), width="content")
+st.page_link("app_pages/whole_kid.py", label="Follow one character through it, with its real numbers: "
+             "chapter 6", icon=":material/account_tree:")
+
 st.subheader("How good is it?")
 st.markdown(
     f"""
@@ -50,7 +59,7 @@ probability the kid gave to the character that really came next; the loss is its
 
 st.altair_chart(loss_curves(training["rows"], uniform, training["best_step"], height=240), width="stretch")
 st.caption("Its loss over training: from the uniform guess (dashed) down to where it is now. "
-           "Chapter 7 tells the whole story.")
+           "Chapter 8 tells the whole story.")
 
 st.subheader("A sample of its writing")
 final = training["samples"][-1]
@@ -64,9 +73,10 @@ chapters = [
     ("app_pages/embeddings.py", "3. Embeddings", "each character becomes a vector; similar ones sit together"),
     ("app_pages/positions.py", "4. Positions", "how the kid knows where a character is"),
     ("app_pages/attention.py", "5. Attention", "how each position looks back at earlier ones: the heart of it"),
-    ("app_pages/predictions.py", "6. Predictions", "what it expects next, and how that forms layer by layer"),
-    ("app_pages/training.py", "7. Training", "watch it learn, from random noise to Shakespeare-ish"),
-    ("app_pages/behind.py", "8. Behind the scenes", "how all this was made, and how to do it yourself"),
+    ("app_pages/whole_kid.py", "6. The whole kid", "one character's trip through every stage, and why it guessed"),
+    ("app_pages/predictions.py", "7. Predictions", "what it expects next, and how that forms layer by layer"),
+    ("app_pages/training.py", "8. Training", "watch it learn, from random noise to Shakespeare-ish"),
+    ("app_pages/behind.py", "9. Behind the scenes", "how all this was made, and how to do it yourself"),
 ]
 for path, title, what in chapters:
     col1, col2 = st.columns([1, 3])

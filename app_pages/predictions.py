@@ -1,4 +1,4 @@
-"""Chapter 6: what the kid expects next, and how the guess forms layer by layer."""
+"""Chapter 7: what the kid expects next, and how the guess forms layer by layer."""
 
 import pandas as pd
 import streamlit as st
@@ -62,3 +62,5 @@ with right:
                                               for k, (i, p) in enumerate(tops[position])}})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("The last row is the kid's real prediction (the chart on the left).")
+    st.page_link("app_pages/whole_kid.py", label="Which parts of the kid pushed this guess: The whole kid",
+                 icon=":material/account_tree:")

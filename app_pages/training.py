@@ -1,4 +1,4 @@
-"""Chapter 7: how the kid learned, and what it looked like along the way."""
+"""Chapter 8: how the kid learned, and what it looked like along the way."""
 
 import altair as alt
 import pandas as pd

@@ -20,12 +20,13 @@ from torch.nn import functional as F
 from tinyllm.checkpoint import build_model, load_checkpoint
 from tinyllm.data import printable
 from tinyllm.errors import TinyLLMError
+from tinyllm.flow import neuron_contexts
 from tinyllm.io import atomic_write_text, read_jsonl
 from tinyllm.model import param_table
 
 VERSION = 1
 CHAPTERS = ["model_card", "vocab", "embeddings", "positions", "attention", "predictions",
-            "training", "evolution"]
+            "training", "evolution", "flow"]
 TOP = 5  # candidates kept per prediction
 NEIGHBOURS = 5  # nearest characters kept per character
 LABEL_THRESHOLD = 0.4  # a head is named after a pattern that holds this much of its attention
@@ -328,6 +329,16 @@ def evolution_chapter(run: Run) -> dict:
 # --------------------------------------------------------------------------
 
 
+def flow_chapter(run: Run) -> dict:
+    """The feed-forward neurons' strongest contexts in the fixed validation
+    slice (the traces themselves are computed live: a few milliseconds)."""
+    text = run.facts.get("val_slice") or ""
+    if not isinstance(text, str) or run.vocab.unknown(text):
+        text = ""
+    return dict(slice=text, window=run.model.config.block_size,
+                neurons=neuron_contexts(run.model, run.vocab, text))
+
+
 def export_run(run_dir) -> list:
     """Write every chapter's JSON into run_dir/export/. Returns the paths."""
     run = Run(run_dir)
@@ -341,6 +352,7 @@ def export_run(run_dir) -> list:
         "predictions": predictions_chapter(run, trace),
         "training": training_chapter(run),
         "evolution": evolution_chapter(run),
+        "flow": flow_chapter(run),
     }
     out_dir = run.dir / "export"
     out_dir.mkdir(exist_ok=True)

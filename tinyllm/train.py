@@ -28,6 +28,7 @@ from tinyllm.checkpoint import load_checkpoint, save_checkpoint
 from tinyllm.data import Corpus, Vocab, split, split_point
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import use_heads
+from tinyllm.flow import SLICE_CHARS
 from tinyllm.io import atomic_write_json, read_jsonl, write_jsonl
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.sample import SampleSettings, sample_text
@@ -206,15 +207,17 @@ def prompt_starts(val_text: str, length: int, n: int = 3) -> list:
 
 def corpus_facts(corpus: Corpus, vocab: Vocab, block_size: int) -> dict:
     """What the export needs to know about the corpus, so that it does not
-    need the corpus itself: character counts and three validation passages
+    need the corpus itself: character counts, three validation passages
     of block_size + 1 characters (the model reads block_size of them; the
-    last one is the answer to the final prediction)."""
+    last one is the answer to the final prediction), and the start of the
+    validation split, where the feed-forward neurons' contexts are found."""
     counts = Counter(corpus.text)
     n_train = split_point(len(corpus.text))
     val_text = corpus.text[n_train:]
     prompts = [val_text[s : s + block_size + 1] for s in prompt_starts(val_text, block_size + 1)]
     return dict(name=corpus.name, md5=corpus.md5, chars=len(corpus.text), train_chars=n_train,
-                val_chars=len(val_text), counts=[counts[ch] for ch in vocab.chars], prompts=prompts)
+                val_chars=len(val_text), counts=[counts[ch] for ch in vocab.chars], prompts=prompts,
+                val_slice=val_text[:SLICE_CHARS])
 
 
 def train(

@@ -1,0 +1,173 @@
+"""Chapter 6: the whole kid. One character's trip through every stage, with
+its real numbers, and why the kid predicted what it did."""
+
+from collections import Counter
+
+import streamlit as st
+
+from tinyllm.explain import glyph
+from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
+from ui.data import chapter, model
+from ui.flow import context_html, flow_of, forward_diagram, neuron_bars, pushes_chart, vector_strip
+
+card = chapter("model_card")
+samples = chapter("predictions")["prompts"]
+neurons = chapter("flow")
+cfg = card["config"]
+C, T, L, H = cfg["n_embd"], cfg["block_size"], cfg["n_layer"], cfg["n_head"]
+kid, vocab, _ = model()
+STAGES = stages(L)
+
+st.title("The whole kid")
+st.markdown(
+    f"""
+The chapters so far took the kid apart. Here it works as one: a text goes in, and at every position
+a vector of **{C} numbers**, the *residual stream*, is passed up through {L} blocks. Each block
+**adds** to it twice: once what attention gathered from earlier positions, once what its
+feed-forward layer computed in place. At the top, the stream becomes one score per character.
+Pick a stage in the diagram's slider to see the real vector there, and what that stage changed.
+"""
+)
+
+options = [f"Sample {i + 1}: “{p['text'][:28].strip()}…”" for i, p in enumerate(samples)] + ["Your own text"]
+choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True,
+                  key="whole_prompt")
+if choice < len(samples):
+    text = samples[choice]["text"]
+    next_char = vocab.chars[samples[choice]["targets"][-1]]  # the character after the passage
+else:
+    text = st.text_area(f"Your text (up to {T} characters are used)", "ROMEO:\nBut soft, what light",
+                        key="whole_own", height=90)
+    unknown = vocab.unknown(text)
+    if unknown:
+        st.info("The kid has never seen " + ", ".join(f"`{glyph(c)}`" for c in unknown)
+                + ". Remove these characters to run it.")
+        st.stop()
+    if not text:
+        st.info("Type at least one character.")
+        st.stop()
+    if len(text) > T:
+        st.info(f"Your text has {len(text)} characters; the kid reads at most {T}, so only the last {T} are used.")
+    next_char = None
+flow = flow_of(text)
+text = flow["text"]
+
+
+@st.fragment
+def trip():
+    if len(text) > 1:
+        pos = st.slider("Position", 0, len(text) - 1, min(len(text) - 1, 12), key="whole_pos",
+                        help="Which character's vector to follow.")
+    else:
+        pos = 0
+        st.caption("One character: position 0 is the only one.")
+    label = st.select_slider("Stage", [s["label"] for s in STAGES], value=STAGES[2]["label"], key="whole_stage",
+                             help="Step through the forward pass, bottom to top.")
+    stage = next(s for s in STAGES if s["label"] == label)
+    st.markdown(f"Following position **{pos}**, the character `{glyph(text[pos])}` "
+                f"(after “{''.join(glyph(c) for c in text[max(0, pos - 12):pos])}”).")
+
+    picture, numbers = st.columns([2, 3])
+    with picture:
+        st.graphviz_chart(forward_diagram(cfg, stage), width="stretch")
+    with numbers:
+        view = describe_stage(flow, stage, pos)
+        show_stage(stage, view, pos)
+        source, line = stage_code(stage["key"])
+        marked = source.splitlines()
+        marked[line] += "  # ◀ this stage"
+        st.markdown("**The code that ran** (`tinyllm/model.py`)")
+        st.code("\n".join(marked), language="python", wrap_lines=True)
+
+    block = stage["block"] if stage["block"] is not None else L - 1
+    show_neurons(block, pos)
+    show_attribution(pos)
+
+
+def show_stage(stage, view, pos):
+    kind = stage["kind"]
+    if kind == "out":
+        probs = flow["probs"][pos]
+        top = probs.argsort()[::-1][:5]
+        st.markdown(f"**{stage['label']}**: the likeliest next characters: "
+                    + ", ".join(f"`{glyph(vocab.chars[i])}` {probs[i]:.0%}" for i in top))
+        if stage["key"] == "logits":
+            st.altair_chart(vector_strip(flow["logits"][pos], f"{len(probs)} logits, one per character"),
+                            width="stretch")
+        return
+    title = f"{stage['label']}: {view['vector'].size} numbers, length (norm) {view['norm']:.2f}"
+    st.altair_chart(vector_strip(view["vector"], title), width="stretch")
+    if kind == "norm":
+        st.markdown(f"LayerNorm took a vector with mean {view['mean_before']:+.3f} and spread "
+                    f"{view['spread_before']:.3f} to mean {view['mean_after']:+.3f} and spread "
+                    f"{view['spread_after']:.3f} (then scaled each dimension by its learned gain).")
+    elif kind == "add":
+        what = "Attention" if stage["key"] == "attn" else "The feed-forward layer"
+        st.markdown(f"{what} **adds** this vector (length {view['norm']:.2f}) to the residual stream, whose "
+                    f"length was {view['stream_before']:.2f}: {view['share']:.0%} of the stream's size. "
+                    f"After the addition the stream's length is {view['stream_after']:.2f}.")
+    elif kind == "heads":
+        hs = C // H
+        st.markdown(f"The {H} heads' outputs side by side, {hs} numbers each: dimensions 0–{hs - 1} are head 0, "
+                    f"and so on. The projection mixes them back into {C} numbers.")
+    elif kind == "neurons":
+        st.markdown(f"{view['fired']} of the {view['of']} neurons fired here (ReLU > 0); the others are 0.")
+    elif kind == "embed":
+        st.markdown(f"The character's vector plus position {pos}'s vector: where the stream starts.")
+
+
+def show_neurons(block, pos):
+    st.subheader(f"The feed-forward neurons of block {block}")
+    hidden = flow["blocks"][block]["hidden"][pos]
+    fired = int((hidden > 0).sum())
+    st.markdown(f"At position {pos}, **{fired} of {hidden.size}** neurons of block {block} fired. "
+                "The strongest:")
+    left, right = st.columns([2, 3])
+    with left:
+        st.altair_chart(neuron_bars(hidden), width="stretch")
+    with right:
+        if not neurons["neurons"]:
+            st.info("This run's export has no validation contexts for its neurons (its validation text was "
+                    "too short, or it was trained before they were collected).")
+            return
+        strongest = [int(n) for n in hidden.argsort()[::-1][:12]]
+        n = st.selectbox("Neuron", strongest, key=f"whole_neuron_{block}",
+                         format_func=lambda n: f"#{n} (here {hidden[n]:.2f})")
+        contexts = neurons["neurons"][block][n]
+        slice_text = neurons["slice"]
+        st.markdown(f"Where neuron #{n} of block {block} fires most in the first {len(slice_text):,} characters "
+                    "of the validation text (the marked character; grey: what the kid had read before it):")
+        st.html("<div style='font-family:monospace;font-size:1rem;line-height:1.9'>"
+                + "<br>".join(f"{context_html(slice_text, o, neurons['window'])} &nbsp;<small>{a:.2f}</small>"
+                              for o, a in contexts) + "</div>")
+        firing = Counter(slice_text[o] for o, _ in contexts)
+        char, count = firing.most_common(1)[0]
+        if count > 1:
+            st.caption(f"In {count} of these {len(contexts)} contexts it fires on `{glyph(char)}`.")
+        else:
+            st.caption(f"Its {len(contexts)} strongest contexts fire on {len(firing)} different characters.")
+
+
+def show_attribution(pos):
+    st.subheader("Why this prediction")
+    predicted = int(flow["logits"][pos].argmax())
+    known = text[pos + 1] if pos + 1 < len(text) else next_char
+    targets = [predicted] + ([vocab.stoi[known]] if known is not None and vocab.stoi[known] != predicted else [])
+    st.markdown(
+        "The final logit of a character is a sum: every part that was added to the residual stream pushes it "
+        "up or down. Holding the final LayerNorm's spread at its value for this position (the standard "
+        "linearisation), each part's push is exact, and the pushes add up to the logit.")
+    columns = st.columns(len(targets))
+    for column, char_id in zip(columns, targets):
+        why = logit_attribution(kid, flow, pos, char_id)
+        role = "the kid's top guess" if char_id == predicted else "what really came next"
+        with column:
+            st.altair_chart(pushes_chart(why["pushes"], f"'{why['char']}', {role}"), width="stretch")
+            st.caption(f"The pushes sum to {why['total'] - why['constant']:.3f}; with the bias terms "
+                       f"(W·β + b = {why['constant']:.3f}) that is {why['total']:.3f}, and the kid's logit is "
+                       f"{why['logit']:.3f}.")
+    st.page_link("app_pages/predictions.py", label="How the guess sharpens layer by layer: the logit lens, "
+                 "in Predictions", icon=":material/arrow_forward:")
+
+
+trip()
