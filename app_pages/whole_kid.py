@@ -7,12 +7,13 @@ import streamlit as st
 
 from tinyllm.explain import glyph
 from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
-from ui.data import chapter, model
-from ui.flow import context_html, flow_of, forward_diagram, neuron_bars, pushes_chart, vector_strip
+from ui.data import chapter, model, optional_chapter
+from ui.charts import candidates_bar
+from ui.flow import context_html, flow_of, forward_diagram, pushes_chart, top_bars, vector_strip
 
 card = chapter("model_card")
 samples = chapter("predictions")["prompts"]
-neurons = chapter("flow")
+neurons = optional_chapter("flow")  # the neurons' validation contexts
 cfg = card["config"]
 C, T, L, H = cfg["n_embd"], cfg["block_size"], cfg["n_layer"], cfg["n_head"]
 kid, vocab, _ = model()
@@ -86,17 +87,21 @@ def trip():
 
 def show_stage(stage, view, pos):
     kind = stage["kind"]
-    if kind == "out":
-        probs = flow["probs"][pos]
-        top = probs.argsort()[::-1][:5]
-        st.markdown(f"**{stage['label']}**: the likeliest next characters: "
-                    + ", ".join(f"`{glyph(vocab.chars[i])}` {probs[i]:.0%}" for i in top))
-        if stage["key"] == "logits":
-            st.altair_chart(vector_strip(flow["logits"][pos], f"{len(probs)} logits, one per character"),
-                            width="stretch")
+    if stage["key"] == "logits":
+        logits = flow["logits"][pos]
+        st.markdown(f"**{stage['label']}**: the stream, normalised, becomes {logits.size} scores (logits), one per "
+                    "character of the vocabulary. The highest ten:")
+        st.altair_chart(top_bars(logits, [glyph(c) for c in vocab.chars], "logit", top=10), width="stretch")
         return
-    title = f"{stage['label']}: {view['vector'].size} numbers, length (norm) {view['norm']:.2f}"
-    st.altair_chart(vector_strip(view["vector"], title), width="stretch")
+    if stage["key"] == "probs":
+        probs = flow["probs"][pos]
+        top = probs.argsort()[::-1][:8]
+        st.markdown(f"**{stage['label']}**: softmax turns the logits into probabilities that sum to 1. "
+                    "The likeliest eight:")
+        st.altair_chart(candidates_bar([(glyph(vocab.chars[i]), float(probs[i])) for i in top]), width="stretch")
+        return
+    st.markdown(f"**{stage['label']}**: {view['vector'].size} numbers, length (norm) {view['norm']:.2f}")
+    st.altair_chart(vector_strip(view["vector"]), width="stretch")
     if kind == "norm":
         st.markdown(f"LayerNorm took a vector with mean {view['mean_before']:+.3f} and spread "
                     f"{view['spread_before']:.3f} to mean {view['mean_after']:+.3f} and spread "
@@ -124,9 +129,10 @@ def show_neurons(block, pos):
                 "The strongest:")
     left, right = st.columns([2, 3])
     with left:
-        st.altair_chart(neuron_bars(hidden), width="stretch")
+        st.altair_chart(top_bars(hidden, [f"#{n}" for n in range(hidden.size)], "activation after ReLU"),
+                        width="stretch")
     with right:
-        if not neurons["neurons"]:
+        if not neurons or not neurons["neurons"]:
             st.info("This run's export has no validation contexts for its neurons (its validation text was "
                     "too short, or it was trained before they were collected).")
             return
@@ -162,7 +168,8 @@ def show_attribution(pos):
         why = logit_attribution(kid, flow, pos, char_id)
         role = "the kid's top guess" if char_id == predicted else "what really came next"
         with column:
-            st.altair_chart(pushes_chart(why["pushes"], f"'{why['char']}', {role}"), width="stretch")
+            st.markdown(f"**`{why['char']}`**, {role}: logit {why['logit']:.3f}")
+            st.altair_chart(pushes_chart(why["pushes"]), width="stretch")
             st.caption(f"The pushes sum to {why['total'] - why['constant']:.3f}; with the bias terms "
                        f"(W·β + b = {why['constant']:.3f}) that is {why['total']:.3f}, and the kid's logit is "
                        f"{why['logit']:.3f}.")

@@ -1,5 +1,6 @@
 """AppTest: every page renders against a small exported run, and its controls change what is shown."""
 
+import re
 import time
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 PAGES = ["meet", "vocab", "embeddings", "positions", "attention", "predictions", "training", "behind",
-         "train_live", "playground", "write_head"]
+         "train_live", "playground", "write_head", "whole_kid"]
 
 
 @pytest.fixture
@@ -221,3 +222,34 @@ def test_write_head_without_running_code(app_env, monkeypatch):
     assert "PEEK_VISITOR_CODE=off" in texts(at)
     assert any("python -m tinyllm check-head my_head.py" in c.value for c in at.code)
     assert at.get("download_button")
+
+
+def test_whole_kid_follows_stage_position_neuron_and_text(app_env):
+    at = open_page("whole_kid")
+    assert not at.exception
+    diagram = at.get("graphviz_chart")[0].proto.spec
+    assert "block 1" in diagram and "block 2" not in diagram  # drawn from the tiny run's 2 layers
+    assert "# ◀ this stage" in at.code[0].value
+    shown = charts(at), texts(at)
+    at.slider(key="whole_pos").set_value(3).run()
+    assert not at.exception and charts(at) != shown[0]
+    stage_code = at.code[0].value
+    at.select_slider(key="whole_stage").set_value("block 1: feed-forward adds (narrow back)").run()
+    assert not at.exception and at.code[0].value != stage_code and "residual stream" in texts(at)
+    marked = [line for line in at.code[0].value.splitlines() if "◀ this stage" in line]
+    assert len(marked) == 1 and "self.ffwd(self.ln2(x))" in marked[0]
+    diagram = at.get("graphviz_chart")[0].proto.spec
+    assert re.search(r'"b1ffwd" \[label="128 → 32"[^\n]*fillcolor="#1f4e79"', diagram)  # marked, real widths
+    contexts = [h.proto.body for h in at.get("html")]
+    neuron = at.selectbox(key="whole_neuron_1")
+    neuron.set_value(neuron.options and int(neuron.options[1].split(" ")[0][1:])).run()
+    assert not at.exception and [h.proto.body for h in at.get("html")] != contexts
+    # the attribution's pushes add up to the logit that the caption prints
+    for caption in [c.value for c in at.caption if "pushes sum to" in c.value]:
+        pushes, bias, total, logit = [float(n) for n in re.findall(r"-?\d+\.\d+", caption)]
+        assert pushes + bias == pytest.approx(total, abs=2e-3) and total == pytest.approx(logit, abs=2e-3)
+    at.radio(key="whole_prompt").set_value(3).run()
+    at.text_area(key="whole_own").set_value("R").run()  # one character
+    assert not at.exception and "position 0 is the only one" in texts(at)
+    at.text_area(key="whole_own").set_value("ROMEO ~~").run()
+    assert not at.exception and "never seen" in texts(at)

@@ -101,6 +101,12 @@ def test_every_file_matches_its_schema(chapters, kid):
         assert shape(snap["attention"]) == (c.n_layer, c.n_head, T, T)
         assert shape(snap["top"]) == (T, 5, 2)
 
+    flow = chapters["flow"]
+    assert flow["window"] == T and len(flow["slice"]) > T
+    assert shape(flow["neurons"]) == (c.n_layer, 4 * C, 5, 2)
+    for offset, activation in flat_pairs(flow["neurons"]):
+        assert 0 <= offset < len(flow["slice"]) and activation >= 0
+
 
 def flat_pairs(nested):
     if isinstance(nested[0], list) and isinstance(nested[0][0], list):

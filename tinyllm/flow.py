@@ -20,6 +20,7 @@ sum is exact: the parts add up to the logit.
 """
 
 import inspect
+import textwrap
 
 import numpy as np
 import torch
@@ -158,7 +159,7 @@ STAGE_CODE = {
 def stage_code(key: str) -> tuple:
     """(source of the function that computes stage `key`, the index of its line)."""
     function, needle = STAGE_CODE[key]
-    lines = inspect.getsource(function).splitlines()
+    lines = textwrap.dedent(inspect.getsource(function)).splitlines()
     line = next(i for i, text in enumerate(lines) if needle in text)
     return "\n".join(lines), line
 

@@ -11,6 +11,10 @@ from tinyllm.explain import glyph
 
 SEQUENTIAL = "blues"
 DIVERGING = "redblue"
+# Streamlit fits a chart's axes, title and legend inside its height unless the
+# chart says otherwise; with fit-x the height is the plot's alone, so a short
+# strip or a list of bars keeps the room its marks need.
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 def labelled_axis(labels, title, **options):

@@ -60,6 +60,16 @@ def chapter(name: str, run_dir: Path | None = None) -> dict:
         explain_and_stop(e)
 
 
+def optional_chapter(name: str, run_dir: Path | None = None) -> dict | None:
+    """An exported chapter that a page can do without (runs exported before
+    it existed lack it): None instead of a stop."""
+    run_dir = run_dir or current_run()
+    try:
+        return _chapter(str(run_dir), name, mtime_ns(run_dir / "export" / f"{name}.json"))
+    except TinyLLMError:
+        return None
+
+
 def model(run_dir: Path | None = None):
     """(model, vocab, checkpoint) of the selected run, loaded once and cached."""
     path = (run_dir or current_run()) / "model.pt"

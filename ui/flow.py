@@ -11,7 +11,7 @@ import streamlit as st
 
 from tinyllm.explain import glyph
 from tinyllm.flow import full_flow
-from ui.charts import DIVERGING
+from ui.charts import DIVERGING, FIT_WIDTH
 from ui.data import current_run, model, mtime_ns
 
 SELECTED = "#1f4e79"
@@ -84,43 +84,46 @@ def forward_diagram(cfg: dict, selected: dict | None = None, compact=False) -> s
     return "\n".join(lines)
 
 
-def vector_strip(vector, title: str, height=44):
-    """A vector as one row of cells, coloured by value (red negative, blue positive)."""
+def vector_strip(vector, height=28):
+    """A vector as one row of cells, coloured by value (red negative, blue
+    positive)."""
     values = np.asarray(vector, dtype=np.float32)
     limit = float(np.abs(values).max()) or 1.0
-    df = pd.DataFrame({"dimension": np.arange(len(values)), "value": values, "row": 0})
-    return alt.Chart(df, title=alt.Title(title, fontSize=12)).mark_rect().encode(
+    df = pd.DataFrame({"dimension": np.arange(len(values)), "value": values})
+    return alt.Chart(df).mark_rect().encode(
         x=alt.X("dimension:O", axis=alt.Axis(values=list(range(0, len(values), 16)), labelAngle=0,
                                              title="dimension")),
-        y=alt.Y("row:O", axis=None),
         color=alt.Color("value:Q", scale=alt.Scale(scheme=DIVERGING, domain=[-limit, limit], reverse=True),
-                        legend=alt.Legend(orient="bottom", title=None, gradientLength=160)),
+                        legend=alt.Legend(orient="bottom", title=None, gradientLength=160, offset=4)),
         tooltip=["dimension", alt.Tooltip("value:Q", format=".3f")],
-    ).properties(height=height)
+    ).properties(height=height, autosize=FIT_WIDTH)
 
 
-def pushes_chart(pushes: list, title: str):
+def pushes_chart(pushes: list):
     """Direct logit attribution: one bar per part, biggest pushes first."""
     df = pd.DataFrame(pushes, columns=["part", "push"])
     df["direction"] = np.where(df["push"] >= 0, "for", "against")
     order = df.reindex(df["push"].abs().sort_values(ascending=False).index)["part"].tolist()
-    return alt.Chart(df, title=alt.Title(title, fontSize=12)).mark_bar().encode(
+    return alt.Chart(df).mark_bar().encode(
         y=alt.Y("part:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
         x=alt.X("push:Q", title="push on the logit"),
         color=alt.Color("direction:N", scale=alt.Scale(domain=["for", "against"], range=["#1f4e79", "#d1495b"]),
                         legend=alt.Legend(orient="top", title=None)),
         tooltip=["part", alt.Tooltip("push:Q", format=".3f")],
-    ).properties(height=18 * len(df) + 40)
+    ).properties(height=16 * len(df), autosize=FIT_WIDTH)
 
 
-def neuron_bars(hidden, top=12):
-    order = np.argsort(-hidden)[:top]
-    df = pd.DataFrame({"neuron": [f"#{n}" for n in order], "activation": hidden[order]})
+def top_bars(values, labels, x_title, top=12):
+    """The `top` largest values as bars, largest first, each with its label
+    (a neuron's number, a character)."""
+    values = np.asarray(values)
+    order = np.argsort(-values)[:top]
+    df = pd.DataFrame({"which": [labels[i] for i in order], "value": values[order]})
     return alt.Chart(df).mark_bar(color=SELECTED).encode(
-        y=alt.Y("neuron:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False)),
-        x=alt.X("activation:Q", title="activation after ReLU"),
-        tooltip=["neuron", alt.Tooltip("activation:Q", format=".3f")],
-    ).properties(height=18 * len(df) + 30)
+        y=alt.Y("which:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False, labelFontSize=13)),
+        x=alt.X("value:Q", title=x_title),
+        tooltip=[alt.Tooltip("which:N", title="which"), alt.Tooltip("value:Q", format=".3f")],
+    ).properties(height=20 * len(df), autosize=FIT_WIDTH)
 
 
 def context_html(text: str, offset: int, window: int, before: int = 24) -> str:
