@@ -140,5 +140,5 @@ if sinks:
             "(an *attention sink*): softmax must put its weight somewhere, and a head with nothing "
             "useful to find parks it on a position that is always there.")
 
-st.page_link("app_pages/write_head.py", label="Now write attention yourself: your Head, checked against the kid's",
+st.page_link("app_pages/write_head.py", label="Now write attention yourself",
              icon=":material/code:")

@@ -62,5 +62,5 @@ with right:
                                               for k, (i, p) in enumerate(tops[position])}})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("The last row is the kid's real prediction (the chart on the left).")
-    st.page_link("app_pages/whole_kid.py", label="Which parts of the kid pushed this guess: The whole kid",
+    st.page_link("app_pages/whole_kid.py", label="Which parts pushed this guess",
                  icon=":material/account_tree:")

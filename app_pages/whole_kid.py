@@ -7,8 +7,8 @@ import streamlit as st
 
 from tinyllm.explain import glyph
 from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
-from ui.data import chapter, model, optional_chapter
 from ui.charts import candidates_bar
+from ui.data import chapter, model, optional_chapter
 from ui.flow import context_html, flow_of, forward_diagram, pushes_chart, top_bars, vector_strip
 
 card = chapter("model_card")
@@ -173,8 +173,7 @@ def show_attribution(pos):
             st.caption(f"The pushes sum to {why['total'] - why['constant']:.3f}; with the bias terms "
                        f"(W·β + b = {why['constant']:.3f}) that is {why['total']:.3f}, and the kid's logit is "
                        f"{why['logit']:.3f}.")
-    st.page_link("app_pages/predictions.py", label="How the guess sharpens layer by layer: the logit lens, "
-                 "in Predictions", icon=":material/arrow_forward:")
+    st.page_link("app_pages/predictions.py", label="Layer by layer: the logit lens", icon=":material/arrow_forward:")
 
 
 trip()

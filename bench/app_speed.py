@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["meet", "vocab", "embeddings", "positions", "attention", "predictions", "training", "behind",
-         "train_live", "playground", "write_head"]
+         "train_live", "playground", "write_head", "whole_kid"]
 
 
 def main():
@@ -50,6 +50,20 @@ def main():
         times.append((time.perf_counter() - t0) * 1000)
     assert not at.exception
     print(f"attention query-slider move: median {statistics.median(times):.0f} ms, max {max(times):.0f} ms")
+    at.switch_page("app_pages/whole_kid.py").run()
+    stages = at.select_slider(key="whole_stage").options
+    moves = [("stage", "whole_stage", "select_slider", stages[i % len(stages)]) for i in range(3, 3 + args.repeats)]
+    moves += [("position", "whole_pos", "slider", p) for p in range(20, 20 + args.repeats)]
+    redraws = []
+    for what, key, kind, value in moves:
+        t0 = time.perf_counter()
+        getattr(at, kind)(key=key).set_value(value).run()
+        redraws.append((what, (time.perf_counter() - t0) * 1000))
+    assert not at.exception
+    for what in ("stage", "position"):
+        ms = [t for w, t in redraws if w == what]
+        print(f"whole kid {what} change (whole script; in the browser only the fragment reruns): "
+              f"median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory of this process (torch, streamlit, the kid, every page): {rss:.0f} MB")
 

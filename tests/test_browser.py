@@ -21,7 +21,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "tests" / "screenshots"
 PAGES = {"meet": "", "vocab": "vocab", "embeddings": "embeddings", "positions": "positions",
          "attention": "attention", "predictions": "predictions", "training": "training",
-         "behind": "behind", "train_live": "train_live", "playground": "playground", "write_head": "write_head"}
+         "behind": "behind", "train_live": "train_live", "playground": "playground", "write_head": "write_head",
+         "whole_kid": "whole_kid"}
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -102,7 +103,7 @@ def no_exception(page):
 def test_every_page_opens(server, page, name):
     page.goto(f"{server}/{PAGES[name]}")
     settle(page)
-    if name not in ("train_live", "playground", "behind", "write_head"):
+    if name not in ("train_live", "playground", "behind", "write_head"):  # pages without a chart
         page.wait_for_selector("[data-testid='stVegaLiteChart']")
     no_exception(page)
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
@@ -151,6 +152,30 @@ def test_write_a_head_with_a_mistake_then_fix_it(server, page):
         expect(page.get_by_text("You wrote attention")).to_be_visible(timeout=60_000)
         no_exception(page)
         page.screenshot(path=SHOTS / f"write_head_passed_{width}.png", full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 2200})
+
+
+def test_whole_kid_stage_and_neuron(server, page):
+    for width, height in ((1400, 2600), (390, 5200)):  # tall enough for the whole page
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{server}/whole_kid")
+        settle(page)
+        stage = page.get_by_role("slider", name="Stage")
+        before = stage.get_attribute("aria-valuetext")
+        stage.focus()
+        for _ in range(2):  # two stages up: block 0's LayerNorm 2
+            page.keyboard.press("ArrowRight")
+        settle(page)
+        assert stage.get_attribute("aria-valuetext") != before
+        expect(page.get_by_text("LayerNorm took a vector").first).to_be_visible()
+        contexts = page.locator("[data-testid='stHtml']").first.inner_text()
+        page.locator(".st-key-whole_neuron_0").get_by_role("combobox").click()
+        page.get_by_role("option").nth(2).click()
+        settle(page)
+        assert page.locator("[data-testid='stHtml']").first.inner_text() != contexts
+        no_exception(page)
+        page.screenshot(path=SHOTS / f"whole_kid_{width}.png", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.set_viewport_size({"width": 1400, "height": 2200})
 
 

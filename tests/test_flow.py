@@ -4,8 +4,8 @@ forward hooks on its modules, and GPT.trace, instead of flow.py's own loop."""
 import numpy as np
 import pytest
 import torch
-
 from conftest import SMALL_CONFIGS, randomised
+
 from tinyllm.checkpoint import load_model
 from tinyllm.data import Vocab
 from tinyllm.export import read_chapter
@@ -125,7 +125,7 @@ def test_the_exported_neuron_contexts_are_the_strongest(tiny_run):
     windows = torch.tensor(vocab.encode(text[:usable])).view(-1, T)
     for b, block in enumerate(model.blocks):
         caught = []
-        handle = block.ffwd.net[1].register_forward_hook(lambda m, i, out: caught.append(out))
+        handle = block.ffwd.net[1].register_forward_hook(lambda m, i, out, caught=caught: caught.append(out))
         model.set_fast(True)(windows)
         handle.remove()
         fired = caught[0].reshape(usable, -1).numpy()
