@@ -38,7 +38,7 @@ st.subheader("The whole picture")
 st.markdown(f"Every guess goes through the same path: characters become vectors, {cfg['n_layer']} blocks each "
             f"add what attention ({cfg['n_head']} heads) and a feed-forward layer computed, and the result "
             f"becomes one score per character.")
-st.graphviz_chart(forward_diagram(cfg, compact=True), width="content")
+st.image(forward_diagram(cfg, compact=True))
 st.page_link("app_pages/whole_kid.py", label="Follow one character through it", icon=":material/account_tree:")
 
 st.subheader("How good is it?")

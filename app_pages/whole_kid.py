@@ -56,21 +56,30 @@ text = flow["text"]
 
 @st.fragment
 def trip():
+    """Everything that follows one position: a fragment, so that moving the
+    position does not rerun the page; the stage and the neurons are
+    fragments inside it, so that each redraws alone."""
     if len(text) > 1:
         pos = st.slider("Position", 0, len(text) - 1, min(len(text) - 1, 12), key="whole_pos",
                         help="Which character's vector to follow.")
     else:
         pos = 0
         st.caption("One character: position 0 is the only one.")
+    st.markdown(f"Following position **{pos}**, the character `{glyph(text[pos])}` "
+                f"(after “{''.join(glyph(c) for c in text[max(0, pos - 12):pos])}”).")
+    stage_view(pos)
+    neuron_view(pos)
+    show_attribution(pos)
+
+
+@st.fragment
+def stage_view(pos):
     label = st.select_slider("Stage", [s["label"] for s in STAGES], value=STAGES[2]["label"], key="whole_stage",
                              help="Step through the forward pass, bottom to top.")
     stage = next(s for s in STAGES if s["label"] == label)
-    st.markdown(f"Following position **{pos}**, the character `{glyph(text[pos])}` "
-                f"(after “{''.join(glyph(c) for c in text[max(0, pos - 12):pos])}”).")
-
     picture, numbers = st.columns([2, 3])
     with picture:
-        st.graphviz_chart(forward_diagram(cfg, stage), width="stretch")
+        st.image(forward_diagram(cfg, stage), width="stretch")  # an SVG
     with numbers:
         view = describe_stage(flow, stage, pos)
         show_stage(stage, view, pos)
@@ -79,10 +88,6 @@ def trip():
         marked[line] += "  # ◀ this stage"
         st.markdown("**The code that ran** (`tinyllm/model.py`)")
         st.code("\n".join(marked), language="python", wrap_lines=True)
-
-    block = stage["block"] if stage["block"] is not None else L - 1
-    show_neurons(block, pos)
-    show_attribution(pos)
 
 
 def show_stage(stage, view, pos):
@@ -121,8 +126,13 @@ def show_stage(stage, view, pos):
         st.markdown(f"The character's vector plus position {pos}'s vector: where the stream starts.")
 
 
-def show_neurons(block, pos):
-    st.subheader(f"The feed-forward neurons of block {block}")
+@st.fragment
+def neuron_view(pos):
+    st.subheader("The feed-forward neurons")
+    block = 0
+    if L > 1:
+        block = st.radio("Block", range(L), index=0, horizontal=True, key="whole_block",
+                         format_func=lambda b: f"block {b}")
     hidden = flow["blocks"][block]["hidden"][pos]
     fired = int((hidden > 0).sum())
     st.markdown(f"At position {pos}, **{fired} of {hidden.size}** neurons of block {block} fired. "

@@ -1,5 +1,6 @@
 """AppTest: every page renders against a small exported run, and its controls change what is shown."""
 
+import base64
 import re
 import time
 from pathlib import Path
@@ -224,11 +225,17 @@ def test_write_head_without_running_code(app_env, monkeypatch):
     assert at.get("download_button")
 
 
+def diagram(at) -> str:
+    """The SVG of the page's forward-pass diagram (st.image sends it as a data URL)."""
+    url = at.get("image")[0].proto.imgs[0].url
+    return base64.b64decode(url.split(",", 1)[1]).decode()
+
+
 def test_whole_kid_follows_stage_position_neuron_and_text(app_env):
     at = open_page("whole_kid")
     assert not at.exception
-    diagram = at.get("graphviz_chart")[0].proto.spec
-    assert "block 1" in diagram and "block 2" not in diagram  # drawn from the tiny run's 2 layers
+    svg = diagram(at)
+    assert "block 1" in svg and "block 2" not in svg  # drawn from the tiny run's 2 layers
     assert "# ◀ this stage" in at.code[0].value
     shown = charts(at), texts(at)
     at.slider(key="whole_pos").set_value(3).run()
@@ -238,8 +245,9 @@ def test_whole_kid_follows_stage_position_neuron_and_text(app_env):
     assert not at.exception and at.code[0].value != stage_code and "residual stream" in texts(at)
     marked = [line for line in at.code[0].value.splitlines() if "◀ this stage" in line]
     assert len(marked) == 1 and "self.ffwd(self.ln2(x))" in marked[0]
-    diagram = at.get("graphviz_chart")[0].proto.spec
-    assert re.search(r'"b1ffwd" \[label="128 → 32"[^\n]*fillcolor="#1f4e79"', diagram)  # marked, real widths
+    assert re.search(r'fill="#1f4e79"[^>]*/><text[^>]*>128 → 32<', diagram(at))  # marked, with the real widths
+    at.radio(key="whole_block").set_value(1).run()
+    assert "neurons of block 1 fired" in texts(at)
     contexts = [h.proto.body for h in at.get("html")]
     neuron = at.selectbox(key="whole_neuron_1")
     neuron.set_value(neuron.options and int(neuron.options[1].split(" ")[0][1:])).run()

@@ -30,58 +30,108 @@ def flow_of(text: str) -> dict:
     return _flow(str(run_dir), mtime_ns(run_dir / "model.pt"), text)
 
 
-def node(name, label, selected=False, shape="box"):
-    style = f'style="filled,rounded", fillcolor="{SELECTED if selected else PLAIN}"'
-    font = 'fontcolor="white"' if selected else 'fontcolor="#1d1d1f"'
-    return f'"{name}" [label="{label}", shape={shape}, {style}, {font}];'
+class Diagram:
+    """A column of boxes joined by arrows, drawn as SVG top to bottom. Laid
+    out here rather than by Graphviz: the browser spent most of a second
+    laying out a DOT graph on every change of stage."""
+
+    WIDTH, ROW, GAP, MIDDLE = 380, 26, 16, 175  # SVG units
+    STREAM_X = 355  # where the residual stream's bypass runs
+
+    def __init__(self):
+        self.parts, self.y = [], 10
+
+    def box(self, label, selected=False, plain=False, width=None):
+        width = width or min(len(label) * 6.3 + 22, self.WIDTH - 60)
+        x = self.MIDDLE - width / 2
+        fill, ink = (SELECTED, "white") if selected else ("none" if plain else PLAIN, "#1d1d1f")
+        if not plain:
+            self.parts.append(f'<rect x="{x:.0f}" y="{self.y}" width="{width:.0f}" height="{self.ROW}" rx="8" '
+                              f'fill="{fill}" stroke="#555" stroke-width="{2 if selected else 1}"/>')
+        self.parts.append(f'<text x="{self.MIDDLE}" y="{self.y + 17}" text-anchor="middle" fill="{ink}">'
+                          f'{html.escape(label)}</text>')
+        return self.advance()
+
+    def heads(self, n_head, selected):
+        size, gap = 30, 4
+        left = self.MIDDLE - (n_head * size + (n_head - 1) * gap) / 2
+        fill, ink = (SELECTED, "white") if selected else (PLAIN, "#1d1d1f")
+        for h in range(n_head):
+            x = left + h * (size + gap)
+            self.parts.append(f'<rect x="{x:.0f}" y="{self.y}" width="{size}" height="{self.ROW}" rx="4" '
+                              f'fill="{fill}" stroke="#555"/><text x="{x + size / 2:.0f}" y="{self.y + 17}" '
+                              f'text-anchor="middle" fill="{ink}">h{h}</text>')
+        return self.advance()
+
+    def plus(self):
+        r = self.ROW / 2
+        self.parts.append(f'<circle cx="{self.MIDDLE}" cy="{self.y + r}" r="{r - 1}" fill="{PLAIN}" stroke="#555"/>'
+                          f'<text x="{self.MIDDLE}" y="{self.y + 18}" text-anchor="middle">+</text>')
+        return self.advance()
+
+    def advance(self):
+        top = self.y
+        self.y += self.ROW + self.GAP
+        return top
+
+    def arrow(self, top_of_next):
+        """The arrow from the row above down into the row starting at top_of_next."""
+        self.parts.append(f'<line x1="{self.MIDDLE}" y1="{top_of_next - self.GAP}" x2="{self.MIDDLE}" '
+                          f'y2="{top_of_next - 2}" stroke="#888" marker-end="url(#tip)"/>')
+
+    def bypass(self, leave_y, plus_top):
+        """The residual stream going round a sub-layer, into the side of a +."""
+        x, r = self.STREAM_X, self.ROW / 2
+        self.parts.append(f'<path d="M {self.MIDDLE} {leave_y} H {x} V {plus_top + r} H {self.MIDDLE + r + 1}" '
+                          f'fill="none" stroke="#888" stroke-dasharray="4 3" marker-end="url(#tip)"/>')
+
+    def svg(self) -> str:
+        return (f'<svg viewBox="0 0 {self.WIDTH} {self.y}" width="{self.WIDTH}" height="{self.y}" '
+                'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11" role="img" '
+                'aria-label="the forward pass"><defs><marker id="tip" viewBox="0 0 10 10" refX="9" refY="5" '
+                'markerWidth="6" markerHeight="6" orient="auto"><path d="M0 0 L10 5 L0 10 z" fill="#888"/>'
+                f"</marker></defs>{''.join(self.parts)}</svg>")
 
 
 def forward_diagram(cfg: dict, selected: dict | None = None, compact=False) -> str:
-    """Graphviz DOT of the forward pass, drawn from the run's own config. The
-    selected stage's block is opened up (the heads side by side, the
-    feed-forward layer's widths); the other blocks stay one box each."""
+    """SVG of the forward pass, drawn from the run's own config. The selected
+    stage's block is opened up (LayerNorms, the heads side by side, the
+    feed-forward widths, the two additions to the stream); the other blocks
+    stay one box each."""
     C, n_head, L = cfg["n_embd"], cfg["n_head"], cfg["n_layer"]
     key = (selected or {}).get("key")
     open_block = None if compact or selected is None else selected["block"]
-    lines = ['digraph { rankdir=TB; nodesep=0.15; ranksep=0.22; bgcolor="transparent";',
-             'node [fontname="sans-serif", fontsize=11, height=0.3, margin="0.08,0.04"];',
-             'edge [color="#888888", arrowsize=0.6];',
-             node("chars", f"up to {cfg['block_size']} characters", shape="plaintext"),
-             node("embedding", f"token + position embedding ({C} numbers)", key == "embedding")]
-    previous = "embedding"
-    lines.append('"chars" -> "embedding";')
+    d = Diagram()
+    d.box(f"up to {cfg['block_size']} characters", plain=True)
+    d.arrow(d.box(f"token + position embedding ({C} numbers)", key == "embedding"))
     for b in range(L):
         if b != open_block:
-            lines.append(node(f"b{b}", f"block {b}: attention ({n_head} heads) + feed-forward"))
-            lines.append(f'"{previous}" -> "b{b}";')
-            previous = f"b{b}"
+            d.arrow(d.box(f"block {b}: attention ({n_head} heads) + feed-forward"))
             continue
-        lines.append(f'subgraph cluster_{b} {{ label="block {b}"; fontsize=11; style="rounded"; color="#aaaaaa";')
-        lines.append(node(f"b{b}ln1", "LayerNorm 1", key == "ln1"))
-        heads = " ".join(f"<td>h{h}</td>" for h in range(n_head))
-        fill = SELECTED if key == "heads" else PLAIN
-        colour = "white" if key == "heads" else "#1d1d1f"
-        lines.append(f'"b{b}heads" [shape=plaintext, fontcolor="{colour}", label=<<table border="0" cellborder="1" '
-                     f'cellspacing="2" bgcolor="{fill}"><tr>{heads}</tr></table>>];')
-        lines.append(node(f"b{b}attn", f"concat, projection: {C} numbers", key == "attn"))
-        lines.append(node(f"b{b}add1", "+", shape="circle"))
-        lines.append(node(f"b{b}ln2", "LayerNorm 2", key == "ln2"))
-        lines.append(node(f"b{b}hidden", f"{C} → {4 * C}, ReLU (the neurons)", key == "hidden"))
-        lines.append(node(f"b{b}ffwd", f"{4 * C} → {C}", key == "ffwd"))
-        lines.append(node(f"b{b}add2", "+", shape="circle"))
-        lines.append("}")
-        chain = ["ln1", "heads", "attn", "add1"]
-        lines.append(f'"{previous}" -> "b{b}ln1"; "{previous}" -> "b{b}add1" [style=dashed, label=" stream"];')
-        lines += [f'"b{b}{a}" -> "b{b}{c}";' for a, c in zip(chain, chain[1:])]
-        chain = ["add1", "ln2", "hidden", "ffwd", "add2"]
-        lines += [f'"b{b}{a}" -> "b{b}{c}";' for a, c in zip(chain, chain[1:])]
-        lines.append(f'"b{b}add1" -> "b{b}add2" [style=dashed];')
-        previous = f"b{b}add2"
-    vocab = cfg["vocab_size"]
-    lines += [node("ln_f", "final LayerNorm", key == "ln_f"), node("logits", f"head: {vocab} logits", key == "logits"),
-              node("probs", "softmax → the next character", key == "probs"),
-              f'"{previous}" -> "ln_f"; "ln_f" -> "logits"; "logits" -> "probs";', "}"]
-    return "\n".join(lines)
+        cluster_top = d.y - d.GAP / 2
+        d.y += 8
+        d.arrow(d.box("LayerNorm 1", key == "ln1"))
+        d.arrow(d.heads(n_head, key == "heads"))
+        d.arrow(d.box(f"concat, projection: {C} numbers", key == "attn"))
+        first_plus = d.plus()
+        d.arrow(first_plus)
+        d.bypass(cluster_top, first_plus)
+        d.arrow(d.box("LayerNorm 2", key == "ln2"))
+        d.arrow(d.box(f"{C} → {4 * C}, ReLU (the neurons)", key == "hidden"))
+        d.arrow(d.box(f"{4 * C} → {C}", key == "ffwd"))
+        second_plus = d.plus()
+        d.arrow(second_plus)
+        d.bypass(first_plus + d.ROW + d.GAP / 2, second_plus)
+        d.parts.insert(0, f'<rect x="8" y="{cluster_top:.0f}" width="{d.WIDTH - 16}" '
+                          f'height="{d.y - d.GAP / 2 - cluster_top + 4:.0f}" rx="10" fill="none" stroke="#aaa"/>'
+                          f'<text x="16" y="{cluster_top + 14:.0f}" fill="#555">block {b}</text>'
+                          f'<text x="{d.STREAM_X - 4}" y="{cluster_top + 14:.0f}" text-anchor="end" fill="#666" '
+                          'font-size="10">dashed: the residual stream</text>')
+        d.y += 8
+    d.arrow(d.box("final LayerNorm", key == "ln_f"))
+    d.arrow(d.box(f"head: {cfg['vocab_size']} logits", key == "logits"))
+    d.arrow(d.box("softmax → the next character", key == "probs"))
+    return d.svg()
 
 
 def vector_strip(vector, height=28):

@@ -1,0 +1,109 @@
+"""What a reader waits for in a real browser: Debian's Chromium, driven by
+Playwright, against a real server showing the committed kid.
+
+For each control it times the moment of the key press or click to the
+moment the app has finished running (the script, or only the fragment
+that holds the control) and the page has painted.
+
+    python -m bench.browser_speed [--run artifacts/kid] [--repeats 5]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def start_server(run: Path, port: int):
+    env = dict(os.environ, PEEK_KID_DIR=str(run.resolve()))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def timed(page, act) -> float:
+    """Milliseconds from `act()` until the app is idle again and has painted."""
+    t0 = time.perf_counter()
+    act()
+    page.wait_for_timeout(30)  # let the rerun request leave before waiting for idle
+    page.wait_for_selector(IDLE)
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    return (time.perf_counter() - t0) * 1000
+
+
+def report(name, times):
+    print(f"{name:<40}median {statistics.median(times):>5.0f} ms   max {max(times):>5.0f} ms")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default=str(ROOT / "artifacts" / "kid"), help="run folder to show")
+    parser.add_argument("--repeats", type=int, default=5, help="timed moves per control")
+    parser.add_argument("--port", type=int, default=8631)
+    args = parser.parse_args()
+    server = start_server(Path(args.run), args.port)
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 2600})
+            page.set_default_timeout(60_000)
+
+            page.goto(f"{base}/whole_kid")
+            page.wait_for_selector(IDLE)
+            page.goto(f"{base}/whole_kid")  # the second visit: caches warm
+            t0 = time.perf_counter()
+            page.wait_for_selector(IDLE)
+            page.wait_for_selector("[data-testid='stVegaLiteChart']")
+            print(f"{'whole kid: open (warm)':<40}{(time.perf_counter() - t0) * 1000:>12.0f} ms")
+            stage = page.get_by_role("slider", name="Stage")
+            position = page.get_by_role("slider", name="Position")
+            for name, slider in (("whole kid: next stage", stage), ("whole kid: next position", position)):
+                times = []
+                for _ in range(args.repeats):
+                    slider.focus()
+                    times.append(timed(page, lambda: page.keyboard.press("ArrowRight")))
+                report(name, times)
+            times = []
+            for i in range(args.repeats):
+                box = page.locator("[class*='st-key-whole_neuron_']").get_by_role("combobox")
+                box.click()
+                option = page.get_by_role("option").nth(1 + i % 10)
+                times.append(timed(page, option.click))
+            report("whole kid: another neuron", times)
+
+            page.goto(f"{base}/attention")
+            page.wait_for_selector(IDLE)
+            query = page.get_by_role("slider", name="Query position")
+            times = []
+            for _ in range(args.repeats):
+                query.focus()
+                times.append(timed(page, lambda: page.keyboard.press("ArrowLeft")))
+            report("attention: query slider", times)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
