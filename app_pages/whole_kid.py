@@ -65,8 +65,9 @@ def trip():
     else:
         pos = 0
         st.caption("One character: position 0 is the only one.")
-    st.markdown(f"Following position **{pos}**, the character `{glyph(text[pos])}` "
-                f"(after “{''.join(glyph(c) for c in text[max(0, pos - 12):pos])}”).")
+    before = "".join(glyph(c) for c in text[max(0, pos - 12):pos])
+    where = f"after “{before}”" if pos else "the first character: it can look at nothing else"
+    st.markdown(f"Following position **{pos}**, the character `{glyph(text[pos])}` ({where}).")
     stage_view(pos)
     neuron_view(pos)
     show_attribution(pos)
