@@ -12,6 +12,7 @@ from tinyllm.model import Head
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.data import chapter
 from ui.live import choose_text
+from ui.widgets import index_slider
 
 att = chapter("attention")
 card = chapter("model_card")
@@ -42,18 +43,18 @@ chars = list(text)
 @st.fragment
 def head_explorer():
     c1, c2, c3 = st.columns(3)
-    layer = c1.slider("Layer", 0, n_layer - 1, 0, key="attention_layer")
-    head = c2.slider("Head", 0, n_head - 1, 0, key="attention_head")
-    # a click on the heatmap picks the query position (read before the slider is drawn)
-    click = st.session_state.get("attention_heatmap")
+    layer = index_slider("Layer", n_layer, "attention_layer", where=c1)
+    head = index_slider("Head", n_head, "attention_head", where=c2)
+    # A click on the heatmap picks the query position. The heatmap's key names
+    # the query it was drawn for, so each new query gets a fresh chart whose
+    # clicks (even on the cell clicked before) count again.
+    shown = min(st.session_state.get("attention_query", 40), len(chars) - 1)
+    click = st.session_state.get(f"attention_heatmap_{shown}")
     cell = click.selection.get("cell") if click else None
-    if cell and cell[0].get("query") != st.session_state.get("attention_clicked"):
-        st.session_state["attention_clicked"] = cell[0]["query"]
+    if cell:
         st.session_state["attention_query"] = int(cell[0]["query"])
-    if st.session_state.get("attention_query", 0) > len(chars) - 1:
-        st.session_state["attention_query"] = len(chars) - 1
-    i = c3.slider("Query position", 0, len(chars) - 1, min(len(chars) - 1, 40), key="attention_query",
-                  help="Or click a row of the heatmap.")
+    i = index_slider("Query position", len(chars), "attention_query", default=40, where=c3,
+                     help="Or click a row of the heatmap.")
     data = layers_data[layer][head]
     if sample is not None:
         label = att["labels"][layer][head]
@@ -110,11 +111,15 @@ def head_explorer():
             width="stretch")
 
     st.subheader(f"All the weights of layer {layer}, head {head}")
-    st.markdown("Row = the position looking (query), column = the position looked at (key). The upper "
-                "right is empty: nobody sees the future. **Click a cell** to explain that row above.")
+    st.markdown(f"Row = the position looking (query), column = the position looked at (key). The grey "
+                f"upper right is hidden by the mask: nobody sees the future. The outlined row is position {i}, "
+                "explained above. **Click a cell** to explain its row.")
     select = alt.selection_point(name="cell", fields=["query", "key"], on="click")
-    st.altair_chart(attention_heatmap(data["weights"], chars, height=520, select=select),
-                    on_select="rerun", key="attention_heatmap", width="stretch")
+    st.altair_chart(attention_heatmap(data["weights"], chars, height=520, select=select, marked_query=i),
+                    on_select="rerun", key=f"attention_heatmap_{i}", width="stretch")
+    st.caption(f"Outlined: row {i}, `{glyph(chars[i])}`; its largest weights go to "
+               + ", ".join(f"`{glyph(chars[j])}` at {j} ({steps['weights'][j]:.0%})" for j in top)
+               + ". Its steps are explained above the chart.")
 
 
 head_explorer()

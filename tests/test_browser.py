@@ -121,16 +121,28 @@ def test_attention_slider_and_heatmap_click(server, page):
     settle(page)
     assert slider.input_value() != before
     no_exception(page)
-    # click a cell near the bottom-left of the big heatmap: the query slider follows
-    chart = page.locator("[data-testid='stVegaLiteChart']").nth(1)
-    chart.scroll_into_view_if_needed()
-    box = chart.locator("canvas, svg").first.bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+    # click a cell in the big heatmap: the query slider follows to that row
+    moved = slider.input_value()
+
+    def click_row(fraction):
+        chart = page.locator("[data-testid='stVegaLiteChart']").nth(1)
+        chart.scroll_into_view_if_needed()
+        box = chart.locator("canvas, svg").first.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * fraction)
+        settle(page)
+        return slider.input_value()
+
+    first = click_row(0.3)
+    assert first != moved
+    assert click_row(0.7) != first
+    assert click_row(0.3) == first  # the same cell again counts again
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
     settle(page)
+    assert click_row(0.3) == first  # and after a slider move too
     no_exception(page)
     assert table.is_visible()
     page.screenshot(path=SHOTS / "attention_clicked.png", full_page=True)
-    assert slider.input_value() != before
 
 
 def test_write_a_head_with_a_mistake_then_fix_it(server, page):

@@ -22,9 +22,13 @@ def labelled_axis(labels, title, **options):
     return alt.Axis(title=title, labelExpr=f"{json.dumps(labels)}[datum.value]", **options)
 
 
-def axis_with_chars(chars, title):
-    """An ordinal axis of positions whose labels are the characters there."""
-    return labelled_axis([glyph(c) for c in chars], title, labelAngle=0, labelFontSize=11)
+def axis_with_chars(chars, title, every=False):
+    """An ordinal axis of positions whose labels are the characters there.
+    every=True keeps every label (for an axis given room for them: Vega
+    would hide "crowded" ones); otherwise Vega drops labels that would
+    collide, as on a phone."""
+    overlap = False if every else "greedy"
+    return labelled_axis([glyph(c) for c in chars], title, labelAngle=0, labelFontSize=11, labelOverlap=overlap)
 
 
 def matrix_frame(matrix, row_name, col_name, value_name) -> pd.DataFrame:
@@ -38,24 +42,36 @@ def matrix_frame(matrix, row_name, col_name, value_name) -> pd.DataFrame:
     })
 
 
-def attention_heatmap(weights, chars, height=460, key_name="key", select=None):
-    """weights[query][key] with the characters on both axes. `select` is an
-    optional alt.selection_point over ["query", "key"] for clicks."""
+HIDDEN = "#d4d4d4"  # the future: masked, not "weight 0"
+MARKED = "#d1495b"  # the selected row
+
+
+def attention_heatmap(weights, chars, height=460, key_name="key", select=None, marked_query=None):
+    """weights[query][key] with the characters on both axes. Cells above the
+    diagonal (the future, hidden by the mask) are grey, so they cannot be
+    mistaken for weight 0. `select`: an optional alt.selection_point over
+    ["query", "key"] for clicks; `marked_query`: a row to outline."""
     df = matrix_frame(weights, "query", key_name, "weight")
     shown = np.array([glyph(c) for c in chars])
     df["query char"] = shown[df["query"].to_numpy()]
     df["key char"] = shown[df[key_name].to_numpy()]
+    df["seen"] = np.where(df[key_name] > df["query"], "hidden (the future)", "seen")
+    y = alt.Y("query:O", axis=axis_with_chars(chars, "query position (looking)", every=True))
     chart = alt.Chart(df).mark_rect().encode(
         x=alt.X(f"{key_name}:O", axis=axis_with_chars(chars, "key position (attended to)")),
-        y=alt.Y("query:O", axis=axis_with_chars(chars, "query position (looking)")),
-        color=alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]),
-                        legend=alt.Legend(title="weight")),
-        tooltip=["query", "query char", key_name, "key char", alt.Tooltip("weight:Q", format=".3f")],
-    ).properties(height=height)
+        y=y,
+        color=alt.condition(f"datum['{key_name}'] > datum.query", alt.value(HIDDEN),
+                            alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]),
+                                      legend=alt.Legend(title="weight"))),
+        tooltip=["query", "query char", key_name, "key char", "seen", alt.Tooltip("weight:Q", format=".3f")],
+    )
     if select is not None:
-        chart = chart.add_params(select).encode(
-            opacity=alt.condition(select, alt.value(1.0), alt.value(0.85)))
-    return chart
+        chart = chart.add_params(select)
+    if marked_query is not None:
+        row = alt.Chart(pd.DataFrame({"query": [marked_query]})).mark_rect(
+            fill=None, stroke=MARKED, strokeWidth=2.5).encode(y=y)
+        chart = alt.layer(chart, row)
+    return chart.properties(height=max(height, 13 * len(chars)))  # room for every row's character
 
 
 def small_heatmap(weights, title, size=130):
