@@ -49,7 +49,7 @@ st.altair_chart(
 )
 
 st.subheader("The vectors themselves")
-dims = st.slider("Dimensions shown", 8, C, min(C, 64), step=8, key="positions_dims")
+dims = st.slider("Dimensions shown", 8, C, min(C, 64), step=8, key="positions_dims") if C > 8 else C
 df = matrix_frame([row[:dims] for row in pos["matrix"]], "position", "dimension", "value")
 st.altair_chart(
     alt.Chart(df).mark_rect().encode(

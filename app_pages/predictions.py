@@ -8,6 +8,7 @@ from ui.charts import candidates_bar
 from ui.data import chapter, model
 from ui.live import choose_text
 from ui.text import coloured_text
+from ui.widgets import index_slider
 
 pred = chapter("predictions")
 card = chapter("model_card")
@@ -33,13 +34,16 @@ shown = list(text[1:]) + ([vocab.chars[data["targets"][-1]]] if data["targets"][
 colours = [surprise_colour(loss) for loss in data["losses"][: len(shown)]]
 titles = [f"p = {p:.3f}, surprise {loss:.2f}" for p, loss in
           zip(data["target_probs"][: len(shown)], data["losses"][: len(shown)])]
-position = st.slider("Position", 0, len(text) - 1, min(20, len(text) - 1), key="predictions_pos",
-                     help="Which position's guess to explain.")
+position = index_slider("Position", len(text), "predictions_pos", default=20,
+                        help="Which position's guess to explain.")
 st.markdown(f"`{glyph(text[0])}` (the first character, nobody predicted it) then:")
 coloured_text(shown, colours, titles, selected=position)
 known = [loss for loss in data["losses"] if loss is not None]
-st.caption(f"Mean surprise over these {len(known)} characters: {sum(known) / len(known):.3f}. "
-           "Hover a character for its probability.")
+if known:
+    st.caption(f"Mean surprise over these {len(known)} characters: {sum(known) / len(known):.3f}. "
+               "Hover a character for its probability.")
+else:
+    st.caption("One character, and what comes after it is unknown: there is no surprise to measure yet.")
 
 left, right = st.columns(2)
 with left:

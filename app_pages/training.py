@@ -8,6 +8,7 @@ from tinyllm.explain import char_kind, surprise_colour
 from ui.charts import attention_heatmap, embedding_scatter, loss_curves, metric_line
 from ui.data import chapter
 from ui.text import coloured_text
+from ui.widgets import index_slider
 
 training = chapter("training")
 evo = chapter("evolution")
@@ -61,8 +62,8 @@ with left:
 with right:
     cfg = card["config"]
     a, b = st.columns(2)
-    layer = a.slider("Layer", 0, cfg["n_layer"] - 1, 0, key="training_layer")
-    head = b.slider("Head", 0, cfg["n_head"] - 1, 0, key="training_head")
+    layer = index_slider("Layer", cfg["n_layer"], "training_layer", where=a)
+    head = index_slider("Head", cfg["n_head"], "training_head", where=b)
     label = snap["labels"][layer][head]
     st.markdown(f"**Attention of layer {layer}, head {head}**: {label['label']} ({label['score']:.2f})")
     st.altair_chart(attention_heatmap(snap["attention"][layer][head], list(evo["prompt"]), height=380),

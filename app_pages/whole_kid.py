@@ -10,6 +10,8 @@ from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
 from ui.charts import candidates_bar
 from ui.data import chapter, model, optional_chapter
 from ui.flow import context_html, flow_of, forward_diagram, pushes_chart, top_bars, vector_strip
+from ui.live import choose_plain_text
+from ui.widgets import index_slider
 
 card = chapter("model_card")
 samples = chapter("predictions")["prompts"]
@@ -30,26 +32,9 @@ Pick a stage in the diagram's slider to see the real vector there, and what that
 """
 )
 
-options = [f"Sample {i + 1}: “{p['text'][:28].strip()}…”" for i, p in enumerate(samples)] + ["Your own text"]
-choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True,
-                  key="whole_prompt")
-if choice < len(samples):
-    text = samples[choice]["text"]
-    next_char = vocab.chars[samples[choice]["targets"][-1]]  # the character after the passage
-else:
-    text = st.text_area(f"Your text (up to {T} characters are used)", "ROMEO:\nBut soft, what light",
-                        key="whole_own", height=90)
-    unknown = vocab.unknown(text)
-    if unknown:
-        st.info("The kid has never seen " + ", ".join(f"`{glyph(c)}`" for c in unknown)
-                + ". Remove these characters to run it.")
-        st.stop()
-    if not text:
-        st.info("Type at least one character.")
-        st.stop()
-    if len(text) > T:
-        st.info(f"Your text has {len(text)} characters; the kid reads at most {T}, so only the last {T} are used.")
-    next_char = None
+text, choice = choose_plain_text("whole", samples, T, "ROMEO:\nBut soft, what light")
+# the character after the passage, where it is known
+next_char = vocab.chars[samples[choice]["targets"][-1]] if choice is not None else None
 flow = flow_of(text)
 text = flow["text"]
 
@@ -59,12 +44,7 @@ def trip():
     """Everything that follows one position: a fragment, so that moving the
     position does not rerun the page; the stage and the neurons are
     fragments inside it, so that each redraws alone."""
-    if len(text) > 1:
-        pos = st.slider("Position", 0, len(text) - 1, min(len(text) - 1, 12), key="whole_pos",
-                        help="Which character's vector to follow.")
-    else:
-        pos = 0
-        st.caption("One character: position 0 is the only one.")
+    pos = index_slider("Position", len(text), "whole_pos", default=12, help="Which character's vector to follow.")
     before = "".join(glyph(c) for c in text[max(0, pos - 12):pos])
     where = f"after “{before}”" if pos else "the first character: it can look at nothing else"
     st.markdown(f"Following position **{pos}**, the character `{glyph(text[pos])}` ({where}).")

@@ -258,6 +258,24 @@ def test_whole_kid_follows_stage_position_neuron_and_text(app_env):
         assert pushes + bias == pytest.approx(total, abs=2e-3) and total == pytest.approx(logit, abs=2e-3)
     at.radio(key="whole_prompt").set_value(3).run()
     at.text_area(key="whole_own").set_value("R").run()  # one character
-    assert not at.exception and "position 0 is the only one" in texts(at)
+    assert not at.exception and "Position: 0 (the only one)" in texts(at)
     at.text_area(key="whole_own").set_value("ROMEO ~~").run()
     assert not at.exception and "never seen" in texts(at)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_the_smallest_run(smallest_run, tmp_path, monkeypatch, page):
+    monkeypatch.setenv("PEEK_KID_DIR", str(smallest_run))
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    at = open_page(page)
+    assert not at.exception, at.exception
+
+
+@pytest.mark.parametrize("page, prefix", [("attention", "attention"), ("predictions", "predictions"),
+                                          ("whole_kid", "whole")])
+def test_one_character_of_your_own_text(app_env, page, prefix):
+    at = open_page(page)
+    at.radio(key=f"{prefix}_prompt").set_value(3).run()
+    at.text_area(key=f"{prefix}_own").set_value("R").run()
+    assert not at.exception, at.exception
+    assert "(the only one)" in texts(at)

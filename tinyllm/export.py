@@ -82,8 +82,9 @@ def cosine_matrix(matrix: torch.Tensor) -> torch.Tensor:
 
 
 def top_candidates(probs: torch.Tensor, k=TOP) -> list:
-    """probs (..., vocab) -> [[id, prob], ...] of the k likeliest, for the last dim."""
-    values, ids = torch.topk(probs, k)
+    """probs (..., vocab) -> [[id, prob], ...] of the k likeliest (all of
+    them when the vocabulary is smaller), for the last dim."""
+    values, ids = torch.topk(probs, min(k, probs.shape[-1]))
     return [[[i, p] for i, p in zip(row_ids, rounded(row_p))]
             for row_ids, row_p in zip(ids.tolist(), values.tolist())]
 
@@ -206,7 +207,7 @@ def embeddings_chapter(run: Run) -> dict:
     coords, explained, _ = pca_2d(emb)
     sim = cosine_matrix(emb)
     others = sim - 2 * torch.eye(len(sim))  # never your own neighbour
-    values, ids = torch.topk(others, NEIGHBOURS, dim=1)
+    values, ids = torch.topk(others, min(NEIGHBOURS, len(sim) - 1), dim=1)
     return dict(
         matrix=rounded(emb),
         pca=dict(coords=rounded(coords), explained=rounded(explained)),

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from tinyllm.explain import glyph
 from tinyllm.export import analyze_text
 from ui.data import current_run, model, mtime_ns
 
@@ -26,18 +27,25 @@ def choose_text(page: str, samples: list, block_size: int, default_own: str):
     Returns (data, sample index or None). data is the sample's exported dict,
     or the live analysis of the reader's text (same keys); stops the page
     with a note when the text cannot be read."""
+    text, choice = choose_plain_text(page, samples, block_size, default_own)
+    return (samples[choice], choice) if choice is not None else (analyze(text), None)
+
+
+def choose_plain_text(page: str, samples: list, block_size: int, default_own: str):
+    """The same choice, returning (the text, sample index or None) for a
+    page that computes its own numbers from it."""
     options = [f"Sample {i + 1}: “{p['text'][:28].strip()}…”" for i, p in enumerate(samples)]
     options.append("Your own text")
     choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True,
                       key=f"{page}_prompt")
     if choice < len(samples):
-        return samples[choice], choice
+        return samples[choice]["text"], choice
     _, vocab, _ = model()
     text = st.text_area(f"Your text (up to {block_size} characters are used)", default_own,
                         key=f"{page}_own", height=90)
     unknown = vocab.unknown(text)
     if unknown:
-        st.info("The kid has never seen " + ", ".join(f"`{c}`" for c in unknown)
+        st.info("The kid has never seen " + ", ".join(f"`{glyph(c)}`" for c in unknown)
                 + ". Remove these characters to run it.")
         st.stop()
     if not text:
@@ -46,4 +54,4 @@ def choose_text(page: str, samples: list, block_size: int, default_own: str):
     if len(text) > block_size:
         st.info(f"Your text has {len(text)} characters; the kid reads at most {block_size}, "
                 f"so only the last {block_size} are used.")
-    return analyze(text), None
+    return text, None
