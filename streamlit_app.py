@@ -43,6 +43,8 @@ with st.sidebar:
     run = runs[names.index(st.session_state["run"])]
     if run.exported:
         st.caption(f"{run.params:,} parameters · {run.steps:,} steps · validation loss {run.val_loss:.3f}")
+    elif run.problem:
+        st.caption(f"This run cannot be shown: {run.problem}.")
     else:
         st.caption("Not exported yet: its chapters will explain how to export it.")
     sidebar_form()

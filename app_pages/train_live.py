@@ -3,7 +3,7 @@
 import streamlit as st
 
 from tinyllm.errors import TinyLLMError
-from tinyllm.jobs import resumable_runs
+from tinyllm.jobs import SETTING_PROBLEMS, resumable_runs
 from ui.charts import loss_curves
 from ui.training import jobs
 
@@ -19,6 +19,8 @@ sees the same run; there is one at a time. When it finishes it is exported and a
 )
 
 job = jobs()
+for problem in SETTING_PROBLEMS.values():  # this server's limits, as its deployer wrote them
+    st.warning(f"A setting of this server was not understood: {problem}", icon=":material/settings:")
 
 
 @st.fragment(run_every=1.0 if job.running() else None)

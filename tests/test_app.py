@@ -279,3 +279,29 @@ def test_one_character_of_your_own_text(app_env, page, prefix):
     at.text_area(key=f"{prefix}_own").set_value("R").run()
     assert not at.exception, at.exception
     assert "(the only one)" in texts(at)
+
+
+def test_broken_run_folders_never_take_the_app_down(app_env, tmp_path):
+    """A run folder with a damaged model card or chapter, a dangling link, a
+    folder named 'kid': listed as broken (or skipped), every page still works."""
+    import json
+    import shutil
+
+    runs = tmp_path / "runs"
+    for name, card in [("list", []), ("number", 42), ("empty", {}), ("wrong-types", {"total_params": "many"})]:
+        shutil.copytree(app_env, runs / name)
+        (runs / name / "export" / "model_card.json").write_text(json.dumps(card))
+    shutil.copytree(app_env, runs / "not-utf8")
+    (runs / "not-utf8" / "export" / "vocab.json").write_bytes(b"\xff\xfe{")
+    shutil.copytree(app_env, runs / "kid")
+    (runs / "gone").symlink_to(tmp_path / "nowhere")
+    at = open_page("meet")
+    options = at.sidebar.selectbox(key="run").options
+    assert options.count("kid") == 1 and "gone" not in options
+    for name in ("list", "number", "empty", "wrong-types"):
+        at.sidebar.selectbox(key="run").set_value(name).run()
+        assert not at.exception, at.exception
+        assert "cannot be shown" in " ".join(c.value for c in at.sidebar.caption)
+    at.sidebar.selectbox(key="run").set_value("not-utf8").run()
+    at.switch_page("app_pages/vocab.py").run()
+    assert not at.exception and "damaged" in texts(at)

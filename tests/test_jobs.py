@@ -89,6 +89,9 @@ def test_killed_run_leaves_a_resumable_checkpoint_and_readable_log(env):
 @pytest.mark.parametrize(
     "name, settings, upload, message",
     [("../escape", TINY, None, "run name"),
+     ("evil\n", TINY, None, "run name"),
+     ("deep", {**TINY, "n_layer": 10**7}, None, "parameters"),  # counted, never built
+     ("many-chars", TINY, "".join(chr(0x4E00 + i) for i in range(3000)).encode() * 4, "different characters"),
      ("big", {**TINY, "steps": 10**6}, None, "at most"),
      ("wide", {**TINY, "n_embd": 1024, "n_head": 8, "n_layer": 8}, None, "parameters"),
      ("odd", {**TINY, "n_embd": 30}, None, "--n-embd"),
@@ -101,7 +104,7 @@ def test_bad_requests_are_refused(env, name, settings, upload, message):
     with pytest.raises(TinyLLMError, match=message):
         jobs.start(name, settings, upload, "upload.bin")
     assert not jobs.running()
-    assert not (env / "runs" / name).exists() or name == "../escape"
+    assert not (env / "runs" / name).exists()  # for ../escape: nothing outside runs/ either
 
 
 def test_uploaded_text_trains(env):
@@ -127,3 +130,20 @@ def test_a_visitors_head_trains_in_a_process_without_the_servers_environment(env
     assert "secret: None" in out and "hunter2" not in out
     assert (env / "runs" / "with-my-head" / "head" / "my_head.py").read_text() == code
     assert {run.name: run for run in list_runs()}["with-my-head"].exported
+
+
+@pytest.mark.parametrize("value", ["2M", "five", "", "-1", "nan", "inf"])
+def test_a_bad_limit_setting_falls_back_to_its_default_with_a_message(monkeypatch, value):
+    from tinyllm.jobs import LIMIT_SETTINGS, SETTING_PROBLEMS
+
+    for variable, *_ in LIMIT_SETTINGS.values():
+        monkeypatch.setenv(variable, value)
+    SETTING_PROBLEMS.clear()
+    limits = Limits()
+    for field_name, (variable, default, _, _) in LIMIT_SETTINGS.items():
+        assert getattr(limits, field_name) == default
+        assert variable in SETTING_PROBLEMS[variable] and "default" in SETTING_PROBLEMS[variable]
+    monkeypatch.setenv("PEEK_MAX_STEPS", "6e3")  # a step count is a whole number
+    assert Limits().max_steps == LIMIT_SETTINGS["max_steps"][1] and "6e3" in SETTING_PROBLEMS["PEEK_MAX_STEPS"]
+    monkeypatch.setenv("PEEK_MAX_STEPS", "700")
+    assert Limits().max_steps == 700

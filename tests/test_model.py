@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import SMALL_CONFIGS, randomised
 
-from tinyllm.model import GPT, param_table
+from tinyllm.model import GPT, GPTConfig, param_table
 
 
 @pytest.mark.parametrize("config", SMALL_CONFIGS)
@@ -67,3 +67,10 @@ def test_param_table_adds_up():
     assert sum(count for _, count in rows) == model.num_params()
     assert rows[0][0] == "token_embedding" and rows[-1][0] == "lm_head"
     assert any(name == "blocks.2.attn" for name, _ in rows)
+
+
+@pytest.mark.parametrize("config", SMALL_CONFIGS + [GPTConfig()], ids=lambda c: f"L{c.n_layer}C{c.n_embd}")
+def test_counting_parameters_by_hand_matches_the_model(config):
+    from tinyllm.model import count_params
+
+    assert count_params(config) == GPT(config).num_params()

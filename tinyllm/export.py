@@ -372,11 +372,13 @@ def read_chapter(run_dir, name: str) -> dict:
     if not path.is_file():
         raise TinyLLMError(f"{path} is missing. Create it with: python -m tinyllm export --run {run_dir}")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+        doc = json.loads(path.read_text(encoding="utf-8"))  # not UTF-8 is a ValueError too
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
         raise TinyLLMError(
             f"{path} is damaged. Rebuild it with: python -m tinyllm export --run {run_dir}"
-        ) from None
+        )
     if doc.get("format") != f"peek-export/{name}" or doc.get("version") != VERSION:
         raise TinyLLMError(f"{path} is from another version. Rebuild it with: "
                            f"python -m tinyllm export --run {run_dir}")

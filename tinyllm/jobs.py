@@ -7,10 +7,12 @@ its run folder (progress.json, log.jsonl). Stopping drops a STOP file in the
 folder: the run saves a resumable checkpoint and exits cleanly.
 
 Limits for a shared deployment come from environment variables with safe
-defaults: PEEK_MAX_STEPS, PEEK_MAX_PARAMS, PEEK_MAX_UPLOAD_MB.
+defaults (LIMIT_SETTINGS below); a value that is not understood is reported
+once in the server's log and on the training page, and the default is used.
 """
 
 import json
+import logging
 import math
 import os
 import re
@@ -24,12 +26,12 @@ from pathlib import Path
 from tinyllm.data import Vocab, corpus_from_bytes
 from tinyllm.errors import TinyLLMError
 from tinyllm.io import atomic_write_bytes, read_jsonl
-from tinyllm.model import GPT, GPTConfig
+from tinyllm.model import GPTConfig, count_params
 from tinyllm.runs import ROOT, check_run_name, runs_dir
 from tinyllm.sandbox import HEAD_FILE, train_in_sandbox
 from tinyllm.train import TrainConfig, configs_from, validate
 
-UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+UPLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")  # used with .fullmatch
 
 # Presets offered by the app. "quick" takes about a minute on 2 cores.
 PRESETS = {
@@ -42,11 +44,45 @@ PRESETS = {
 }
 
 
+# Each limit: (environment variable, default, type, smallest value that makes sense)
+LIMIT_SETTINGS = {
+    "max_steps": ("PEEK_MAX_STEPS", TrainConfig.steps, int, 1),
+    "max_params": ("PEEK_MAX_PARAMS", 2_000_000, int, 1_000),
+    "max_upload_mb": ("PEEK_MAX_UPLOAD_MB", 5.0, float, 0.001),
+    # export and the Embeddings chapter grow with the square of the vocabulary
+    "max_vocab": ("PEEK_MAX_VOCAB", 256, int, 2),
+}
+SETTING_PROBLEMS = {}  # variable -> what was wrong with it, in words (reported once each)
+
+
+def limit_setting(field_name: str):
+    """The limit's value from the environment, or its default with a note in
+    SETTING_PROBLEMS (and the log) when the value is not understood."""
+    variable, default, kind, smallest = LIMIT_SETTINGS[field_name]
+    text = os.environ.get(variable)
+    if text is None:
+        return default
+    try:
+        value = kind(text.strip())
+        if not (math.isfinite(value) and value >= smallest):
+            raise ValueError
+        return value
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        problem = (f"{variable}={text!r} is not understood: it must be {what} of at least {smallest:g}. "
+                   f"Using the default, {default:,}.")
+        if SETTING_PROBLEMS.get(variable) != problem:
+            SETTING_PROBLEMS[variable] = problem
+            logging.getLogger("peek").error(problem)
+        return default
+
+
 @dataclass
 class Limits:
-    max_steps: int = field(default_factory=lambda: int(os.environ.get("PEEK_MAX_STEPS", TrainConfig.steps)))
-    max_params: int = field(default_factory=lambda: int(os.environ.get("PEEK_MAX_PARAMS", 2_000_000)))
-    max_upload_mb: float = field(default_factory=lambda: float(os.environ.get("PEEK_MAX_UPLOAD_MB", 5)))
+    max_steps: int = field(default_factory=lambda: limit_setting("max_steps"))
+    max_params: int = field(default_factory=lambda: limit_setting("max_params"))
+    max_upload_mb: float = field(default_factory=lambda: limit_setting("max_upload_mb"))
+    max_vocab: int = field(default_factory=lambda: limit_setting("max_vocab"))
 
     def check(self, settings: dict, vocab_size: int = 65, corpus_chars: int | None = None):
         """Validate settings like the CLI does, then apply this server's limits."""
@@ -56,7 +92,10 @@ class Limits:
         if train_config.steps > self.max_steps:
             raise TinyLLMError(f"This server allows at most {self.max_steps:,} steps "
                                f"(asked for {train_config.steps:,}).")
-        params = GPT(model_config).num_params()
+        if vocab_size > self.max_vocab:
+            raise TinyLLMError(f"This text has {vocab_size:,} different characters; this server trains on texts "
+                               f"with at most {self.max_vocab:,}.")
+        params = count_params(model_config)  # by hand: a refused request allocates nothing
         if params > self.max_params:
             raise TinyLLMError(f"This server allows models of at most {self.max_params:,} parameters; "
                                f"these settings make {params:,}. Make it narrower or shallower.")
@@ -155,7 +194,8 @@ class TrainingJobs:
                 run_dir.mkdir(parents=True)
                 if corpus_bytes is not None:
                     # keep the file's own name (the run records it), never its path
-                    safe_name = Path(corpus_name).name if UPLOAD_NAME.match(Path(corpus_name).name) else "upload.txt"
+                    given = Path(corpus_name).name
+                    safe_name = given if UPLOAD_NAME.fullmatch(given) else "upload.txt"
                     (run_dir / "upload").mkdir()
                     atomic_write_bytes(run_dir / "upload" / safe_name, corpus_bytes)
                     cmd += ["--data", str(run_dir / "upload" / safe_name)]

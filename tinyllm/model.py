@@ -252,3 +252,16 @@ def param_table(model: GPT) -> list:
             if count:
                 rows.append((name, count))
     return rows
+
+
+def count_params(config: GPTConfig) -> int:
+    """The parameter count of GPT(config), by hand, without building it.
+
+    Per block: keys, queries and values (3 C x C, no biases), the projection
+    (C x C + C), the feed-forward layer (C x 4C + 4C and 4C x C + C) and two
+    LayerNorms (2 C each): 12 C^2 + 10 C. Around the blocks: the token and
+    position embeddings, the final LayerNorm and the head (C x V + V).
+    """
+    C, V, T = config.n_embd, config.vocab_size, config.block_size
+    per_block = 12 * C * C + 10 * C
+    return V * C + T * C + config.n_layer * per_block + 2 * C + C * V + V

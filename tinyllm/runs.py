@@ -15,7 +15,7 @@ from pathlib import Path
 from tinyllm.errors import TinyLLMError
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")  # always .fullmatch: "$" allows a final newline
 
 
 def kid_dir() -> Path:
@@ -34,24 +34,47 @@ class RunInfo:
     params: int | None = None
     steps: int | None = None
     val_loss: float | None = None
+    problem: str | None = None  # why an exported run cannot be shown, in a visitor's words
+
+
+def is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def run_info(name: str, path: Path) -> RunInfo:
+    """What the run selector shows of a run, read from its model card. A
+    damaged card makes the run 'not shown, because ...', never an error."""
     card_path = path / "export" / "model_card.json"
+    if not card_path.is_file():
+        return RunInfo(name, path, exported=False)
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return RunInfo(name, path, exported=False)
+        return RunInfo(name, path, False, problem="its model card cannot be read")
+    if not isinstance(card, dict):
+        return RunInfo(name, path, False, problem="its model card is not what export writes")
+    params, steps = card.get("total_params"), card.get("steps")
     val = card.get("exact_val_loss") or card.get("val_loss")
-    return RunInfo(name, path, True, card.get("total_params"), card.get("steps"), val)
+    if not (is_count(params) and is_count(steps) and isinstance(val, (int, float)) and not isinstance(val, bool)):
+        return RunInfo(name, path, False, problem="its model card lacks the parameter count, steps or loss")
+    return RunInfo(name, path, True, params, steps, float(val))
+
+
+def modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # a dangling link, or removed while we looked
+        return 0.0
 
 
 def list_runs() -> list:
-    """The kid first, then exported runs from runs_dir(), newest first."""
+    """The kid first, then the run folders in runs_dir(), newest first.
+    A folder named 'kid' there is not listed: that name is the kid's."""
     runs = [run_info("kid", kid_dir())]
     if runs_dir().is_dir():
-        folders = sorted(runs_dir().iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-        runs += [run_info(p.name, p) for p in folders if p.is_dir() and RUN_NAME.match(p.name)]
+        folders = sorted(runs_dir().iterdir(), key=modified, reverse=True)
+        runs += [run_info(p.name, p) for p in folders
+                 if p.is_dir() and RUN_NAME.fullmatch(p.name) and p.name != "kid"]
     return runs
 
 
@@ -62,7 +85,7 @@ def new_run_name() -> str:
 
 def check_run_name(name: str) -> str:
     """A run name is a folder name and nothing more: no paths, no tricks."""
-    if not RUN_NAME.match(name or "") or name == "kid":
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or name == "kid":
         raise TinyLLMError(
             "A run name is 1-40 letters, digits, '-' or '_', starting with a letter or digit "
             f"(and not 'kid'); got {name!r}."

@@ -40,7 +40,7 @@ def _model(path: str, mtime: int):
 def current_run() -> Path:
     """The run the reader picked in the sidebar (the kid by default)."""
     selected = st.session_state.get("run", "kid")
-    if selected == "kid" or not RUN_NAME.match(selected):
+    if selected == "kid" or not RUN_NAME.fullmatch(selected):
         return kid_dir()
     return runs_dir() / selected
 
