@@ -142,3 +142,32 @@ def test_sigterm_leaves_a_resumable_run(tmp_path, tiny_text):
     assert log_steps == sorted(set(log_steps))
     assert not (out / "STOP").exists()
     os.sync()
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_a_failed_status(tiny_corpus, tmp_path):
+    import json
+
+    model_config, train_config = tiny_configs(lr=1e30, min_lr=1e-4, steps=50)
+    with pytest.raises(TinyLLMError, match="diverged at step"):
+        train(model_config, train_config, tiny_corpus, tmp_path / "run")
+    progress = json.loads((tmp_path / "run" / "progress.json").read_text())  # strict JSON: no NaN
+    assert progress["status"] == "failed"
+
+
+@pytest.mark.parametrize("setting, value", [("grad_clip", -1.0), ("grad_clip", float("nan")), ("seed", 2**70),
+                                            ("lr", float("inf"))])
+def test_settings_that_cannot_train_are_refused(tiny_corpus, tmp_path, setting, value):
+    model_config, train_config = tiny_configs(**{setting: value})
+    with pytest.raises(TinyLLMError, match="--" + setting.replace("_", "-")):
+        train(model_config, train_config, tiny_corpus, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_stale_stop_file_and_leftover_temporary_files_are_cleared(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "STOP").touch()  # left by a kill before the run read it
+    (run_dir / ".log.jsonl.abc123.tmp").write_text("half a file")
+    summary = train(*tiny_configs(steps=20), tiny_corpus, run_dir)
+    assert summary["status"] == "done" and summary["step"] == 20
+    assert not list(run_dir.rglob("*.tmp"))

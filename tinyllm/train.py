@@ -82,6 +82,12 @@ def validate(model_config: GPTConfig, train_config: TrainConfig, corpus_chars: i
         problems.append(f"--min-lr must be between 0 and --lr, not {train_config.min_lr}")
     if train_config.warmup_steps < 0:
         problems.append(f"--warmup-steps must be 0 or more, not {train_config.warmup_steps}")
+    if not train_config.grad_clip > 0:  # also refuses nan
+        problems.append(f"--grad-clip must be above 0, not {train_config.grad_clip}")
+    if not 0 <= train_config.seed < 2**63:
+        problems.append(f"--seed must be between 0 and 2**63 - 1, not {train_config.seed}")
+    if not (math.isfinite(train_config.lr) and math.isfinite(train_config.min_lr)):
+        problems.append("--lr and --min-lr must be finite numbers")
     if train_config.weight_decay < 0:
         problems.append(f"--weight-decay must be 0 or more, not {train_config.weight_decay}")
     if train_config.device not in ("auto", "cpu", "cuda", "mps"):
@@ -262,6 +268,10 @@ def train(
     device = pick_device(train_config.device)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "snapshots").mkdir(exist_ok=True)
+    # Left by a run that was killed: a STOP nobody will read, half-written files.
+    (run_dir / "STOP").unlink(missing_ok=True)
+    for leftover in run_dir.rglob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
 
     if not resume:
         facts = corpus_facts(corpus, vocab, model_config.block_size)
@@ -397,6 +407,10 @@ def train(
             step += 1
             interval_tokens += x.numel()
             loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                loss_value = None  # progress.json is JSON: no NaN in it
+                raise TinyLLMError(f"Training diverged at step {step}: the loss is not a number any more. "
+                                   "Try a smaller --lr; the last good checkpoint is kept.")
 
             if time.time() - last_progress > 1.0:
                 last_progress = time.time()
