@@ -7,43 +7,10 @@ touches the network.
 import random
 
 import pytest
-import torch
+from helpers import make_text, tiny_configs
 
 from tinyllm.data import corpus_from_bytes
-from tinyllm.model import GPT, GPTConfig
-from tinyllm.train import TrainConfig, train
-
-TINY_MODEL = dict(block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
-
-# Shapes that differ in every dimension, for comparing two ways of computing the same thing.
-SMALL_CONFIGS = [
-    GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0),
-    GPTConfig(vocab_size=65, block_size=32, n_embd=48, n_head=3, n_layer=3, dropout=0.0),
-    GPTConfig(vocab_size=30, block_size=20, n_embd=64, n_head=8, n_layer=2, dropout=0.0),
-]
-
-
-def randomised(config, seed):
-    """A model with larger weights than the init, so attention is far from uniform."""
-    torch.manual_seed(seed)
-    model = GPT(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model
-
-
-def make_text(n_lines=400, seed=0) -> str:
-    """Short rhymes from a few templates: easy to learn, not trivial."""
-    rng = random.Random(seed)
-    names = ["ROMEO", "JULIET", "NURSE", "FRIAR"]
-    verbs = ["loves", "sees", "calls", "fears", "finds"]
-    things = ["the moon", "a rose", "the night", "my lord", "the sun"]
-    lines = []
-    for _ in range(n_lines):
-        lines.append(f"{rng.choice(names)}:\n{rng.choice(names).title()} "
-                     f"{rng.choice(verbs)} {rng.choice(things)}.\n")
-    return "\n".join(lines)
+from tinyllm.train import train
 
 
 @pytest.fixture(scope="session")
@@ -63,15 +30,6 @@ def tiny_data_file(tmp_path, monkeypatch, tiny_text):
 @pytest.fixture(scope="session")
 def tiny_corpus(tiny_text):
     return corpus_from_bytes(tiny_text.encode(), "rhymes.txt")
-
-
-def tiny_configs(**overrides):
-    model = GPTConfig(**{**TINY_MODEL, **{k: v for k, v in overrides.items() if k in TINY_MODEL}})
-    train_keys = TrainConfig.__dataclass_fields__
-    settings = dict(steps=120, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=10,
-                    eval_interval=40, eval_batches=4, sample_chars=40, device="cpu", seed=0)
-    settings.update({k: v for k, v in overrides.items() if k in train_keys})
-    return model, TrainConfig(**settings)
 
 
 @pytest.fixture(scope="session")

@@ -63,3 +63,24 @@ def test_every_flag_has_help():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings} has no help text"
     assert tinyllm("train", "--help").returncode == 0
+
+
+def test_the_progress_bar_writes_carriage_returns_only_to_a_terminal():
+    import io
+
+    from tinyllm.cli import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    step = dict(kind="step", step=5, steps=10, loss=1.5, tokens_per_s=1000.0, eta_s=3.0)
+    evaluation = dict(kind="eval", step=5, train_loss=1.4, val_loss=1.5, best=True, lr=1e-3, elapsed_s=6.0)
+    log, terminal = io.StringIO(), Terminal()
+    for stream in (log, terminal):
+        bar = ProgressBar(stream)
+        for event in (step, step, evaluation):
+            bar(event)
+    assert "\r" not in log.getvalue() and log.getvalue().count("\n") == 2  # one step line, one eval line
+    assert log.getvalue().startswith("step      5/10 [")
+    assert terminal.getvalue().count("\r") == 3

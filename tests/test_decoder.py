@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import SMALL_CONFIGS, randomised
+from helpers import SMALL_CONFIGS, randomised
 
 from tinyllm.decoder import CachedDecoder
 

@@ -163,7 +163,7 @@ def test_the_sandbox_survives_exit_and_floods_of_output():
 
 
 def test_train_with_the_solution_repeats_the_readable_run_number_for_number(tmp_path, tiny_corpus, monkeypatch):
-    from conftest import tiny_configs
+    from helpers import tiny_configs
 
     from tinyllm.export import export_run, read_chapter
     from tinyllm.model import GPT

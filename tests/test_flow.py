@@ -4,7 +4,7 @@ forward hooks on its modules, and GPT.trace, instead of flow.py's own loop."""
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_CONFIGS, randomised
+from helpers import SMALL_CONFIGS, randomised
 
 from tinyllm.checkpoint import load_model
 from tinyllm.data import Vocab

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import SMALL_CONFIGS, randomised
+from helpers import SMALL_CONFIGS, randomised
 
 from tinyllm.model import GPT, GPTConfig, param_table
 

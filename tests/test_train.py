@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_configs
+from helpers import tiny_configs
 
 from tinyllm.checkpoint import load_checkpoint, load_model
 from tinyllm.data import Vocab, split

@@ -111,29 +111,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class ProgressBar:
-    """step, loss and ETA on one terminal line; a full line per evaluation."""
+    """step, loss and ETA on one terminal line, redrawn in place; a full line
+    per evaluation. Into a file or a pipe (a log), no carriage returns: a
+    whole progress line every LOG_EVERY seconds."""
+
+    LOG_EVERY = 30.0
 
     def __init__(self, stream=sys.stderr):
         self.stream = stream
+        self.terminal = hasattr(stream, "isatty") and stream.isatty()
+        self.start = "\r" if self.terminal else ""
+        self.last_line = -self.LOG_EVERY
 
     def __call__(self, event):
         if event["kind"] == "step":
+            if not self.terminal and time.monotonic() - self.last_line < self.LOG_EVERY:
+                return
+            self.last_line = time.monotonic()
             done = event["step"] / event["steps"]
             bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
             eta = event["eta_s"]
             eta_text = time.strftime("%M:%S", time.gmtime(eta)) if eta is not None else "--:--"
             self.stream.write(
-                f"\rstep {event['step']:>6}/{event['steps']} [{bar}] loss {event['loss']:.4f} "
-                f"{event['tokens_per_s'] / 1000:.1f}k tok/s ETA {eta_text} "
+                f"{self.start}step {event['step']:>6}/{event['steps']} [{bar}] loss {event['loss']:.4f} "
+                f"{event['tokens_per_s'] / 1000:.1f}k tok/s ETA {eta_text} " + ("" if self.terminal else "\n")
             )
         elif event["kind"] == "eval":
             self.stream.write(
-                f"\rstep {event['step']:>6}: train {event['train_loss']:.4f} val {event['val_loss']:.4f}"
+                f"{self.start}step {event['step']:>6}: train {event['train_loss']:.4f} val {event['val_loss']:.4f}"
                 f"{' (best)' if event['best'] else ''} lr {event['lr']:.2e} "
-                f"{event['elapsed_s'] / 60:.1f} min" + " " * 30 + "\n"
+                f"{event['elapsed_s'] / 60:.1f} min" + (" " * 30 if self.terminal else "") + "\n"
             )
         elif event["kind"] == "end":
-            self.stream.write(f"\n{event['status']} at step {event['step']}, best val loss "
+            end_of_bar = "\n" if self.terminal else ""
+            self.stream.write(f"{end_of_bar}{event['status']} at step {event['step']}, best val loss "
                               f"{event['best_val']:.4f}, run folder {event['run_dir']}\n")
         self.stream.flush()
 

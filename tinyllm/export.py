@@ -361,7 +361,8 @@ def export_run(run_dir) -> list:
     for name, body in chapters.items():
         doc = {"format": f"peek-export/{name}", "version": VERSION, **body}
         path = out_dir / f"{name}.json"
-        atomic_write_text(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+        # allow_nan=False: a NaN is an error here, not a surprise in the browser
+        atomic_write_text(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
         written.append(path)
     return written
 
