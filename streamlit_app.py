@@ -9,8 +9,7 @@ import streamlit as st
 from tinyllm.runs import list_runs
 from ui.training import sidebar_form
 
-st.set_page_config(page_title="peek: inside a tiny GPT", page_icon=":material/visibility:",
-                   layout="wide")
+st.set_page_config(page_title="peek: inside a tiny GPT", page_icon=":material/visibility:", layout="wide")
 
 CHAPTERS = [
     st.Page("app_pages/meet.py", title="1. Meet the kid", icon=":material/waving_hand:", default=True),
@@ -38,8 +37,12 @@ with st.sidebar:
     names = [run.name for run in runs]
     if st.session_state.get("run") not in names:
         st.session_state["run"] = "kid"
-    st.selectbox("Run to look inside", names, key="run",
-                 help="The committed kid, or a run you trained (it appears here once exported).")
+    st.selectbox(
+        "Run to look inside",
+        names,
+        key="run",
+        help="The committed kid, or a run you trained (it appears here once exported).",
+    )
     run = runs[names.index(st.session_state["run"])]
     if run.exported:
         st.caption(f"{run.params:,} parameters · {run.steps:,} steps · validation loss {run.val_loss:.3f}")

@@ -34,8 +34,9 @@ Below is the kid's real `Head` code, and the numbers that went through it.
 """
 )
 
-prompt, sample = choose_text("attention", att["prompts"], T,
-                             "ROMEO:\nBut soft, what light through yonder window breaks?")
+prompt, sample = choose_text(
+    "attention", att["prompts"], T, "ROMEO:\nBut soft, what light through yonder window breaks?"
+)
 text, layers_data = prompt["text"], prompt["layers"]
 chars = list(text)
 
@@ -53,14 +54,18 @@ def head_explorer():
     cell = click.selection.get("cell") if click else None
     if cell:
         st.session_state["attention_query"] = int(cell[0]["query"])
-    i = index_slider("Query position", len(chars), "attention_query", default=40, where=c3,
-                     help="Or click a row of the heatmap.")
+    i = index_slider(
+        "Query position", len(chars), "attention_query", default=40, where=c3, help="Or click a row of the heatmap."
+    )
     data = layers_data[layer][head]
     if sample is not None:
         label = att["labels"][layer][head]
-        st.caption(f"Layer {layer}, head {head}: mostly attends to **{label['label']}** "
-                   f"(score {label['score']:.2f} on the sample texts; scores: "
-                   + ", ".join(f"{k} {v:.2f}" for k, v in label["scores"].items()) + ")")
+        st.caption(
+            f"Layer {layer}, head {head}: mostly attends to **{label['label']}** "
+            f"(score {label['score']:.2f} on the sample texts; scores: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in label["scores"].items())
+            + ")"
+        )
 
     code_col, numbers_col = st.columns([6, 5])
     with code_col:
@@ -80,56 +85,85 @@ def head_explorer():
         )
         rows = []
         for j in range(len(chars)):
-            rows.append({
-                "pos": j, "char": glyph(chars[j]),
-                "q·k": round(steps["dots"][j], 3),
-                "score": round(steps["scaled"][j], 3) if steps["visible"][j] else None,
-                "masked": "" if steps["visible"][j] else "−∞ (future)",
-                "weight": round(steps["weights"][j], 4),
-            })
+            rows.append(
+                {
+                    "pos": j,
+                    "char": glyph(chars[j]),
+                    "q·k": round(steps["dots"][j], 3),
+                    "score": round(steps["scaled"][j], 3) if steps["visible"][j] else None,
+                    "masked": "" if steps["visible"][j] else "−∞ (future)",
+                    "weight": round(steps["weights"][j], 4),
+                }
+            )
         df = pd.DataFrame(rows)
-        st.dataframe(df.iloc[max(0, i - 11): i + 3].iloc[::-1], hide_index=True, width="stretch",
-                     column_config={"weight": st.column_config.ProgressColumn(
-                         "weight", min_value=0.0, max_value=1.0, format="%.3f")})
+        st.dataframe(
+            df.iloc[max(0, i - 11) : i + 3].iloc[::-1],
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "weight": st.column_config.ProgressColumn("weight", min_value=0.0, max_value=1.0, format="%.3f")
+            },
+        )
         st.caption(f"Rows near position {i}, newest first; the chart shows all of them.")
         top = sorted(range(i + 1), key=lambda j: -steps["weights"][j])[:3]
         drift = max(abs(a - b) for a, b in zip(steps["weights"], data["weights"][i]))
         st.markdown(
-            "Most attention goes to " + ", ".join(
-                f"`{glyph(chars[j])}` at {j} ({steps['weights'][j]:.0%})" for j in top)
+            "Most attention goes to "
+            + ", ".join(f"`{glyph(chars[j])}` at {j} ({steps['weights'][j]:.0%})" for j in top)
             + ". The output, the weighted sum of the values, begins "
             + ", ".join(f"{v:.2f}" for v in steps["out"][:6])
             + f", ... Recomputing steps 2-4 here from the exported q and k gives the weights the Head "
             f"computed to within {drift:.1e} (the exported numbers are rounded)."
         )
-        bars = pd.DataFrame({"position": list(range(i + 1)), "weight": steps["weights"][: i + 1],
-                             "char": [glyph(c) for c in chars[: i + 1]]})
-        st.altair_chart(alt.Chart(bars).mark_bar().encode(
-            x=alt.X("position:O", axis=axis_with_chars(chars, "attended position")),
-            y=alt.Y("weight:Q", scale=alt.Scale(domain=[0, 1])),
-            tooltip=["position", "char", alt.Tooltip("weight:Q", format=".3f")]).properties(height=170),
-            width="stretch")
+        bars = pd.DataFrame(
+            {
+                "position": list(range(i + 1)),
+                "weight": steps["weights"][: i + 1],
+                "char": [glyph(c) for c in chars[: i + 1]],
+            }
+        )
+        st.altair_chart(
+            alt.Chart(bars)
+            .mark_bar()
+            .encode(
+                x=alt.X("position:O", axis=axis_with_chars(chars, "attended position")),
+                y=alt.Y("weight:Q", scale=alt.Scale(domain=[0, 1])),
+                tooltip=["position", "char", alt.Tooltip("weight:Q", format=".3f")],
+            )
+            .properties(height=170),
+            width="stretch",
+        )
 
     st.subheader(f"All the weights of layer {layer}, head {head}")
-    st.markdown(f"Row = the position looking (query), column = the position looked at (key). The grey "
-                f"upper right is hidden by the mask: nobody sees the future. The outlined row is position {i}, "
-                "explained above. **Click a cell** to explain its row.")
+    st.markdown(
+        f"Row = the position looking (query), column = the position looked at (key). The grey "
+        f"upper right is hidden by the mask: nobody sees the future. The outlined row is position {i}, "
+        "explained above. **Click a cell** to explain its row."
+    )
     select = alt.selection_point(name="cell", fields=["query", "key"], on="click")
-    st.altair_chart(attention_heatmap(data["weights"], chars, height=520, select=select, marked_query=i),
-                    on_select="rerun", key=f"attention_heatmap_{i}", width="stretch")
-    st.caption(f"Outlined: row {i}, `{glyph(chars[i])}`; its largest weights go to "
-               + ", ".join(f"`{glyph(chars[j])}` at {j} ({steps['weights'][j]:.0%})" for j in top)
-               + ". Its steps are explained above the chart.")
+    st.altair_chart(
+        attention_heatmap(data["weights"], chars, height=520, select=select, marked_query=i),
+        on_select="rerun",
+        key=f"attention_heatmap_{i}",
+        width="stretch",
+    )
+    st.caption(
+        f"Outlined: row {i}, `{glyph(chars[i])}`; its largest weights go to "
+        + ", ".join(f"`{glyph(chars[j])}` at {j} ({steps['weights'][j]:.0%})" for j in top)
+        + ". Its steps are explained above the chart."
+    )
 
 
 head_explorer()
 
 st.subheader("Every head at once")
-st.markdown("Each small square is one head's weights for this text (like the big heatmap). "
-            "The labels come from simple scores over the sample texts: how much weight goes to the "
-            "**previous character**, to the character a fixed number of places back (**d characters back**), "
-            "to the **same character** earlier on, to the head's **own position**, or to the "
-            "**first position**; *mixed* when no pattern holds 40%.")
+st.markdown(
+    "Each small square is one head's weights for this text (like the big heatmap). "
+    "The labels come from simple scores over the sample texts: how much weight goes to the "
+    "**previous character**, to the character a fixed number of places back (**d characters back**), "
+    "to the **same character** earlier on, to the head's **own position**, or to the "
+    "**first position**; *mixed* when no pattern holds 40%."
+)
 grid = []
 for layer in range(n_layer):
     row = []
@@ -141,9 +175,10 @@ for layer in range(n_layer):
 st.altair_chart(alt.vconcat(*grid).configure_view(strokeWidth=0), width="content")
 sinks = sum(label["label"] == "first position" for layer in att["labels"] for label in layer)
 if sinks:
-    st.info(f"{sinks} head(s) pour most of their attention onto the first position. This is common "
-            "(an *attention sink*): softmax must put its weight somewhere, and a head with nothing "
-            "useful to find parks it on a position that is always there.")
+    st.info(
+        f"{sinks} head(s) pour most of their attention onto the first position. This is common "
+        "(an *attention sink*): softmax must put its weight somewhere, and a head with nothing "
+        "useful to find parks it on a position that is always there."
+    )
 
-st.page_link("app_pages/write_head.py", label="Now write attention yourself",
-             icon=":material/code:")
+st.page_link("app_pages/write_head.py", label="Now write attention yourself", icon=":material/code:")

@@ -18,19 +18,19 @@ Everything in this tour comes from one folder, `{shown_dir}`,
 made by two commands of the `tinyllm` package (plain PyTorch, a few hundred readable lines).
 
 **The model** is the classic decoder from Andrej Karpathy's "Let's build GPT": token and position
-embeddings, {cfg['n_layer']} blocks of {cfg['n_head']}-head causal self-attention and a 4x ReLU feed-forward
+embeddings, {cfg["n_layer"]} blocks of {cfg["n_head"]}-head causal self-attention and a 4x ReLU feed-forward
 layer (each behind a LayerNorm, each added to the residual stream), a final LayerNorm and a linear
-layer to {cfg['vocab_size']} logits. Width {cfg['n_embd']}, context {cfg['block_size']} characters,
-dropout {cfg['dropout']}.
+layer to {cfg["vocab_size"]} logits. Width {cfg["n_embd"]}, context {cfg["block_size"]} characters,
+dropout {cfg["dropout"]}.
 
-**The data**: {card['corpus']['name']}, {card['corpus']['chars']:,} characters (md5
-`{card['corpus']['md5']}`). The first 90% is for training, the last 10% for validation.
+**The data**: {card["corpus"]["name"]}, {card["corpus"]["chars"]:,} characters (md5
+`{card["corpus"]["md5"]}`). The first 90% is for training, the last 10% for validation.
 
-**The training**: {card['steps']:,} steps of AdamW (peak learning rate {settings['lr']}, warm-up
-{settings['warmup_steps']} steps, cosine decay to {settings['min_lr']}, weight decay
-{settings['weight_decay']}), batches of {settings['batch_size']} x {cfg['block_size']} characters, seed
-{settings['seed']}, on {card['device']}: {card['training_minutes']:.1f} minutes. The checkpoint kept is the
-one with the best validation loss (step {card['best_step']:,}).
+**The training**: {card["steps"]:,} steps of AdamW (peak learning rate {settings["lr"]}, warm-up
+{settings["warmup_steps"]} steps, cosine decay to {settings["min_lr"]}, weight decay
+{settings["weight_decay"]}), batches of {settings["batch_size"]} x {cfg["block_size"]} characters, seed
+{settings["seed"]}, on {card["device"]}: {card["training_minutes"]:.1f} minutes. The checkpoint kept is the
+one with the best validation loss (step {card["best_step"]:,}).
 """
 )
 
@@ -56,8 +56,14 @@ python -m tinyllm export --run artifacts/runs/mine""",
 st.subheader("Parameters, module by module")
 params = pd.DataFrame(card["params"])
 params["share"] = params["count"] / card["total_params"]
-st.dataframe(params, hide_index=True, width="stretch", column_config={
-    "share": st.column_config.ProgressColumn("share of all", min_value=0.0, max_value=1.0, format="percent")})
+st.dataframe(
+    params,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "share": st.column_config.ProgressColumn("share of all", min_value=0.0, max_value=1.0, format="percent")
+    },
+)
 
 st.subheader("What the run folder holds")
 descriptions = {

@@ -22,30 +22,37 @@ predict similar next characters) get vectors that point in similar directions.
 
 {n_embd} dimensions cannot be drawn, so the map below shows the two directions along which the
 vectors differ most (a **PCA** projection; it keeps
-{sum(emb['pca']['explained']):.0%} of the spread). Look for vowels, capitals and punctuation
+{sum(emb["pca"]["explained"]):.0%} of the spread). Look for vowels, capitals and punctuation
 forming their own neighbourhoods.
 """
 )
 kinds = [char_kind(c) for c in chars]
 ex = emb["pca"]["explained"]
-st.altair_chart(embedding_scatter(emb["pca"]["coords"], chars, kinds,
-                                  x_title=f"PC 1 ({ex[0]:.0%} of the spread)",
-                                  y_title=f"PC 2 ({ex[1]:.0%})"), width="stretch")
+st.altair_chart(
+    embedding_scatter(
+        emb["pca"]["coords"], chars, kinds, x_title=f"PC 1 ({ex[0]:.0%} of the spread)", y_title=f"PC 2 ({ex[1]:.0%})"
+    ),
+    width="stretch",
+)
 
 st.subheader("Nearest neighbours")
-st.markdown("**Cosine similarity** compares directions: 1 means the same direction, 0 unrelated, "
-            "-1 opposite. These are measured in all dimensions, not on the flat map.")
+st.markdown(
+    "**Cosine similarity** compares directions: 1 means the same direction, 0 unrelated, "
+    "-1 opposite. These are measured in all dimensions, not on the flat map."
+)
 options = list(range(len(chars)))
 default = chars.index("a") if "a" in chars else 0
-chosen = st.selectbox("Character", options, index=default, format_func=lambda i: f"{glyph(chars[i])}  (id {i})",
-                      key="embeddings_char")
+chosen = st.selectbox(
+    "Character", options, index=default, format_func=lambda i: f"{glyph(chars[i])}  (id {i})", key="embeddings_char"
+)
 cols = st.columns(len(emb["neighbours"][chosen]))
 for col, (j, sim) in zip(cols, emb["neighbours"][chosen]):
     col.metric(f"id {j}", glyph(chars[j]), f"{sim:.2f}", delta_color="off")
 
 st.subheader("Every pair at once")
-st.markdown("The full similarity matrix: row and column are characters (in id order: newline, "
-            "space, punctuation, digits, capitals, then lower case). Blocks of red show families.")
+st.markdown(
+    "The full similarity matrix: row and column are characters (in id order: newline, "
+    "space, punctuation, digits, capitals, then lower case). Blocks of red show families."
+)
 labels = [glyph(c) for c in chars]
-st.altair_chart(similarity_heatmap(emb["similarity"], labels, "character", "character", height=620),
-                width="stretch")
+st.altair_chart(similarity_heatmap(emb["similarity"], labels, "character", "character", height=620), width="stretch")

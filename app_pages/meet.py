@@ -16,10 +16,10 @@ uniform = card["uniform_loss"]
 st.title("Meet the kid")
 st.markdown(
     f"""
-The kid is a tiny language model: a **GPT** with **{card['total_params']:,} numbers** inside
-(its *parameters*). It read **{card['corpus']['name']}**, {card['corpus']['chars']:,} characters of text,
-one character at a time, for **{card['steps']:,} training steps** ({card['training_minutes']:.0f} minutes
-on a {card['device'].upper()}). All it ever learned is one skill: *given some text, guess the next
+The kid is a tiny language model: a **GPT** with **{card["total_params"]:,} numbers** inside
+(its *parameters*). It read **{card["corpus"]["name"]}**, {card["corpus"]["chars"]:,} characters of text,
+one character at a time, for **{card["steps"]:,} training steps** ({card["training_minutes"]:.0f} minutes
+on a {card["device"].upper()}). All it ever learned is one skill: *given some text, guess the next
 character.* Everything it writes comes from repeating that guess.
 
 This tour opens it up. Every number you will see is read from the checkpoint that was actually
@@ -31,13 +31,14 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Parameters", f"{card['total_params']:,}")
 c2.metric("Characters it knows", cfg["vocab_size"])
 c3.metric("Context it can read", f"{cfg['block_size']} characters")
-c4.metric("Validation loss", f"{loss:.3f}", delta=f"{loss - uniform:.2f} vs a uniform guess",
-          delta_color="inverse")
+c4.metric("Validation loss", f"{loss:.3f}", delta=f"{loss - uniform:.2f} vs a uniform guess", delta_color="inverse")
 
 st.subheader("The whole picture")
-st.markdown(f"Every guess goes through the same path: characters become vectors, {cfg['n_layer']} blocks each "
-            f"add what attention ({cfg['n_head']} heads) and a feed-forward layer computed, and the result "
-            f"becomes one score per character.")
+st.markdown(
+    f"Every guess goes through the same path: characters become vectors, {cfg['n_layer']} blocks each "
+    f"add what attention ({cfg['n_head']} heads) and a feed-forward layer computed, and the result "
+    f"becomes one score per character."
+)
 st.image(forward_diagram(cfg, compact=True))
 st.page_link("app_pages/whole_kid.py", label="Follow one character through it", icon=":material/account_tree:")
 
@@ -48,8 +49,8 @@ The **loss** is how surprised the kid is by the true next character, on text it 
 (the last 10% of the corpus). For each character, surprise is $-\\ln p$, where $p$ is the
 probability the kid gave to the character that really came next; the loss is its average.
 
-- A kid that knows nothing spreads its bets evenly over all {cfg['vocab_size']} characters: loss
-  $\\ln {cfg['vocab_size']} = {uniform:.3f}$. As unsure as picking among **{cfg['vocab_size']}** options.
+- A kid that knows nothing spreads its bets evenly over all {cfg["vocab_size"]} characters: loss
+  $\\ln {cfg["vocab_size"]} = {uniform:.3f}$. As unsure as picking among **{cfg["vocab_size"]}** options.
 - This kid's loss is **{loss:.3f}**: as unsure as picking among about
   **{perplexity(loss):.1f}** characters (that number, $e^{{\\text{{loss}}}}$, is the *perplexity*).
 - For scale: a 10-million-parameter model trained on a GPU reaches about 1.47 on the same split.
@@ -57,13 +58,13 @@ probability the kid gave to the character that really came next; the loss is its
 )
 
 st.altair_chart(loss_curves(training["rows"], uniform, training["best_step"], height=240), width="stretch")
-st.caption("Its loss over training: from the uniform guess (dashed) down to where it is now. "
-           "Chapter 8 tells the whole story.")
+st.caption(
+    "Its loss over training: from the uniform guess (dashed) down to where it is now. Chapter 8 tells the whole story."
+)
 
 st.subheader("A sample of its writing")
 final = training["samples"][-1]
-st.caption(f"Written at step {final['step']:,}, starting from a newline, seed 0. "
-           "Try your own in the Playground.")
+st.caption(f"Written at step {final['step']:,}, starting from a newline, seed 0. Try your own in the Playground.")
 st.code(final["text"], language=None)
 
 st.subheader("The tour")

@@ -22,30 +22,53 @@ drawing, never the kid.
 """
 )
 
-prompt = st.text_area("Prompt", "ROMEO:\n", key="playground_prompt", height=80,
-                      help="Where the kid starts. Empty: it starts from a newline.")
+prompt = st.text_area(
+    "Prompt",
+    "ROMEO:\n",
+    key="playground_prompt",
+    height=80,
+    help="Where the kid starts. Empty: it starts from a newline.",
+)
 c1, c2, c3 = st.columns(3)
-length = c1.slider("Length", 10, 2000, 500, step=10, key="playground_length",
-                   help="How many characters to write.")
-temperature = c2.slider("Temperature", 0.1, 2.0, 1.0, step=0.05, key="playground_temperature",
-                        help="Divides the scores before softmax. Below 1: safer and more repetitive; "
-                        "above 1: bolder, more misspelt.")
-seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="playground_seed",
-                       help="The same seed and settings write the same text.")
+length = c1.slider("Length", 10, 2000, 500, step=10, key="playground_length", help="How many characters to write.")
+temperature = c2.slider(
+    "Temperature",
+    0.1,
+    2.0,
+    1.0,
+    step=0.05,
+    key="playground_temperature",
+    help="Divides the scores before softmax. Below 1: safer and more repetitive; above 1: bolder, more misspelt.",
+)
+seed = c3.number_input(
+    "Seed", 0, 2**31 - 1, 0, key="playground_seed", help="The same seed and settings write the same text."
+)
 c4, c5 = st.columns(2)
-top_k = c4.slider("Top-k (0 = off)", 0, len(vocab), 0, key="playground_top_k",
-                  help="Draw only among the k likeliest characters.")
-top_p = c5.slider("Top-p (1 = off)", 0.05, 1.0, 1.0, step=0.05, key="playground_top_p",
-                  help="Draw only among the fewest characters whose probabilities add up to p.")
+top_k = c4.slider(
+    "Top-k (0 = off)", 0, len(vocab), 0, key="playground_top_k", help="Draw only among the k likeliest characters."
+)
+top_p = c5.slider(
+    "Top-p (1 = off)",
+    0.05,
+    1.0,
+    1.0,
+    step=0.05,
+    key="playground_top_p",
+    help="Draw only among the fewest characters whose probabilities add up to p.",
+)
 
 unknown = vocab.unknown(prompt)
 if unknown:
-    st.warning("The kid has never seen " + ", ".join(f"`{c}`" for c in unknown)
-               + ": these characters are left out of the prompt.")
+    st.warning(
+        "The kid has never seen "
+        + ", ".join(f"`{c}`" for c in unknown)
+        + ": these characters are left out of the prompt."
+    )
     prompt = "".join(c for c in prompt if c not in unknown)
 
-settings = SampleSettings(length=length, temperature=temperature, top_k=top_k or None,
-                          top_p=None if top_p >= 1.0 else top_p, seed=int(seed))
+settings = SampleSettings(
+    length=length, temperature=temperature, top_k=top_k or None, top_p=None if top_p >= 1.0 else top_p, seed=int(seed)
+)
 
 if st.button("Write", type="primary", icon=":material/edit:", key="playground_write"):
     placeholder = st.empty()
@@ -58,22 +81,30 @@ if st.button("Write", type="primary", icon=":material/edit:", key="playground_wr
             placeholder.code(prompt + text, language=None)
     seconds = time.perf_counter() - started
     placeholder.empty()
-    st.session_state["playground_result"] = dict(run=str(current_run()), prompt=prompt, written=written,
-                                                 seconds=seconds)
+    st.session_state["playground_result"] = dict(
+        run=str(current_run()), prompt=prompt, written=written, seconds=seconds
+    )
 
 result = st.session_state.get("playground_result")
 if result and result["run"] == str(current_run()):  # what this run wrote, not another one
     written = result["written"]
-    st.caption(f"{len(written)} characters in {result['seconds']:.2f} s "
-               f"({len(written) / max(result['seconds'], 1e-9):,.0f} characters/s). "
-               "Each is coloured by the probability the kid gave it: white = it was sure, red = a long shot. "
-               "Hover for the number.")
+    st.caption(
+        f"{len(written)} characters in {result['seconds']:.2f} s "
+        f"({len(written) / max(result['seconds'], 1e-9):,.0f} characters/s). "
+        "Each is coloured by the probability the kid gave it: white = it was sure, red = a long shot. "
+        "Hover for the number."
+    )
     pick = st.slider("Look at character", 0, len(written) - 1, 0, key="playground_pick") if len(written) > 1 else 0
     st.markdown(f"`{result['prompt'].replace(chr(10), '↵')}` then:")
-    coloured_text([w["char"] for w in written],
-                  [surprise_colour(-math.log(max(w["prob"], 1e-9))) for w in written],
-                  [f"p = {w['prob']:.3f}" for w in written], selected=pick)
+    coloured_text(
+        [w["char"] for w in written],
+        [surprise_colour(-math.log(max(w["prob"], 1e-9))) for w in written],
+        [f"p = {w['prob']:.3f}" for w in written],
+        selected=pick,
+    )
     chosen = written[pick]
-    st.markdown(f"At character {pick}, the kid wrote `{glyph(chosen['char'])}` (p = {chosen['prob']:.3f}). "
-                "The candidates it weighed:")
+    st.markdown(
+        f"At character {pick}, the kid wrote `{glyph(chosen['char'])}` (p = {chosen['prob']:.3f}). "
+        "The candidates it weighed:"
+    )
     st.altair_chart(candidates_bar([(glyph(c), p) for c, p in chosen["top"]]), width="stretch")

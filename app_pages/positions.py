@@ -24,8 +24,10 @@ Nobody told the kid what positions mean. It learned these {T} vectors from data,
 )
 
 st.subheader("Position to position similarity")
-st.altair_chart(similarity_heatmap(pos["similarity"], [str(i) for i in range(T)], "position", "position",
-                                   height=520), width="stretch")
+st.altair_chart(
+    similarity_heatmap(pos["similarity"], [str(i) for i in range(T)], "position", "position", height=520),
+    width="stretch",
+)
 by_distance = similarity_by_distance(pos["similarity"])
 far = min(range(1, T), key=lambda d: by_distance[d])
 st.markdown(
@@ -40,11 +42,14 @@ used by design.
 """
 )
 st.altair_chart(
-    alt.Chart(pd.DataFrame({"distance": range(T), "similarity": by_distance})).mark_line(point=True).encode(
+    alt.Chart(pd.DataFrame({"distance": range(T), "similarity": by_distance}))
+    .mark_line(point=True)
+    .encode(
         x=alt.X("distance:Q", title="distance between two positions"),
         y=alt.Y("similarity:Q", title="mean cosine similarity"),
         tooltip=["distance", alt.Tooltip("similarity:Q", format=".3f")],
-    ).properties(height=220),
+    )
+    .properties(height=220),
     width="stretch",
 )
 
@@ -52,13 +57,18 @@ st.subheader("The vectors themselves")
 dims = st.slider("Dimensions shown", 8, C, min(C, 64), step=8, key="positions_dims") if C > 8 else C
 df = matrix_frame([row[:dims] for row in pos["matrix"]], "position", "dimension", "value")
 st.altair_chart(
-    alt.Chart(df).mark_rect().encode(
+    alt.Chart(df)
+    .mark_rect()
+    .encode(
         x=alt.X("dimension:O", axis=alt.Axis(labels=dims <= 64, title="dimension")),
         y=alt.Y("position:O", title="position"),
         color=alt.Color("value:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True)),
         tooltip=["position", "dimension", alt.Tooltip("value:Q", format=".3f")],
-    ).properties(height=480),
+    )
+    .properties(height=480),
     width="stretch",
 )
-st.caption("Each row is one position's vector. Stripes that change smoothly down a column are "
-           "dimensions the kid uses to encode *where*.")
+st.caption(
+    "Each row is one position's vector. Stripes that change smoothly down a column are "
+    "dimensions the kid uses to encode *where*."
+)

@@ -25,46 +25,57 @@ text before it: white means it saw it coming, red means it did not. Surprise is 
 """
 )
 
-data, _ = choose_text("predictions", pred["prompts"], T,
-                      "First Citizen:\nBefore we proceed any further, hear me speak.")
+data, _ = choose_text(
+    "predictions", pred["prompts"], T, "First Citizen:\nBefore we proceed any further, hear me speak."
+)
 text = data["text"]
 
 # the character at position i+1 is what position i predicted
 shown = list(text[1:]) + ([vocab.chars[data["targets"][-1]]] if data["targets"][-1] is not None else [])
 colours = [surprise_colour(loss) for loss in data["losses"][: len(shown)]]
-titles = [f"p = {p:.3f}, surprise {loss:.2f}" for p, loss in
-          zip(data["target_probs"][: len(shown)], data["losses"][: len(shown)])]
-position = index_slider("Position", len(text), "predictions_pos", default=20,
-                        help="Which position's guess to explain.")
+titles = [
+    f"p = {p:.3f}, surprise {loss:.2f}"
+    for p, loss in zip(data["target_probs"][: len(shown)], data["losses"][: len(shown)])
+]
+position = index_slider("Position", len(text), "predictions_pos", default=20, help="Which position's guess to explain.")
 st.markdown(f"`{glyph(text[0])}` (the first character, nobody predicted it) then:")
 coloured_text(shown, colours, titles, selected=position)
 known = [loss for loss in data["losses"] if loss is not None]
 if known:
-    st.caption(f"Mean surprise over these {len(known)} characters: {sum(known) / len(known):.3f}. "
-               "Hover a character for its probability.")
+    st.caption(
+        f"Mean surprise over these {len(known)} characters: {sum(known) / len(known):.3f}. "
+        "Hover a character for its probability."
+    )
 else:
     st.caption("One character, and what comes after it is unknown: there is no surprise to measure yet.")
 
 left, right = st.columns(2)
 with left:
-    context = text[max(0, position - 30): position + 1]
+    context = text[max(0, position - 30) : position + 1]
     st.markdown(f"**After** `…{context.replace(chr(10), '↵')}` **the kid expects:**")
     cands = [(glyph(vocab.chars[i]), p) for i, p in data["top"][position]]
     st.altair_chart(candidates_bar(cands), width="stretch")
     target = data["targets"][position]
     if target is not None:
-        st.markdown(f"What really came next: `{glyph(vocab.chars[target])}`, which the kid gave "
-                    f"p = {data['target_probs'][position]:.3f} (surprise {data['losses'][position]:.2f}).")
+        st.markdown(
+            f"What really came next: `{glyph(vocab.chars[target])}`, which the kid gave "
+            f"p = {data['target_probs'][position]:.3f} (surprise {data['losses'][position]:.2f})."
+        )
 with right:
     st.markdown("**The logit lens: the same guess read after each layer**")
-    st.markdown("Apply the final LayerNorm and output layer to the residual stream *after layer n* "
-                "(its own state, normalised as the last layer's would be). Early layers often only "
-                "know the character statistics; the later ones use the context.")
+    st.markdown(
+        "Apply the final LayerNorm and output layer to the residual stream *after layer n* "
+        "(its own state, normalised as the last layer's would be). Early layers often only "
+        "know the character statistics; the later ones use the context."
+    )
     rows = []
     for layer, tops in enumerate(data["lens"]):
-        rows.append({"after layer": layer, **{f"#{k + 1}": f"{glyph(vocab.chars[i])}  {p:.2f}"
-                                              for k, (i, p) in enumerate(tops[position])}})
+        rows.append(
+            {
+                "after layer": layer,
+                **{f"#{k + 1}": f"{glyph(vocab.chars[i])}  {p:.2f}" for k, (i, p) in enumerate(tops[position])},
+            }
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("The last row is the kid's real prediction (the chart on the left).")
-    st.page_link("app_pages/whole_kid.py", label="Which parts pushed this guess",
-                 icon=":material/account_tree:")
+    st.page_link("app_pages/whole_kid.py", label="Which parts pushed this guess", icon=":material/account_tree:")

@@ -27,8 +27,11 @@ for problem in SETTING_PROBLEMS.values():  # this server's limits, as its deploy
 def live_view():
     status = job.status()
     if status["name"] is None:
-        st.info("No run started since the server started. Use **Train a new kid** in the sidebar; "
-                "the *quick* preset takes about a minute.", icon=":material/arrow_back:")
+        st.info(
+            "No run started since the server started. Use **Train a new kid** in the sidebar; "
+            "the *quick* preset takes about a minute.",
+            icon=":material/arrow_back:",
+        )
         return
     progress = status.get("progress") or {}
     running = status["running"]
@@ -48,8 +51,7 @@ def live_view():
 
     rows = status["rows"]
     if len(rows) > 1:
-        st.altair_chart(loss_curves(rows, status.get("uniform_loss", rows[0]["val_loss"]), height=280),
-                        width="stretch")
+        st.altair_chart(loss_curves(rows, status.get("uniform_loss", rows[0]["val_loss"]), height=280), width="stretch")
     elif running:
         st.caption("The loss curves appear after the second evaluation.")
     if rows:
@@ -65,8 +67,10 @@ def live_view():
         st.warning(f"Stopped at step {step:,}. It can be resumed below.")
     elif status.get("summary"):
         summary = status["summary"]
-        st.success(f"Done: {summary['step']:,} steps in {summary['elapsed_s']:.0f} s, validation loss "
-                   f"{summary['exact_val_loss']:.3f}. It is in the sidebar's run selector.")
+        st.success(
+            f"Done: {summary['step']:,} steps in {summary['elapsed_s']:.0f} s, validation loss "
+            f"{summary['exact_val_loss']:.3f}. It is in the sidebar's run selector."
+        )
     if st.session_state.pop("train_live_was_running", False):
         st.rerun(scope="app")  # the chapters and the run selector pick up the new run
 

@@ -19,30 +19,31 @@ rows = training["rows"]
 st.title("Training")
 st.markdown(
     f"""
-The kid started as random numbers and guessed uniformly: loss {training['uniform_loss']:.2f}. Each
-**training step** shows it {card['train_settings']['batch_size']} random snippets of
-{card['config']['block_size']} characters, measures its surprise at every next character, and nudges
-all {card['total_params']:,} parameters a little in the direction that would have made it less
+The kid started as random numbers and guessed uniformly: loss {training["uniform_loss"]:.2f}. Each
+**training step** shows it {card["train_settings"]["batch_size"]} random snippets of
+{card["config"]["block_size"]} characters, measures its surprise at every next character, and nudges
+all {card["total_params"]:,} parameters a little in the direction that would have made it less
 surprised (gradient descent, with the AdamW optimizer).
 
 Two curves: **train** is the loss on text it trains on, **validation** on the last 10% of the corpus
 it never sees. When train keeps falling but validation stops, the kid is memorising instead of
 learning: *overfitting*. The checkpoint it keeps is the one with the lowest validation loss
-(green line, step {training['best_step']:,}).
+(green line, step {training["best_step"]:,}).
 """
 )
 st.altair_chart(loss_curves(rows, training["uniform_loss"], training["best_step"]), width="stretch")
 c1, c2 = st.columns(2)
 c1.altair_chart(metric_line(rows, "lr", "learning rate"), width="stretch")
 c1.caption("Warm-up, then cosine decay: big steps early, careful ones at the end.")
-c2.altair_chart(metric_line([r for r in rows if r["tokens_per_s"]], "tokens_per_s", "chars/s"),
-                width="stretch")
+c2.altair_chart(metric_line([r for r in rows if r["tokens_per_s"]], "tokens_per_s", "chars/s"), width="stretch")
 c2.caption("Training speed between evaluations.")
 
 st.subheader("Watch it learn")
-st.markdown("Saved snapshots let you scrub through training. Pick a step: the samples, the map of "
-            "character embeddings (aligned to the final one so the axes do not flip), one attention "
-            "head and the predictions are all computed from the checkpoint saved at that step.")
+st.markdown(
+    "Saved snapshots let you scrub through training. Pick a step: the samples, the map of "
+    "character embeddings (aligned to the final one so the axes do not flip), one attention "
+    "head and the predictions are all computed from the checkpoint saved at that step."
+)
 snaps = evo["snapshots"]
 steps = [s["step"] for s in snaps]
 step = st.select_slider("Training step", steps, value=steps[-1], key="training_step")
@@ -57,8 +58,10 @@ with left:
     pad = 0.05
     xs, ys = [c[0] for c in all_coords], [c[1] for c in all_coords]
     domain = ([min(xs) - pad, max(xs) + pad], [min(ys) - pad, max(ys) + pad])
-    st.altair_chart(embedding_scatter(snap["embedding_pca"], chars, [char_kind(c) for c in chars],
-                                      height=420, domain=domain), width="stretch")
+    st.altair_chart(
+        embedding_scatter(snap["embedding_pca"], chars, [char_kind(c) for c in chars], height=420, domain=domain),
+        width="stretch",
+    )
 with right:
     cfg = card["config"]
     a, b = st.columns(2)
@@ -66,23 +69,32 @@ with right:
     head = index_slider("Head", cfg["n_head"], "training_head", where=b)
     label = snap["labels"][layer][head]
     st.markdown(f"**Attention of layer {layer}, head {head}**: {label['label']} ({label['score']:.2f})")
-    st.altair_chart(attention_heatmap(snap["attention"][layer][head], list(evo["prompt"]), height=380),
-                    width="stretch")
+    st.altair_chart(attention_heatmap(snap["attention"][layer][head], list(evo["prompt"]), height=380), width="stretch")
 
 st.markdown("**Predictions on the first sample passage at this step**, coloured by surprise:")
 text = evo["prompt"]
 shown = list(text[1:]) + [chars[evo["targets"][-1]]]
-coloured_text(shown, [surprise_colour(x) for x in snap["losses"]],
-              [f"p = {p:.3f}" for p in snap["target_probs"]])
+coloured_text(shown, [surprise_colour(x) for x in snap["losses"]], [f"p = {p:.3f}" for p in snap["target_probs"]])
 
 st.subheader("Every head's pattern, over training")
-label_rows = [{"step": s["step"], "head": f"L{li}H{hi}", "pattern": lab["label"], "score": lab["score"]}
-              for s in snaps for li, layer in enumerate(s["labels"]) for hi, lab in enumerate(layer)]
-st.altair_chart(alt.Chart(pd.DataFrame(label_rows)).mark_line(point=True).encode(
-    x=alt.X("step:Q", scale=alt.Scale(type="symlog"), title="training step (log-like scale)"),
-    y=alt.Y("score:Q", title="strength of its main pattern"), color=alt.Color("head:N"),
-    tooltip=["step", "head", "pattern", alt.Tooltip("score:Q", format=".2f")]).properties(height=300),
-    width="stretch")
+label_rows = [
+    {"step": s["step"], "head": f"L{li}H{hi}", "pattern": lab["label"], "score": lab["score"]}
+    for s in snaps
+    for li, layer in enumerate(s["labels"])
+    for hi, lab in enumerate(layer)
+]
+st.altair_chart(
+    alt.Chart(pd.DataFrame(label_rows))
+    .mark_line(point=True)
+    .encode(
+        x=alt.X("step:Q", scale=alt.Scale(type="symlog"), title="training step (log-like scale)"),
+        y=alt.Y("score:Q", title="strength of its main pattern"),
+        color=alt.Color("head:N"),
+        tooltip=["step", "head", "pattern", alt.Tooltip("score:Q", format=".2f")],
+    )
+    .properties(height=300),
+    width="stretch",
+)
 
 st.subheader("All the samples from the log")
 for sample in training["samples"]:

@@ -28,15 +28,20 @@ with left:
     sort = st.radio("Order", ["by id", "by count"], horizontal=True, key="vocab_sort")
     order = "-y" if sort == "by count" else alt.EncodingSortField("id")
     st.altair_chart(
-        alt.Chart(df).mark_bar().encode(
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
             x=alt.X("shown:N", sort=order, title="character", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("count:Q", title="count in the corpus", scale=alt.Scale(type="sqrt")),
             tooltip=["id", "name", "count"],
-        ).properties(height=300),
+        )
+        .properties(height=300),
         width="stretch",
     )
-    st.caption("Counts on a square-root scale, so rare characters still show: the space and 'e' "
-               "appear far more often than 'Z' or '$'. Hover a bar for its count.")
+    st.caption(
+        "Counts on a square-root scale, so rare characters still show: the space and 'e' "
+        "appear far more often than 'Z' or '$'. Hover a bar for its count."
+    )
 with right:
     st.subheader("The whole table")
     st.dataframe(df[["id", "name", "count"]], hide_index=True, height=360, width="stretch")
@@ -48,7 +53,8 @@ unknown = vocab.unknown(text)
 known = "".join(ch for ch in text if ch not in unknown)
 if unknown:
     st.warning(
-        "The kid has never seen " + ", ".join(f"`{ch}`" for ch in unknown)
+        "The kid has never seen "
+        + ", ".join(f"`{ch}`" for ch in unknown)
         + ": these characters have no id, so it cannot read them. They are left out below."
     )
 ids = vocab.encode(known)

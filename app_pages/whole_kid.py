@@ -45,7 +45,7 @@ def trip():
     position does not rerun the page; the stage and the neurons are
     fragments inside it, so that each redraws alone."""
     pos = index_slider("Position", len(text), "whole_pos", default=12, help="Which character's vector to follow.")
-    before = "".join(glyph(c) for c in text[max(0, pos - 12):pos])
+    before = "".join(glyph(c) for c in text[max(0, pos - 12) : pos])
     where = f"after “{before}”" if pos else "the first character: it can look at nothing else"
     st.markdown(f"Following position **{pos}**, the character `{glyph(text[pos])}` ({where}).")
     stage_view(pos)
@@ -55,8 +55,13 @@ def trip():
 
 @st.fragment
 def stage_view(pos):
-    label = st.select_slider("Stage", [s["label"] for s in STAGES], value=STAGES[2]["label"], key="whole_stage",
-                             help="Step through the forward pass, bottom to top.")
+    label = st.select_slider(
+        "Stage",
+        [s["label"] for s in STAGES],
+        value=STAGES[2]["label"],
+        key="whole_stage",
+        help="Step through the forward pass, bottom to top.",
+    )
     stage = next(s for s in STAGES if s["label"] == label)
     picture, numbers = st.columns([2, 3])
     with picture:
@@ -75,32 +80,41 @@ def show_stage(stage, view, pos):
     kind = stage["kind"]
     if stage["key"] == "logits":
         logits = flow["logits"][pos]
-        st.markdown(f"**{stage['label']}**: the stream, normalised, becomes {logits.size} scores (logits), one per "
-                    "character of the vocabulary. The highest ten:")
+        st.markdown(
+            f"**{stage['label']}**: the stream, normalised, becomes {logits.size} scores (logits), one per "
+            "character of the vocabulary. The highest ten:"
+        )
         st.altair_chart(top_bars(logits, [glyph(c) for c in vocab.chars], "logit", top=10), width="stretch")
         return
     if stage["key"] == "probs":
         probs = flow["probs"][pos]
         top = probs.argsort()[::-1][:8]
-        st.markdown(f"**{stage['label']}**: softmax turns the logits into probabilities that sum to 1. "
-                    "The likeliest eight:")
+        st.markdown(
+            f"**{stage['label']}**: softmax turns the logits into probabilities that sum to 1. The likeliest eight:"
+        )
         st.altair_chart(candidates_bar([(glyph(vocab.chars[i]), float(probs[i])) for i in top]), width="stretch")
         return
     st.markdown(f"**{stage['label']}**: {view['vector'].size} numbers, length (norm) {view['norm']:.2f}")
     st.altair_chart(vector_strip(view["vector"]), width="stretch")
     if kind == "norm":
-        st.markdown(f"LayerNorm took a vector with mean {view['mean_before']:+.3f} and spread "
-                    f"{view['spread_before']:.3f} to mean {view['mean_after']:+.3f} and spread "
-                    f"{view['spread_after']:.3f} (then scaled each dimension by its learned gain).")
+        st.markdown(
+            f"LayerNorm took a vector with mean {view['mean_before']:+.3f} and spread "
+            f"{view['spread_before']:.3f} to mean {view['mean_after']:+.3f} and spread "
+            f"{view['spread_after']:.3f} (then scaled each dimension by its learned gain)."
+        )
     elif kind == "add":
         what = "Attention" if stage["key"] == "attn" else "The feed-forward layer"
-        st.markdown(f"{what} **adds** this vector (length {view['norm']:.2f}) to the residual stream, whose "
-                    f"length was {view['stream_before']:.2f}: {view['share']:.0%} of the stream's size. "
-                    f"After the addition the stream's length is {view['stream_after']:.2f}.")
+        st.markdown(
+            f"{what} **adds** this vector (length {view['norm']:.2f}) to the residual stream, whose "
+            f"length was {view['stream_before']:.2f}: {view['share']:.0%} of the stream's size. "
+            f"After the addition the stream's length is {view['stream_after']:.2f}."
+        )
     elif kind == "heads":
         hs = C // H
-        st.markdown(f"The {H} heads' outputs side by side, {hs} numbers each: dimensions 0–{hs - 1} are head 0, "
-                    f"and so on. The projection mixes them back into {C} numbers.")
+        st.markdown(
+            f"The {H} heads' outputs side by side, {hs} numbers each: dimensions 0–{hs - 1} are head 0, "
+            f"and so on. The projection mixes them back into {C} numbers."
+        )
     elif kind == "neurons":
         st.markdown(f"{view['fired']} of the {view['of']} neurons fired here (ReLU > 0); the others are 0.")
     elif kind == "embed":
@@ -112,31 +126,41 @@ def neuron_view(pos):
     st.subheader("The feed-forward neurons")
     block = 0
     if L > 1:
-        block = st.radio("Block", range(L), index=0, horizontal=True, key="whole_block",
-                         format_func=lambda b: f"block {b}")
+        block = st.radio(
+            "Block", range(L), index=0, horizontal=True, key="whole_block", format_func=lambda b: f"block {b}"
+        )
     hidden = flow["blocks"][block]["hidden"][pos]
     fired = int((hidden > 0).sum())
-    st.markdown(f"At position {pos}, **{fired} of {hidden.size}** neurons of block {block} fired. "
-                "The strongest:")
+    st.markdown(f"At position {pos}, **{fired} of {hidden.size}** neurons of block {block} fired. The strongest:")
     left, right = st.columns([2, 3])
     with left:
-        st.altair_chart(top_bars(hidden, [f"#{n}" for n in range(hidden.size)], "activation after ReLU"),
-                        width="stretch")
+        st.altair_chart(
+            top_bars(hidden, [f"#{n}" for n in range(hidden.size)], "activation after ReLU"), width="stretch"
+        )
     with right:
         if not neurons or not neurons["neurons"]:
-            st.info("This run's export has no validation contexts for its neurons (its validation text was "
-                    "too short, or it was trained before they were collected).")
+            st.info(
+                "This run's export has no validation contexts for its neurons (its validation text was "
+                "too short, or it was trained before they were collected)."
+            )
             return
         strongest = [int(n) for n in hidden.argsort()[::-1][:12]]
-        n = st.selectbox("Neuron", strongest, key=f"whole_neuron_{block}",
-                         format_func=lambda n: f"#{n} (here {hidden[n]:.2f})")
+        n = st.selectbox(
+            "Neuron", strongest, key=f"whole_neuron_{block}", format_func=lambda n: f"#{n} (here {hidden[n]:.2f})"
+        )
         contexts = neurons["neurons"][block][n]
         slice_text = neurons["slice"]
-        st.markdown(f"Where neuron #{n} of block {block} fires most in the first {len(slice_text):,} characters "
-                    "of the validation text (the marked character; grey: what the kid had read before it):")
-        st.html("<div style='font-family:monospace;font-size:1rem;line-height:1.9'>"
-                + "<br>".join(f"{context_html(slice_text, o, neurons['window'])} &nbsp;<small>{a:.2f}</small>"
-                              for o, a in contexts) + "</div>")
+        st.markdown(
+            f"Where neuron #{n} of block {block} fires most in the first {len(slice_text):,} characters "
+            "of the validation text (the marked character; grey: what the kid had read before it):"
+        )
+        st.html(
+            "<div style='font-family:monospace;font-size:1rem;line-height:1.9'>"
+            + "<br>".join(
+                f"{context_html(slice_text, o, neurons['window'])} &nbsp;<small>{a:.2f}</small>" for o, a in contexts
+            )
+            + "</div>"
+        )
         firing = Counter(slice_text[o] for o, _ in contexts)
         char, count = firing.most_common(1)[0]
         if count > 1:
@@ -153,7 +177,8 @@ def show_attribution(pos):
     st.markdown(
         "The final logit of a character is a sum: every part that was added to the residual stream pushes it "
         "up or down. Holding the final LayerNorm's spread at its value for this position (the standard "
-        "linearisation), each part's push is exact, and the pushes add up to the logit.")
+        "linearisation), each part's push is exact, and the pushes add up to the logit."
+    )
     columns = st.columns(len(targets))
     for column, char_id in zip(columns, targets):
         why = logit_attribution(kid, flow, pos, char_id)
@@ -161,9 +186,11 @@ def show_attribution(pos):
         with column:
             st.markdown(f"**`{why['char']}`**, {role}: logit {why['logit']:.3f}")
             st.altair_chart(pushes_chart(why["pushes"]), width="stretch")
-            st.caption(f"The pushes sum to {why['total'] - why['constant']:.3f}; with the bias terms "
-                       f"(W·β + b = {why['constant']:.3f}) that is {why['total']:.3f}, and the kid's logit is "
-                       f"{why['logit']:.3f}.")
+            st.caption(
+                f"The pushes sum to {why['total'] - why['constant']:.3f}; with the bias terms "
+                f"(W·β + b = {why['constant']:.3f}) that is {why['total']:.3f}, and the kid's logit is "
+                f"{why['logit']:.3f}."
+            )
     st.page_link("app_pages/predictions.py", label="Layer by layer: the logit lens", icon=":material/arrow_forward:")
 
 

@@ -35,7 +35,7 @@ Everything in the kid is given except one piece, the idea itself: **attention**.
 Below is the kid's `Head` with its constructor filled in and `forward` left to you. **Check** loads the
 kid's real weights into your Head, runs it and the kid's on the same validation text, and compares
 them step by step: q, k and v, the scores, the mask, the softmax, the weighted sum. Then it puts your
-Head into all {cfg['n_layer'] * cfg['n_head']} of the kid's heads and compares the loss. The first step
+Head into all {cfg["n_layer"] * cfg["n_head"]} of the kid's heads and compares the loss. The first step
 that differs is named, with the numbers.
 """
 )
@@ -51,11 +51,12 @@ def hints():
 
 
 if not allowed:
-    st.info(f"{reason} You can still do the exercise on your own machine: download the template, "
-            "fill in `forward`, and check it against the kid with these two commands from a copy of peek:",
-            icon=":material/lock:")
-    st.code(f"python -m tinyllm exercise {DEFAULT_PATH}\npython -m tinyllm check-head {DEFAULT_PATH}",
-            language="bash")
+    st.info(
+        f"{reason} You can still do the exercise on your own machine: download the template, "
+        "fill in `forward`, and check it against the kid with these two commands from a copy of peek:",
+        icon=":material/lock:",
+    )
+    st.code(f"python -m tinyllm exercise {DEFAULT_PATH}\npython -m tinyllm check-head {DEFAULT_PATH}", language="bash")
     st.download_button("Download the template", TEMPLATE, file_name=DEFAULT_PATH, icon=":material/download:")
     st.code(TEMPLATE, language="python", line_numbers=True)
     hints()
@@ -63,8 +64,12 @@ if not allowed:
 
 st.caption(reason)
 c1, c2 = st.columns(2)
-layer = c1.selectbox("The kid's layer", range(cfg["n_layer"]), key="head_layer",
-                     help="Whose weights your Head gets: any head of the kid computes attention the same way.")
+layer = c1.selectbox(
+    "The kid's layer",
+    range(cfg["n_layer"]),
+    key="head_layer",
+    help="Whose weights your Head gets: any head of the kid computes attention the same way.",
+)
 head = c2.selectbox("Head", range(cfg["n_head"]), key="head_head")
 
 
@@ -78,8 +83,13 @@ st.html("""<style>.st-key-head_code textarea { font-family: "Source Code Pro", m
   line-height: 1.45; white-space: pre; overflow-wrap: normal; overflow-x: auto; tab-size: 4; }</style>""")
 editor, results = st.columns([3, 2])
 with editor:
-    code = st.text_area("Your Head (Python)", TEMPLATE, height=760, key="head_code",
-                        help="Indent with spaces: Tab moves to the next field.")
+    code = st.text_area(
+        "Your Head (Python)",
+        TEMPLATE,
+        height=760,
+        key="head_code",
+        help="Indent with spaces: Tab moves to the next field.",
+    )
     b1, b2, b3 = st.columns(3)
     check = b1.button("Check", type="primary", icon=":material/fact_check:", key="head_check")
     b2.button("Start again", on_click=start_again, key="head_reset", icon=":material/restart_alt:")
@@ -105,10 +115,16 @@ with results:
     passed = bool(last and last["asked"] == asked and last["report"]["ok"])
     if passed:
         quick = PRESETS["quick"]
-        st.markdown(f"**Train a kid with your Head.** Every head of a new kid will run your `forward`: the "
-                    f"quick preset ({quick['steps']:,} steps, {quick['n_layer']} layers of {quick['n_head']} heads).")
-        if st.button("Train a quick kid with your Head", icon=":material/model_training:", key="head_train",
-                     disabled=jobs().running()):
+        st.markdown(
+            f"**Train a kid with your Head.** Every head of a new kid will run your `forward`: the "
+            f"quick preset ({quick['steps']:,} steps, {quick['n_layer']} layers of {quick['n_head']} heads)."
+        )
+        if st.button(
+            "Train a quick kid with your Head",
+            icon=":material/model_training:",
+            key="head_train",
+            disabled=jobs().running(),
+        ):
             name = new_run_name()
             try:
                 jobs().start(name, quick, head_code=code)

@@ -15,8 +15,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["meet", "vocab", "embeddings", "positions", "attention", "predictions", "training", "behind",
-         "train_live", "playground", "write_head", "whole_kid"]
+PAGES = [
+    "meet",
+    "vocab",
+    "embeddings",
+    "positions",
+    "attention",
+    "predictions",
+    "training",
+    "behind",
+    "train_live",
+    "playground",
+    "write_head",
+    "whole_kid",
+]
 
 
 def main():
@@ -62,8 +74,10 @@ def main():
     assert not at.exception
     for what in ("stage", "position"):
         ms = [t for w, t in redraws if w == what]
-        print(f"whole kid {what} change (whole script; in the browser only the fragment reruns): "
-              f"median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms")
+        print(
+            f"whole kid {what} change (whole script; in the browser only the fragment reruns): "
+            f"median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms"
+        )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory of this process (torch, streamlit, the kid, every page): {rss:.0f} MB")
 

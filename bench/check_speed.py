@@ -39,8 +39,10 @@ def main():
                 check_head(load_head_class(path), args.checkpoint)
                 in_process.append(time.perf_counter() - t0)
         sandboxed = [check_in_sandbox(code, args.checkpoint)["wall_s"] for _ in range(args.repeats)]
-        print(f"{name:<8} comparison {statistics.median(in_process):.3f} s median; "
-              f"in the sandbox {statistics.median(sandboxed):.2f} s median (max {max(sandboxed):.2f})")
+        print(
+            f"{name:<8} comparison {statistics.median(in_process):.3f} s median; "
+            f"in the sandbox {statistics.median(sandboxed):.2f} s median (max {max(sandboxed):.2f})"
+        )
 
 
 if __name__ == "__main__":

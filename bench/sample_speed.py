@@ -23,8 +23,10 @@ def main():
     args = parser.parse_args()
 
     model, vocab, _ = load_model(args.checkpoint)
-    print(f"{model.num_params():,} parameters, block_size {model.config.block_size}, "
-          f"{torch.get_num_threads()} threads, {args.length} characters per run")
+    print(
+        f"{model.num_params():,} parameters, block_size {model.config.block_size}, "
+        f"{torch.get_num_threads()} threads, {args.length} characters per run"
+    )
     speeds = {True: [], False: []}
     texts = {}
     for _ in range(args.rounds):

@@ -83,9 +83,11 @@ def main():
     torch.manual_seed(0)
     model = GPT(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    print(f"shape: n_layer={config.n_layer} n_head={config.n_head} n_embd={config.n_embd} "
-          f"block_size={config.block_size} batch_size={batch_size} dropout={config.dropout}; "
-          f"{model.num_params():,} parameters; {torch.get_num_threads()} threads")
+    print(
+        f"shape: n_layer={config.n_layer} n_head={config.n_head} n_embd={config.n_embd} "
+        f"block_size={config.block_size} batch_size={batch_size} dropout={config.dropout}; "
+        f"{model.num_params():,} parameters; {torch.get_num_threads()} threads"
+    )
     attention = [block.attn for block in model.blocks]
 
     def use(path):
@@ -100,8 +102,7 @@ def main():
         time_steps(use(path), optimizer, 3, batch_size, config.block_size, 65)
     for _ in range(args.rounds):
         for path in paths:
-            results[path].append(time_steps(use(path), optimizer, args.steps, batch_size,
-                                            config.block_size, 65))
+            results[path].append(time_steps(use(path), optimizer, args.steps, batch_size, config.block_size, 65))
     best = {path: max(results[path]) for path in paths}
     ms = {path: 1000 * batch_size * config.block_size / best[path] for path in paths}  # per step
     fast, slow = best["fused"], best["readable"]
@@ -113,12 +114,16 @@ def main():
     print(f"matmul peak:            {peak:.1f} GFLOP/s (fp32, 1024^3)")
     print(f"fused path achieves:    {achieved:.1f} GFLOP/s = {achieved / peak:.0%} of peak")
     print()
-    print(f"one step: readable {ms['readable']:.1f} ms, fused {ms['fused']:.1f} ms, "
-          f"no attention at all {ms['none']:.1f} ms")
+    print(
+        f"one step: readable {ms['readable']:.1f} ms, fused {ms['fused']:.1f} ms, "
+        f"no attention at all {ms['none']:.1f} ms"
+    )
     readable_attn, fused_attn = ms["readable"] - ms["none"], ms["fused"] - ms["none"]
     floor = attention_flops_per_step(config, batch_size) / (peak * 1e9) * 1000
-    print(f"attention's share:      readable {readable_attn:.1f} ms ({readable_attn / ms['readable']:.0%} "
-          f"of its step), fused {fused_attn:.1f} ms")
+    print(
+        f"attention's share:      readable {readable_attn:.1f} ms ({readable_attn / ms['readable']:.0%} "
+        f"of its step), fused {fused_attn:.1f} ms"
+    )
     print(f"attention's matrix products at the matmul peak would take {floor:.1f} ms")
     for target in (1.15, 1.25):
         budget = ms["readable"] / target - ms["none"]

@@ -51,8 +51,7 @@ def smallest_run(tmp_path_factory):
     rng = random.Random(0)
     corpus = corpus_from_bytes("".join(rng.choice("ab") for _ in range(3000)).encode(), "ab.txt")
     run_dir = tmp_path_factory.mktemp("runs") / "smallest"
-    model_config, train_config = tiny_configs(n_layer=1, n_head=1, block_size=2, n_embd=4, steps=30,
-                                              eval_interval=10)
+    model_config, train_config = tiny_configs(n_layer=1, n_head=1, block_size=2, n_embd=4, steps=30, eval_interval=10)
     train(model_config, train_config, corpus, run_dir)
     from tinyllm.export import export_run
 

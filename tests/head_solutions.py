@@ -6,14 +6,14 @@ Head writes them (tinyllm/model.py); each mistake changes one line of it.
 
 from tinyllm.exercise import TEMPLATE
 
-SOLUTION_STEPS = '''        k = self.key(x)  # (B, T, hs)
+SOLUTION_STEPS = """        k = self.key(x)  # (B, T, hs)
         q = self.query(x)  # (B, T, hs)
         v = self.value(x)  # (B, T, hs)
         scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])  # (B, T, T)
         masked = scores.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
         weights = F.softmax(masked, dim=-1)  # each row sums to 1
         return weights @ v  # (B, T, hs)
-'''
+"""
 
 TODO = '        raise NotImplementedError("write the five steps, then return")\n'
 assert TODO in TEMPLATE
@@ -28,8 +28,10 @@ MISTAKES = {
     "softmax_dim": ("F.softmax(masked, dim=-1)", "F.softmax(masked, dim=-2)"),
     "keys_not_transposed": ("scores = q @ k.transpose(-2, -1)", "scores = q @ k"),
     "returns_weights": ("return weights @ v", "return weights"),
-    "query_key_swapped": ("k = self.key(x)  # (B, T, hs)\n        q = self.query(x)",
-                          "k = self.query(x)  # (B, T, hs)\n        q = self.key(x)"),
+    "query_key_swapped": (
+        "k = self.key(x)  # (B, T, hs)\n        q = self.query(x)",
+        "k = self.query(x)  # (B, T, hs)\n        q = self.key(x)",
+    ),
 }
 
 

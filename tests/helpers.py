@@ -37,15 +37,24 @@ def make_text(n_lines=400, seed=0) -> str:
     things = ["the moon", "a rose", "the night", "my lord", "the sun"]
     lines = []
     for _ in range(n_lines):
-        lines.append(f"{rng.choice(names)}:\n{rng.choice(names).title()} "
-                     f"{rng.choice(verbs)} {rng.choice(things)}.\n")
+        lines.append(f"{rng.choice(names)}:\n{rng.choice(names).title()} {rng.choice(verbs)} {rng.choice(things)}.\n")
     return "\n".join(lines)
 
 
 def tiny_configs(**overrides):
     model = GPTConfig(**{**TINY_MODEL, **{k: v for k, v in overrides.items() if k in TINY_MODEL}})
     train_keys = TrainConfig.__dataclass_fields__
-    settings = dict(steps=120, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=10,
-                    eval_interval=40, eval_batches=4, sample_chars=40, device="cpu", seed=0)
+    settings = dict(
+        steps=120,
+        batch_size=16,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=10,
+        eval_interval=40,
+        eval_batches=4,
+        sample_chars=40,
+        device="cpu",
+        seed=0,
+    )
     settings.update({k: v for k, v in overrides.items() if k in train_keys})
     return model, TrainConfig(**settings)

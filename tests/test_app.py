@@ -10,8 +10,20 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
-PAGES = ["meet", "vocab", "embeddings", "positions", "attention", "predictions", "training", "behind",
-         "train_live", "playground", "write_head", "whole_kid"]
+PAGES = [
+    "meet",
+    "vocab",
+    "embeddings",
+    "positions",
+    "attention",
+    "predictions",
+    "training",
+    "behind",
+    "train_live",
+    "playground",
+    "write_head",
+    "whole_kid",
+]
 
 
 @pytest.fixture
@@ -31,8 +43,11 @@ def open_page(page):
 
 
 def texts(at):
-    return " ".join(str(e.value) for kind in ("markdown", "caption", "code", "info", "warning", "success")
-                    for e in getattr(at, kind))
+    return " ".join(
+        str(e.value)
+        for kind in ("markdown", "caption", "code", "info", "warning", "success")
+        for e in getattr(at, kind)
+    )
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -72,8 +87,9 @@ def test_embeddings_neighbours_follow_the_choice(app_env):
 
 def charts(at):
     """What the Altair charts on the page would draw: spec and data."""
-    return [(c.proto.spec, c.proto.data.data, [d.data.data for d in c.proto.datasets])
-            for c in at.get("vega_lite_chart")]
+    return [
+        (c.proto.spec, c.proto.data.data, [d.data.data for d in c.proto.datasets]) for c in at.get("vega_lite_chart")
+    ]
 
 
 def test_positions_slider_changes_the_matrix(app_env):
@@ -146,8 +162,7 @@ def test_live_training_view_run_selector_and_playground(app_env, tiny_data_file)
     # cannot click buttons in the frame's sidebar (the browser test does), so
     # this starts the shared job the same way.
     job = jobs()
-    settings = dict(steps=50, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0,
-                    lr=3e-3, seed=0)
+    settings = dict(steps=50, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0, lr=3e-3, seed=0)
     job.start("from-ui", settings)
     at.switch_page("app_pages/train_live.py").run()
     assert not at.exception
@@ -271,8 +286,9 @@ def test_every_page_renders_the_smallest_run(smallest_run, tmp_path, monkeypatch
     assert not at.exception, at.exception
 
 
-@pytest.mark.parametrize("page, prefix", [("attention", "attention"), ("predictions", "predictions"),
-                                          ("whole_kid", "whole")])
+@pytest.mark.parametrize(
+    "page, prefix", [("attention", "attention"), ("predictions", "predictions"), ("whole_kid", "whole")]
+)
 def test_one_character_of_your_own_text(app_env, page, prefix):
     at = open_page(page)
     at.radio(key=f"{prefix}_prompt").set_value(3).run()

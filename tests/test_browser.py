@@ -19,10 +19,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "tests" / "screenshots"
-PAGES = {"meet": "", "vocab": "vocab", "embeddings": "embeddings", "positions": "positions",
-         "attention": "attention", "predictions": "predictions", "training": "training",
-         "behind": "behind", "train_live": "train_live", "playground": "playground", "write_head": "write_head",
-         "whole_kid": "whole_kid"}
+PAGES = {
+    "meet": "",
+    "vocab": "vocab",
+    "embeddings": "embeddings",
+    "positions": "positions",
+    "attention": "attention",
+    "predictions": "predictions",
+    "training": "training",
+    "behind": "behind",
+    "train_live": "train_live",
+    "playground": "playground",
+    "write_head": "write_head",
+    "whole_kid": "whole_kid",
+}
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -32,8 +42,10 @@ except ImportError:  # pragma: no cover
 missing = sync_playwright is None or not Path(CHROMIUM).exists()
 if missing and os.environ.get("PEEK_REQUIRE_BROWSER"):
     raise RuntimeError("PEEK_REQUIRE_BROWSER is set but Chromium or Playwright is missing")
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(missing, reason="needs Debian's chromium and the playwright package")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(missing, reason="needs Debian's chromium and the playwright package"),
+]
 
 
 def free_port():
@@ -48,13 +60,29 @@ def server(tiny_run, tmp_path_factory, tiny_text):
     corpus = tmp / "rhymes.txt"
     corpus.write_text(tiny_text)
     port = free_port()
-    env = dict(os.environ, PEEK_KID_DIR=str(tiny_run), PEEK_RUNS_DIR=str(tmp / "runs"),
-               TINYLLM_DATA=str(corpus))
+    env = dict(os.environ, PEEK_KID_DIR=str(tiny_run), PEEK_RUNS_DIR=str(tmp / "runs"), TINYLLM_DATA=str(corpus))
     log = open(tmp / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while True:
@@ -79,9 +107,17 @@ def page(server):
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         page.set_default_timeout(60_000)
         yield page

@@ -6,8 +6,14 @@ from tinyllm.data import Vocab
 from tinyllm.errors import TinyLLMError
 from tinyllm.model import GPT, GPTConfig
 
-META = dict(train={}, step=7, losses={"train": 1.0, "val": 2.0},
-            corpus={"name": "x", "md5": "0" * 32, "chars": 10}, elapsed_s=1.0, device="cpu")
+META = dict(
+    train={},
+    step=7,
+    losses={"train": 1.0, "val": 2.0},
+    corpus={"name": "x", "md5": "0" * 32, "chars": 10},
+    elapsed_s=1.0,
+    device="cpu",
+)
 
 
 def saved(tmp_path, half=False):

@@ -10,8 +10,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def tinyllm(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "tinyllm", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tinyllm", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_sample_show_and_eval(tiny_run, tmp_path, tiny_text):
@@ -34,13 +40,15 @@ def test_sample_show_and_eval(tiny_run, tmp_path, tiny_text):
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["train", "--n-embd", "30", "--n-head", "4", "--data", "{corpus}"], "--n-embd"),
-     (["train", "--steps", "-5", "--data", "{corpus}"], "--steps"),
-     (["train", "--block-size", "5000", "--data", "{corpus}"], "--block-size"),
-     (["sample", "--checkpoint", "{missing}"], "No checkpoint"),
-     (["sample", "--checkpoint", "{ckpt}", "--prompt", "ROMEO@#"], "'@'"),
-     (["sample", "--checkpoint", "{ckpt}", "--temperature", "0"], "--temperature"),
-     (["train", "--data", "{missing}"], "No corpus file")],
+    [
+        (["train", "--n-embd", "30", "--n-head", "4", "--data", "{corpus}"], "--n-embd"),
+        (["train", "--steps", "-5", "--data", "{corpus}"], "--steps"),
+        (["train", "--block-size", "5000", "--data", "{corpus}"], "--block-size"),
+        (["sample", "--checkpoint", "{missing}"], "No checkpoint"),
+        (["sample", "--checkpoint", "{ckpt}", "--prompt", "ROMEO@#"], "'@'"),
+        (["sample", "--checkpoint", "{ckpt}", "--temperature", "0"], "--temperature"),
+        (["train", "--data", "{missing}"], "No corpus file"),
+    ],
 )
 def test_bad_input_gets_a_clear_error_without_traceback(args, message, tiny_run, tmp_path, tiny_text):
     corpus = tmp_path / "rhymes.txt"

@@ -20,7 +20,7 @@ def test_decoder_gives_the_readable_models_logits(config, first):
     got += [decoder.feed([i]) for i in ids[first:].tolist()]
     got = torch.stack(got)  # logits after position first-1, first, ..., block_size-1
     assert expected.abs().max() > 0.5  # not a trivially small comparison
-    torch.testing.assert_close(got, expected[first - 1:], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got, expected[first - 1 :], atol=1e-5, rtol=0)
     assert decoder.length == config.block_size
 
 

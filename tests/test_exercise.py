@@ -35,9 +35,16 @@ def test_the_solution_passes_every_step_on_the_kid_and_on_a_small_run(tmp_path, 
 
 
 # mistake: the first step that differs
-FIRST_STEP = {"no_scaling": "scores", "scale_by_head_size": "scores", "query_key_swapped": "scores",
-              "no_mask": "mask", "zero_mask": "mask", "softmax_dim": "softmax", "returns_weights": "output shape",
-              "keys_not_transposed": "runs"}
+FIRST_STEP = {
+    "no_scaling": "scores",
+    "scale_by_head_size": "scores",
+    "query_key_swapped": "scores",
+    "no_mask": "mask",
+    "zero_mask": "mask",
+    "softmax_dim": "softmax",
+    "returns_weights": "output shape",
+    "keys_not_transposed": "runs",
+}
 
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
@@ -53,8 +60,8 @@ def test_the_diagnoses_carry_this_texts_numbers(tmp_path):
     report = check(tmp_path, with_mistake("no_scaling"))
     assert "√32 = 5.66 times too large" in report["diagnosis"]
     report = check(tmp_path, with_mistake("no_mask"))
-    future = report["compare"]["yours"][report["compare"]["row"] + 1:]
-    assert sum(future) > 0.01 and report["compare"]["kid"][report["compare"]["row"] + 1:] == [0] * len(future)
+    future = report["compare"]["yours"][report["compare"]["row"] + 1 :]
+    assert sum(future) > 0.01 and report["compare"]["kid"][report["compare"]["row"] + 1 :] == [0] * len(future)
     report = check(tmp_path, with_mistake("keys_not_transposed"))
     assert "multiplied (2, 64, 32) by (2, 64, 32)" in report["diagnosis"]
     assert "scores = q @ k" in report["problem"]["where"]
@@ -71,8 +78,10 @@ def test_syntax_errors_exceptions_and_wrong_shapes_are_reported_in_the_learners_
     line = SOLUTION.splitlines().index("        return weights @ v  # (B, T, hs)") + 1
     assert e.value.problem.kind == "syntax" and f"line {line}" in e.value.problem.message
 
-    boom = SOLUTION.replace("        v = self.value(x)  # (B, T, hs)\n",
-                            "        v = self.value(x)  # (B, T, hs)\n        raise ValueError('boom')\n")
+    boom = SOLUTION.replace(
+        "        v = self.value(x)  # (B, T, hs)\n",
+        "        v = self.value(x)  # (B, T, hs)\n        raise ValueError('boom')\n",
+    )
     report = check(tmp_path, boom)
     assert report["problem"]["kind"] == "exception" and "ValueError: boom" in report["diagnosis"]
     assert "raise ValueError('boom')" in report["problem"]["where"]  # their line, not the checker's
@@ -83,8 +92,13 @@ def test_syntax_errors_exceptions_and_wrong_shapes_are_reported_in_the_learners_
 
     with pytest.raises(HeadCodeError, match="no class Head"):
         load_head_class(head_file(tmp_path, SOLUTION.replace("class Head(", "class MyHead(")))
-    report = check(tmp_path, SOLUTION.replace("self.value = nn.Linear(config.n_embd, head_size, bias=False)",
-                                              "self.values = nn.Linear(config.n_embd, head_size, bias=False)"))
+    report = check(
+        tmp_path,
+        SOLUTION.replace(
+            "self.value = nn.Linear(config.n_embd, head_size, bias=False)",
+            "self.values = nn.Linear(config.n_embd, head_size, bias=False)",
+        ),
+    )
     assert "weights do not fit" in report["diagnosis"] and "values.weight" in report["diagnosis"]
 
 
@@ -144,8 +158,9 @@ def test_the_sandbox_refuses_a_10_gb_allocation():
 
 def test_the_sandbox_hides_the_servers_environment(monkeypatch):
     monkeypatch.setenv("PEEK_TEST_SECRET", "hunter2")
-    report = check_in_sandbox(planted("import os; print('seen:', os.environ.get('PEEK_TEST_SECRET'), len(os.environ))"),
-                              KID)
+    report = check_in_sandbox(
+        planted("import os; print('seen:', os.environ.get('PEEK_TEST_SECRET'), len(os.environ))"), KID
+    )
     assert report["ok"] and "seen: None" in report["printed"] and "hunter2" not in report["printed"]
 
 

@@ -78,8 +78,14 @@ def test_every_file_matches_its_schema(chapters, kid):
                 assert all(0 <= w <= 1 for w in row)
     assert shape(att["labels"]) == (c.n_layer, c.n_head)
     for label in flat(att["labels"]):
-        assert label["label"] in {"previous character", "same character", "its own position",
-                                  "first position", "mixed", f"{label['offset']} characters back"}
+        assert label["label"] in {
+            "previous character",
+            "same character",
+            "its own position",
+            "first position",
+            "mixed",
+            f"{label['offset']} characters back",
+        }
         assert 2 <= label["offset"] <= 8
         assert all(0 <= s <= 1.001 for s in label["scores"].values())
 
@@ -202,7 +208,7 @@ def test_live_analysis_matches_the_export(chapters, kid):
     assert live["top"] == exported["top"] and live["lens"] == exported["lens"]
     assert live["losses"][:-1] == exported["losses"][:-1] and live["losses"][-1] is None
     long_text = prompt["text"] * 3
-    assert analyze_text(model, vocab, long_text)["text"] == long_text[-model.config.block_size:]
+    assert analyze_text(model, vocab, long_text)["text"] == long_text[-model.config.block_size :]
 
 
 def test_similarity_by_distance_reads_the_diagonals():

@@ -32,11 +32,18 @@ def hooked_pass(model, vocab, text) -> dict:
     def keep(name):
         def hook(module, inputs, output):
             caught[name] = output[0].numpy()
+
         return hook
 
     for b, block in enumerate(model.blocks):
-        for name, module in [("ln1", block.ln1), ("attn", block.attn), ("ln2", block.ln2),
-                             ("hidden", block.ffwd.net[1]), ("ffwd", block.ffwd), ("after", block)]:
+        for name, module in [
+            ("ln1", block.ln1),
+            ("attn", block.attn),
+            ("ln2", block.ln2),
+            ("hidden", block.ffwd.net[1]),
+            ("ffwd", block.ffwd),
+            ("after", block),
+        ]:
             handles.append(module.register_forward_hook(keep((b, name))))
     handles.append(model.ln_f.register_forward_hook(keep("ln_f")))
     try:
@@ -98,7 +105,8 @@ def test_the_pushes_sum_to_the_logit(config):
         for char_id in (int(logits[pos].argmax()), int(logits[pos].argmin())):
             why = logit_attribution(model, flow, pos, char_id)
             assert sum(push for _, push in why["pushes"]) + why["constant"] == pytest.approx(
-                float(logits[pos, char_id]), abs=1e-4)
+                float(logits[pos, char_id]), abs=1e-4
+            )
 
 
 def test_one_character_and_more_than_a_window(tiny_run):

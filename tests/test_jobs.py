@@ -9,8 +9,7 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.jobs import Limits, TrainingJobs, resumable_runs, run_status
 from tinyllm.runs import list_runs
 
-TINY = dict(steps=60, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0,
-            lr=3e-3, seed=0)
+TINY = dict(steps=60, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0, lr=3e-3, seed=0)
 
 
 @pytest.fixture
@@ -88,16 +87,18 @@ def test_killed_run_leaves_a_resumable_checkpoint_and_readable_log(env):
 
 @pytest.mark.parametrize(
     "name, settings, upload, message",
-    [("../escape", TINY, None, "run name"),
-     ("evil\n", TINY, None, "run name"),
-     ("deep", {**TINY, "n_layer": 10**7}, None, "parameters"),  # counted, never built
-     ("many-chars", TINY, "".join(chr(0x4E00 + i) for i in range(3000)).encode() * 4, "different characters"),
-     ("big", {**TINY, "steps": 10**6}, None, "at most"),
-     ("wide", {**TINY, "n_embd": 1024, "n_head": 8, "n_layer": 8}, None, "parameters"),
-     ("odd", {**TINY, "n_embd": 30}, None, "--n-embd"),
-     ("binary", TINY, b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
-     ("empty", TINY, b"", "empty"),
-     ("huge", TINY, b"a" * 2_000_001, "MB")],
+    [
+        ("../escape", TINY, None, "run name"),
+        ("evil\n", TINY, None, "run name"),
+        ("deep", {**TINY, "n_layer": 10**7}, None, "parameters"),  # counted, never built
+        ("many-chars", TINY, "".join(chr(0x4E00 + i) for i in range(3000)).encode() * 4, "different characters"),
+        ("big", {**TINY, "steps": 10**6}, None, "at most"),
+        ("wide", {**TINY, "n_embd": 1024, "n_head": 8, "n_layer": 8}, None, "parameters"),
+        ("odd", {**TINY, "n_embd": 30}, None, "--n-embd"),
+        ("binary", TINY, b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
+        ("empty", TINY, b"", "empty"),
+        ("huge", TINY, b"a" * 2_000_001, "MB"),
+    ],
 )
 def test_bad_requests_are_refused(env, name, settings, upload, message):
     jobs = TrainingJobs(Limits(max_steps=5000, max_params=500_000, max_upload_mb=2))

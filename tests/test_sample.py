@@ -70,8 +70,12 @@ def test_prompts_empty_long_and_unknown():
 
 @pytest.mark.parametrize(
     "settings, flag",
-    [(SampleSettings(temperature=0), "--temperature"), (SampleSettings(top_k=0), "--top-k"),
-     (SampleSettings(top_p=1.5), "--top-p"), (SampleSettings(length=-1), "--length")],
+    [
+        (SampleSettings(temperature=0), "--temperature"),
+        (SampleSettings(top_k=0), "--top-k"),
+        (SampleSettings(top_p=1.5), "--top-p"),
+        (SampleSettings(length=-1), "--length"),
+    ],
 )
 def test_bad_settings_are_refused(model, settings, flag):
     with pytest.raises(TinyLLMError, match=flag):

@@ -35,8 +35,11 @@ def test_run_folder_holds_log_snapshots_and_checkpoints(tiny_run):
     assert {"train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "sample"} <= set(rows[0])
     assert all(len(r["sample"]) == 40 for r in rows)
     snaps = sorted(p.name for p in (tiny_run / "snapshots").glob("*.pt"))
-    assert snaps == [f"step_{s:06d}.pt" for s in snapshot_steps(120)] == [
-        "step_000000.pt", "step_000050.pt", "step_000100.pt", "step_000120.pt"]
+    assert (
+        snaps
+        == [f"step_{s:06d}.pt" for s in snapshot_steps(120)]
+        == ["step_000000.pt", "step_000050.pt", "step_000100.pt", "step_000120.pt"]
+    )
     best = load_checkpoint(tiny_run / "model.pt")
     assert best["losses"]["val"] == min(r["val_loss"] for r in rows)
     assert "resume" in load_checkpoint(tiny_run / "latest.pt")
@@ -52,9 +55,15 @@ def test_learning_rate_warms_up_then_decays():
 
 @pytest.mark.parametrize(
     "overrides, flag",
-    [(dict(n_embd=30, n_head=4), "--n-embd"), (dict(steps=0), "--steps"),
-     (dict(block_size=100000), "--block-size"), (dict(dropout=1.0), "--dropout"),
-     (dict(lr=-1.0), "--lr"), (dict(batch_size=0), "--batch-size"), (dict(device="tpu"), "--device")],
+    [
+        (dict(n_embd=30, n_head=4), "--n-embd"),
+        (dict(steps=0), "--steps"),
+        (dict(block_size=100000), "--block-size"),
+        (dict(dropout=1.0), "--dropout"),
+        (dict(lr=-1.0), "--lr"),
+        (dict(batch_size=0), "--batch-size"),
+        (dict(device="tpu"), "--device"),
+    ],
 )
 def test_bad_settings_are_refused_naming_the_flag(overrides, flag, tiny_corpus):
     model_config, train_config = tiny_configs(**overrides)
@@ -106,10 +115,35 @@ def test_sigterm_leaves_a_resumable_run(tmp_path, tiny_text):
     corpus = tmp_path / "rhymes.txt"
     corpus.write_text(tiny_text)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "tinyllm", "train", "--data", str(corpus), "--out", str(out),
-           "--block-size", "16", "--n-embd", "32", "--n-head", "4", "--n-layer", "1",
-           "--batch-size", "8", "--steps", "100000", "--eval-interval", "50", "--quiet",
-           "--eval-batches", "2", "--sample-chars", "10"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tinyllm",
+        "train",
+        "--data",
+        str(corpus),
+        "--out",
+        str(out),
+        "--block-size",
+        "16",
+        "--n-embd",
+        "32",
+        "--n-head",
+        "4",
+        "--n-layer",
+        "1",
+        "--batch-size",
+        "8",
+        "--steps",
+        "100000",
+        "--eval-interval",
+        "50",
+        "--quiet",
+        "--eval-batches",
+        "2",
+        "--sample-chars",
+        "10",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while not (out / "log.jsonl").exists() or len(read_jsonl(out / "log.jsonl")) < 3:
@@ -128,8 +162,7 @@ def test_sigterm_leaves_a_resumable_run(tmp_path, tiny_text):
     assert not any(p.name.endswith(".tmp") for p in out.iterdir())
 
     # continue it for a little while, then stop it with a STOP file
-    proc = subprocess.Popen(cmd + ["--resume"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd + ["--resume"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while load_checkpoint(out / "latest.pt")["step"] <= stopped_at:
         assert time.time() < deadline and proc.poll() is None
@@ -154,8 +187,9 @@ def test_a_diverging_run_stops_with_a_clear_error_and_a_failed_status(tiny_corpu
     assert progress["status"] == "failed"
 
 
-@pytest.mark.parametrize("setting, value", [("grad_clip", -1.0), ("grad_clip", float("nan")), ("seed", 2**70),
-                                            ("lr", float("inf"))])
+@pytest.mark.parametrize(
+    "setting, value", [("grad_clip", -1.0), ("grad_clip", float("nan")), ("seed", 2**70), ("lr", float("inf"))]
+)
 def test_settings_that_cannot_train_are_refused(tiny_corpus, tmp_path, setting, value):
     model_config, train_config = tiny_configs(**{setting: value})
     with pytest.raises(TinyLLMError, match="--" + setting.replace("_", "-")):

@@ -52,9 +52,7 @@ def load_checkpoint(path) -> dict:
     """Read and check a checkpoint file; raise TinyLLMError saying what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise TinyLLMError(
-            f"No checkpoint at {path}. Train one with: python -m tinyllm train --out DIR"
-        )
+        raise TinyLLMError(f"No checkpoint at {path}. Train one with: python -m tinyllm train --out DIR")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds (EOFError, KeyError, RuntimeError...)
@@ -66,13 +64,13 @@ def load_checkpoint(path) -> dict:
         raise TinyLLMError(f"{path} is not a tinyllm checkpoint (no '{FORMAT}' marker).")
     if ckpt.get("version") != VERSION:
         raise TinyLLMError(
-            f"{path} has checkpoint format version {ckpt.get('version')}; "
-            f"this tinyllm reads version {VERSION}."
+            f"{path} has checkpoint format version {ckpt.get('version')}; this tinyllm reads version {VERSION}."
         )
     config = GPTConfig(**ckpt["config"])
     if len(ckpt["vocab"]) != config.vocab_size:
-        raise TinyLLMError(f"{path}: vocabulary of {len(ckpt['vocab'])} characters does not "
-                           f"match vocab_size {config.vocab_size}.")
+        raise TinyLLMError(
+            f"{path}: vocabulary of {len(ckpt['vocab'])} characters does not match vocab_size {config.vocab_size}."
+        )
     return ckpt
 
 

@@ -47,8 +47,9 @@ TRAIN_HELP = {
 
 def add_flag(parser, name, default, help_text):
     kind = type(default) if default is not None else str
-    parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default,
-                        help=f"{help_text} (default: {default})")
+    parser.add_argument(
+        "--" + name.replace("_", "-"), dest=name, type=kind, default=default, help=f"{help_text} (default: {default})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,16 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("train", help="train a kid (or resume a run)")
-    p.add_argument("--data", help="UTF-8 text file to train on (default: $TINYLLM_DATA, "
-                   "else tinyshakespeare, downloaded once)")
-    p.add_argument("--out", default=None,
-                   help="run folder (default: a new artifacts/runs/run-DATE-TIME, which the app lists once exported)")
+    p.add_argument(
+        "--data", help="UTF-8 text file to train on (default: $TINYLLM_DATA, else tinyshakespeare, downloaded once)"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="run folder (default: a new artifacts/runs/run-DATE-TIME, which the app lists once exported)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--export", action="store_true",
-                   help="when training finishes, write the app's JSON files (as the export command)")
-    p.add_argument("--head", metavar="PATH",
-                   help="train with your own attention Head (a file from the exercise command) in every head")
+    p.add_argument(
+        "--export",
+        action="store_true",
+        help="when training finishes, write the app's JSON files (as the export command)",
+    )
+    p.add_argument(
+        "--head",
+        metavar="PATH",
+        help="train with your own attention Head (a file from the exercise command) in every head",
+    )
     defaults = GPTConfig()
     for f in fields(GPTConfig):
         if f.name in MODEL_HELP:
@@ -77,11 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=DEFAULT_KID, help=f"checkpoint (default: {DEFAULT_KID})")
     p.add_argument("--prompt", default="", help="text to start from (default: a newline)")
     p.add_argument("--length", type=int, default=500, help="characters to write (default: 500)")
-    p.add_argument("--temperature", type=float, default=1.0,
-                   help="below 1 safer and duller, above 1 bolder (default: 1.0)")
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="below 1 safer and duller, above 1 bolder (default: 1.0)"
+    )
     p.add_argument("--top-k", type=int, default=None, help="draw only among the k likeliest")
-    p.add_argument("--top-p", type=float, default=None,
-                   help="draw only among the fewest characters whose probabilities sum to p")
+    p.add_argument(
+        "--top-p", type=float, default=None, help="draw only among the fewest characters whose probabilities sum to p"
+    )
     p.add_argument("--seed", type=int, default=None, help="the same seed writes the same text")
     p.add_argument("--no-cache", action="store_true", help="recompute the window for each character")
 
@@ -144,14 +157,17 @@ class ProgressBar:
             )
         elif event["kind"] == "end":
             end_of_bar = "\n" if self.terminal else ""
-            self.stream.write(f"{end_of_bar}{event['status']} at step {event['step']}, best val loss "
-                              f"{event['best_val']:.4f}, run folder {event['run_dir']}\n")
+            self.stream.write(
+                f"{end_of_bar}{event['status']} at step {event['step']}, best val loss "
+                f"{event['best_val']:.4f}, run folder {event['run_dir']}\n"
+            )
         self.stream.flush()
 
 
 def cmd_train(args):
-    values = {k: v for k, v in vars(args).items()
-              if k not in ("command", "data", "out", "resume", "quiet", "export", "head")}
+    values = {
+        k: v for k, v in vars(args).items() if k not in ("command", "data", "out", "resume", "quiet", "export", "head")
+    }
     model_config, train_config = configs_from(values)
     head_class = None
     if args.head:
@@ -165,8 +181,9 @@ def cmd_train(args):
         args.out = str(runs_dir() / new_run_name())
     corpus = load_corpus(args.data)
     callback = None if args.quiet else ProgressBar()
-    summary = train(model_config, train_config, corpus, args.out, resume=args.resume, callback=callback,
-                    head_class=head_class)
+    summary = train(
+        model_config, train_config, corpus, args.out, resume=args.resume, callback=callback, head_class=head_class
+    )
     if summary["status"] == "stopped":
         print(f"Stopped cleanly. Continue with: python -m tinyllm train --out {args.out} --resume")
     elif args.export:
@@ -187,8 +204,10 @@ def cmd_show(args):
     model, vocab, ckpt = load_model(args.checkpoint)
     print(f"checkpoint  {args.checkpoint}")
     print("config      " + ", ".join(f"{k}={v}" for k, v in ckpt["config"].items()))
-    print(f"trained     {ckpt['step']} steps in {ckpt['elapsed_s'] / 60:.1f} min on {ckpt['device']}, "
-          f"corpus {ckpt['corpus']['name']} ({ckpt['corpus']['chars']:,} characters)")
+    print(
+        f"trained     {ckpt['step']} steps in {ckpt['elapsed_s'] / 60:.1f} min on {ckpt['device']}, "
+        f"corpus {ckpt['corpus']['name']} ({ckpt['corpus']['chars']:,} characters)"
+    )
     losses = ckpt["losses"]
     print(f"loss        train {losses['train']:.4f}, val {losses['val']:.4f} (fixed batches)")
     print("\nparameters")
@@ -203,8 +222,11 @@ def cmd_eval(args):
     model, vocab, ckpt = load_model(args.checkpoint)
     corpus = load_corpus(args.data)
     if corpus.md5 != ckpt["corpus"]["md5"]:
-        print(f"note: this corpus (md5 {corpus.md5}) is not the one the checkpoint was trained on "
-              f"({ckpt['corpus']['name']}, md5 {ckpt['corpus']['md5']})", file=sys.stderr)
+        print(
+            f"note: this corpus (md5 {corpus.md5}) is not the one the checkpoint was trained on "
+            f"({ckpt['corpus']['name']}, md5 {ckpt['corpus']['md5']})",
+            file=sys.stderr,
+        )
     import torch
 
     _, val_ids = split(torch.tensor(vocab.encode(corpus.text)))
@@ -228,8 +250,10 @@ def cmd_export(args):
 
 def cmd_exercise(args):
     path = write_template(args.path)
-    print(f"wrote {path}: fill in forward(), then check it against the kid's own Head with\n"
-          f"  python -m tinyllm check-head {path}")
+    print(
+        f"wrote {path}: fill in forward(), then check it against the kid's own Head with\n"
+        f"  python -m tinyllm check-head {path}"
+    )
 
 
 def cmd_check_head(args):
@@ -247,8 +271,15 @@ def cmd_check_head(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    command = {"train": cmd_train, "sample": cmd_sample, "show": cmd_show, "eval": cmd_eval,
-               "export": cmd_export, "exercise": cmd_exercise, "check-head": cmd_check_head}[args.command]
+    command = {
+        "train": cmd_train,
+        "sample": cmd_sample,
+        "show": cmd_show,
+        "eval": cmd_eval,
+        "export": cmd_export,
+        "exercise": cmd_exercise,
+        "check-head": cmd_check_head,
+    }[args.command]
     try:
         return command(args) or 0
     except TinyLLMError as e:

@@ -16,9 +16,7 @@ import torch
 from tinyllm.errors import TinyLLMError
 from tinyllm.io import atomic_write_bytes
 
-TINYSHAKESPEARE_URL = (
-    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-)
+TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINYSHAKESPEARE_CHARS = 1_115_394
 TINYSHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
 CACHE_DIR = Path(os.environ.get("TINYLLM_CACHE", Path(__file__).resolve().parent.parent / ".cache"))

@@ -55,9 +55,7 @@ class CachedDecoder:
         predict the character after the last of them."""
         start, end = self.length, self.length + len(ids)
         if not ids or end > self.config.block_size:
-            raise ValueError(
-                f"can read 1 to {self.config.block_size - start} more characters, not {len(ids)}"
-            )
+            raise ValueError(f"can read 1 to {self.config.block_size - start} more characters, not {len(ids)}")
         ids = torch.tensor(ids, device=self.token_embedding.device)
         x = self.token_embedding[ids] + self.position_embedding[start:end]  # (T, C)
         for layer in self.layers:
@@ -91,8 +89,9 @@ class CachedLayer:
         self.keys = self.w_qkv.new_zeros(nh, hs, config.block_size)
         self.values = self.w_qkv.new_zeros(nh, config.block_size, hs)
         # future[i, j] is True where position i must not see position j (j > i).
-        self.future = torch.ones(config.block_size, config.block_size, dtype=torch.bool,
-                                 device=self.w_qkv.device).triu(1)
+        self.future = torch.ones(config.block_size, config.block_size, dtype=torch.bool, device=self.w_qkv.device).triu(
+            1
+        )
 
     def __call__(self, x, start: int, end: int):
         """x: (T, C) the new positions start..end-1. Returns the residual stream after the block."""

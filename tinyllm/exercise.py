@@ -76,8 +76,9 @@ def write_template(path=DEFAULT_PATH) -> Path:
     """Write the template to `path`; never overwrite a file that exists."""
     path = Path(path)
     if path.exists():
-        raise TinyLLMError(f"{path} exists already: give another path, or check it with "
-                           f"python -m tinyllm check-head {path}")
+        raise TinyLLMError(
+            f"{path} exists already: give another path, or check it with python -m tinyllm check-head {path}"
+        )
     if not path.parent.is_dir():
         raise TinyLLMError(f"No folder {path.parent} to write {path.name} into.")
     path.write_text(TEMPLATE, encoding="utf-8")
@@ -114,19 +115,28 @@ def learner_frames(error: BaseException, filename: str) -> str:
 
 def describe_exception(error: BaseException, filename: str) -> CodeProblem:
     if isinstance(error, NotImplementedError):
-        return CodeProblem("exception", "forward() is not written yet: fill in its five steps.",
-                           learner_frames(error, filename))
+        return CodeProblem(
+            "exception", "forward() is not written yet: fill in its five steps.", learner_frames(error, filename)
+        )
     if isinstance(error, SystemExit):
-        return CodeProblem("exception", "Your code called exit(): a Head must return its output instead.",
-                           learner_frames(error, filename))
+        return CodeProblem(
+            "exception",
+            "Your code called exit(): a Head must return its output instead.",
+            learner_frames(error, filename),
+        )
     if isinstance(error, MemoryError) or "can't allocate memory" in str(error):
-        return CodeProblem("exception", "Your code tried to allocate more memory than it may use here.",
-                           learner_frames(error, filename))
+        return CodeProblem(
+            "exception",
+            "Your code tried to allocate more memory than it may use here.",
+            learner_frames(error, filename),
+        )
     if isinstance(error, OSError) and error.errno == errno.EFBIG:
-        return CodeProblem("exception", "Your code printed more than it may here, so it was stopped.",
-                           learner_frames(error, filename))
-    return CodeProblem("exception", f"Your code raised {type(error).__name__}: {error}",
-                       learner_frames(error, filename))
+        return CodeProblem(
+            "exception", "Your code printed more than it may here, so it was stopped.", learner_frames(error, filename)
+        )
+    return CodeProblem(
+        "exception", f"Your code raised {type(error).__name__}: {error}", learner_frames(error, filename)
+    )
 
 
 def load_head_class(path) -> type:
@@ -144,8 +154,9 @@ def load_head_class(path) -> type:
         code = compile(source, filename, "exec")
     except SyntaxError as e:
         line = (e.text or "").rstrip()
-        raise HeadCodeError(CodeProblem("syntax", f"Syntax error on line {e.lineno}: {e.msg}",
-                                        f"line {e.lineno}: {line.strip()}")) from None
+        raise HeadCodeError(
+            CodeProblem("syntax", f"Syntax error on line {e.lineno}: {e.msg}", f"line {e.lineno}: {line.strip()}")
+        ) from None
     linecache.checkcache(filename)  # tracebacks quote the file as it is now
     module = types.ModuleType("learner_head")
     module.__file__ = filename
@@ -155,8 +166,9 @@ def load_head_class(path) -> type:
         raise HeadCodeError(describe_exception(e, filename)) from None
     head_class = module.__dict__.get("Head")
     if not (isinstance(head_class, type) and issubclass(head_class, nn.Module)):
-        raise HeadCodeError(CodeProblem(
-            "structure", f"{path.name} has no class Head(nn.Module): keep the template's class name."))
+        raise HeadCodeError(
+            CodeProblem("structure", f"{path.name} has no class Head(nn.Module): keep the template's class name.")
+        )
     head_class.source_file = filename
     return head_class
 
@@ -172,10 +184,14 @@ def build_head(head_class, config, state: dict):
         head.load_state_dict(state)
     except RuntimeError:
         names = sorted(head.state_dict())
-        raise HeadCodeError(CodeProblem(
-            "structure", "The kid's weights do not fit your Head: it needs exactly self.key, self.query and "
-            "self.value, each nn.Linear(n_embd, head_size, bias=False), as in the template "
-            f"(yours has: {', '.join(names) or 'no weights'}).")) from None
+        raise HeadCodeError(
+            CodeProblem(
+                "structure",
+                "The kid's weights do not fit your Head: it needs exactly self.key, self.query and "
+                "self.value, each nn.Linear(n_embd, head_size, bias=False), as in the template "
+                f"(yours has: {', '.join(names) or 'no weights'}).",
+            )
+        ) from None
     return head
 
 

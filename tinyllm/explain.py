@@ -25,8 +25,9 @@ def attention_steps(head: dict, i: int) -> dict:
     total = sum(exps)
     weights = [e / total for e in exps]
     out = [sum(weights[j] * v[j][d] for j in range(i + 1)) for d in range(head_size)]
-    return dict(dots=dots, scaled=scaled, visible=visible, weights=weights, out=out,
-                sqrt_head_size=math.sqrt(head_size))
+    return dict(
+        dots=dots, scaled=scaled, visible=visible, weights=weights, out=out, sqrt_head_size=math.sqrt(head_size)
+    )
 
 
 def char_kind(ch: str) -> str:

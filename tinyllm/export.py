@@ -25,8 +25,17 @@ from tinyllm.io import atomic_write_text, read_jsonl
 from tinyllm.model import param_table
 
 VERSION = 1
-CHAPTERS = ["model_card", "vocab", "embeddings", "positions", "attention", "predictions",
-            "training", "evolution", "flow"]
+CHAPTERS = [
+    "model_card",
+    "vocab",
+    "embeddings",
+    "positions",
+    "attention",
+    "predictions",
+    "training",
+    "evolution",
+    "flow",
+]
 TOP = 5  # candidates kept per prediction
 NEIGHBOURS = 5  # nearest characters kept per character
 LABEL_THRESHOLD = 0.4  # a head is named after a pattern that holds this much of its attention
@@ -85,8 +94,7 @@ def top_candidates(probs: torch.Tensor, k=TOP) -> list:
     """probs (..., vocab) -> [[id, prob], ...] of the k likeliest (all of
     them when the vocabulary is smaller), for the last dim."""
     values, ids = torch.topk(probs, min(k, probs.shape[-1]))
-    return [[[i, p] for i, p in zip(row_ids, rounded(row_p))]
-            for row_ids, row_p in zip(ids.tolist(), values.tolist())]
+    return [[[i, p] for i, p in zip(row_ids, rounded(row_p))] for row_ids, row_p in zip(ids.tolist(), values.tolist())]
 
 
 MAX_OFFSET = 8  # how far back a "fixed offset" head may look
@@ -116,15 +124,19 @@ def head_scores(weights: torch.Tensor, ids: torch.Tensor) -> tuple:
     same_char = (ids[:, :, None] == ids[:, None, :]) & torch.ones(T, T, dtype=torch.bool).tril(-1)
     has_same = same_char.any(dim=-1)
     same = (weights * same_char).sum(-1)[has_same].mean() if has_same.any() else torch.tensor(0.0)
-    scores = {"previous": at_offset(1), "back": back, "self": at_offset(0), "same": float(same),
-              "start": float(start)}
+    scores = {"previous": at_offset(1), "back": back, "self": at_offset(0), "same": float(same), "start": float(start)}
     return scores, offset
 
 
 def label_head(scores: dict, offset: int) -> tuple:
     """(label, score): the pattern holding the most weight, or "mixed"."""
-    labels = {"previous": "previous character", "back": f"{offset} characters back",
-              "self": "its own position", "same": "same character", "start": "first position"}
+    labels = {
+        "previous": "previous character",
+        "back": f"{offset} characters back",
+        "self": "its own position",
+        "same": "same character",
+        "start": "first position",
+    }
     name, score = max(scores.items(), key=lambda item: item[1])
     if score < LABEL_THRESHOLD:
         return "mixed", score
@@ -196,10 +208,12 @@ def model_card(run: Run) -> dict:
 
 
 def vocab_chapter(run: Run) -> dict:
-    return dict(chars=[
-        {"id": i, "char": ch, "name": printable(ch), "count": count}
-        for i, (ch, count) in enumerate(zip(run.vocab.chars, run.facts["counts"]))
-    ])
+    return dict(
+        chars=[
+            {"id": i, "char": ch, "name": printable(ch), "count": count}
+            for i, (ch, count) in enumerate(zip(run.vocab.chars, run.facts["counts"]))
+        ]
+    )
 
 
 def embeddings_chapter(run: Run) -> dict:
@@ -212,16 +226,20 @@ def embeddings_chapter(run: Run) -> dict:
         matrix=rounded(emb),
         pca=dict(coords=rounded(coords), explained=rounded(explained)),
         similarity=rounded(sim, 3),
-        neighbours=[[[j, s] for j, s in zip(row_ids, rounded(row_s))]
-                    for row_ids, row_s in zip(ids.tolist(), values.tolist())],
+        neighbours=[
+            [[j, s] for j, s in zip(row_ids, rounded(row_s))] for row_ids, row_s in zip(ids.tolist(), values.tolist())
+        ],
     )
 
 
 def positions_chapter(run: Run) -> dict:
     pos = run.model.position_embedding.weight.detach()  # (block_size, n_embd)
     coords, explained, _ = pca_2d(pos)
-    return dict(matrix=rounded(pos), similarity=rounded(cosine_matrix(pos), 3),
-                pca=dict(coords=rounded(coords), explained=rounded(explained)))
+    return dict(
+        matrix=rounded(pos),
+        similarity=rounded(cosine_matrix(pos), 3),
+        pca=dict(coords=rounded(coords), explained=rounded(explained)),
+    )
 
 
 def head_labels(weights_by_layer, x) -> list:
@@ -232,17 +250,33 @@ def head_labels(weights_by_layer, x) -> list:
         for weights in layer:
             scores, offset = head_scores(weights, x)
             label, score = label_head(scores, offset)
-            row.append(dict(label=label, score=round(score, 3), offset=offset,
-                            scores={k: round(v, 3) for k, v in scores.items()}))
+            row.append(
+                dict(
+                    label=label,
+                    score=round(score, 3),
+                    offset=offset,
+                    scores={k: round(v, 3) for k, v in scores.items()},
+                )
+            )
         labels.append(row)
     return labels
 
 
 def prompt_attention(trace, b: int) -> list:
     """[layer][head] -> the Head's intermediates for prompt b of a trace."""
-    return [[dict(weights=rounded_weights(h["weights"][b]), scores=rounded(h["scores"][b], 3),
-                  q=rounded(h["q"][b], 3), k=rounded(h["k"][b], 3), v=rounded(h["v"][b], 3))
-             for h in layer] for layer in trace["heads"]]
+    return [
+        [
+            dict(
+                weights=rounded_weights(h["weights"][b]),
+                scores=rounded(h["scores"][b], 3),
+                q=rounded(h["q"][b], 3),
+                k=rounded(h["k"][b], 3),
+                v=rounded(h["v"][b], 3),
+            )
+            for h in layer
+        ]
+        for layer in trace["heads"]
+    ]
 
 
 def prompt_predictions(model, trace, b: int, targets: list) -> dict:
@@ -270,21 +304,23 @@ def analyze_text(model, vocab, text: str) -> dict:
     ids = vocab.encode(text)
     trace = model.trace(torch.tensor([ids]))
     targets = ids[1:] + [None]  # the character after the text is not known
-    return dict(text=text, layers=prompt_attention(trace, 0),
-                **prompt_predictions(model, trace, 0, targets))
+    return dict(text=text, layers=prompt_attention(trace, 0), **prompt_predictions(model, trace, 0, targets))
 
 
 def attention_chapter(run: Run, trace) -> dict:
-    prompts = [dict(text=text[:-1], next_char=text[-1], layers=prompt_attention(trace, b))
-               for b, text in enumerate(run.prompts)]
+    prompts = [
+        dict(text=text[:-1], next_char=text[-1], layers=prompt_attention(trace, b))
+        for b, text in enumerate(run.prompts)
+    ]
     weights = [[h["weights"] for h in layer] for layer in trace["heads"]]
-    return dict(prompts=prompts, labels=head_labels(weights, run.x),
-                label_threshold=LABEL_THRESHOLD)
+    return dict(prompts=prompts, labels=head_labels(weights, run.x), label_threshold=LABEL_THRESHOLD)
 
 
 def predictions_chapter(run: Run, trace) -> dict:
-    prompts = [dict(text=text[:-1], **prompt_predictions(run.model, trace, b, run.y[b].tolist()))
-               for b, text in enumerate(run.prompts)]
+    prompts = [
+        dict(text=text[:-1], **prompt_predictions(run.model, trace, b, run.y[b].tolist()))
+        for b, text in enumerate(run.prompts)
+    ]
     mean = sum(sum(p["losses"]) for p in prompts) / sum(len(p["losses"]) for p in prompts)
     return dict(prompts=prompts, mean_loss=round(mean, 4))
 
@@ -312,18 +348,20 @@ def evolution_chapter(run: Run) -> dict:
         probs = F.softmax(trace["logits"][0], dim=-1)
         row = by_step.get(ckpt["step"], {})
         weights = [[h["weights"] for h in layer] for layer in trace["heads"]]
-        snapshots.append(dict(
-            step=ckpt["step"],
-            val_loss=row.get("val_loss", ckpt["losses"].get("val")),
-            train_loss=row.get("train_loss", ckpt["losses"].get("train")),
-            sample=row.get("sample", ""),
-            embedding_pca=rounded(procrustes(coords, final_coords)),
-            attention=[[rounded_weights(w[0], 3) for w in layer] for layer in weights],
-            labels=head_labels(weights, x),
-            top=top_candidates(probs),
-            target_probs=rounded(probs.gather(1, y[:, None])[:, 0]),
-            losses=rounded(F.cross_entropy(trace["logits"][0], y, reduction="none")),
-        ))
+        snapshots.append(
+            dict(
+                step=ckpt["step"],
+                val_loss=row.get("val_loss", ckpt["losses"].get("val")),
+                train_loss=row.get("train_loss", ckpt["losses"].get("train")),
+                sample=row.get("sample", ""),
+                embedding_pca=rounded(procrustes(coords, final_coords)),
+                attention=[[rounded_weights(w[0], 3) for w in layer] for layer in weights],
+                labels=head_labels(weights, x),
+                top=top_candidates(probs),
+                target_probs=rounded(probs.gather(1, y[:, None])[:, 0]),
+                losses=rounded(F.cross_entropy(trace["logits"][0], y, reduction="none")),
+            )
+        )
     return dict(prompt=run.prompts[0][:-1], targets=y.tolist(), snapshots=snapshots)
 
 
@@ -336,8 +374,7 @@ def flow_chapter(run: Run) -> dict:
     text = run.facts.get("val_slice") or ""
     if not isinstance(text, str) or run.vocab.unknown(text):
         text = ""
-    return dict(slice=text, window=run.model.config.block_size,
-                neurons=neuron_contexts(run.model, run.vocab, text))
+    return dict(slice=text, window=run.model.config.block_size, neurons=neuron_contexts(run.model, run.vocab, text))
 
 
 def export_run(run_dir) -> list:
@@ -377,10 +414,7 @@ def read_chapter(run_dir, name: str) -> dict:
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
-        raise TinyLLMError(
-            f"{path} is damaged. Rebuild it with: python -m tinyllm export --run {run_dir}"
-        )
+        raise TinyLLMError(f"{path} is damaged. Rebuild it with: python -m tinyllm export --run {run_dir}")
     if doc.get("format") != f"peek-export/{name}" or doc.get("version") != VERSION:
-        raise TinyLLMError(f"{path} is from another version. Rebuild it with: "
-                           f"python -m tinyllm export --run {run_dir}")
+        raise TinyLLMError(f"{path} is from another version. Rebuild it with: python -m tinyllm export --run {run_dir}")
     return doc

@@ -59,9 +59,19 @@ def trace_flow(model, vocab, text: str) -> dict:
         hidden = F.relu(block.ffwd.net[0](ln2))  # (T, 4 n_embd): the neurons
         ffwd = block.ffwd.net[2](hidden)  # what the feed-forward layer adds
         x = mid + ffwd
-        flow["blocks"].append(dict(before=flow["blocks"][-1]["after"] if flow["blocks"] else flow["embedding"],
-                                   ln1=ln1, heads=heads, attn=attn, mid=mid, ln2=ln2, hidden=hidden,
-                                   ffwd=ffwd, after=x))
+        flow["blocks"].append(
+            dict(
+                before=flow["blocks"][-1]["after"] if flow["blocks"] else flow["embedding"],
+                ln1=ln1,
+                heads=heads,
+                attn=attn,
+                mid=mid,
+                ln2=ln2,
+                hidden=hidden,
+                ffwd=ffwd,
+                after=x,
+            )
+        )
     flow["final"] = x
     flow["ln_f"] = model.ln_f(x)
     flow["logits"] = model.lm_head(flow["ln_f"])
@@ -99,9 +109,11 @@ def stages(n_layer: int) -> list:
     out = [dict(key="embedding", label="token + position embedding", kind="embed", block=None)]
     for b in range(n_layer):
         out += [dict(key=key, label=f"block {b}: {label}", kind=kind, block=b) for key, label, kind in BLOCK_STAGES]
-    out += [dict(key="ln_f", label="final LayerNorm", kind="norm", block=None),
-            dict(key="logits", label="head: logits", kind="out", block=None),
-            dict(key="probs", label="softmax: the next character", kind="out", block=None)]
+    out += [
+        dict(key="ln_f", label="final LayerNorm", kind="norm", block=None),
+        dict(key="logits", label="head: logits", kind="out", block=None),
+        dict(key="probs", label="softmax: the next character", kind="out", block=None),
+    ]
     return out
 
 
@@ -130,12 +142,19 @@ def describe_stage(flow: dict, stage: dict, pos: int) -> dict:
     view = dict(vector=vector, norm=float(np.linalg.norm(vector)))
     before = stage_input(flow, stage, pos)
     if stage["kind"] == "norm":
-        view.update(mean_before=float(before.mean()), spread_before=float(before.std()),
-                    mean_after=float(vector.mean()), spread_after=float(vector.std()))
+        view.update(
+            mean_before=float(before.mean()),
+            spread_before=float(before.std()),
+            mean_after=float(vector.mean()),
+            spread_after=float(vector.std()),
+        )
     elif stage["kind"] == "add":
         after = before + vector
-        view.update(stream_before=float(np.linalg.norm(before)), stream_after=float(np.linalg.norm(after)),
-                    share=float(np.linalg.norm(vector) / max(np.linalg.norm(before), 1e-12)))
+        view.update(
+            stream_before=float(np.linalg.norm(before)),
+            stream_after=float(np.linalg.norm(after)),
+            share=float(np.linalg.norm(vector) / max(np.linalg.norm(before), 1e-12)),
+        )
     elif stage["kind"] == "neurons":
         view.update(fired=int((vector > 0).sum()), of=int(vector.size))
     return view
@@ -185,7 +204,9 @@ def split_heads(model, flow: dict) -> dict:
     hs = model.config.head_size
     for block, module in zip(flow["blocks"], model.blocks):
         weight = module.attn.proj.weight.detach().float().numpy()  # (C, C): out x in
-        block["head_parts"] = [block["heads"][h] @ weight[:, h * hs:(h + 1) * hs].T for h in range(len(block["heads"]))]
+        block["head_parts"] = [
+            block["heads"][h] @ weight[:, h * hs : (h + 1) * hs].T for h in range(len(block["heads"]))
+        ]
         block["attn_bias"] = np.broadcast_to(module.attn.proj.bias.detach().float().numpy(), block["attn"].shape)
     return flow
 
@@ -200,9 +221,14 @@ def logit_attribution(model, flow: dict, pos: int, char_id: int) -> dict:
     direction = row * gamma / spread
     pushes = [(name, float(direction @ (v[pos] - v[pos].mean()))) for name, _, v in parts(flow)]
     constant = float(row @ beta + model.lm_head.bias[char_id].item())
-    return dict(char=glyph(flow["vocab"][char_id]), pushes=pushes, constant=constant,
-                total=sum(p for _, p in pushes) + constant, logit=float(flow["logits"][pos, char_id]),
-                spread=spread)
+    return dict(
+        char=glyph(flow["vocab"][char_id]),
+        pushes=pushes,
+        constant=constant,
+        total=sum(p for _, p in pushes) + constant,
+        logit=float(flow["logits"][pos, char_id]),
+        spread=spread,
+    )
 
 
 def full_flow(model, vocab, text: str) -> dict:
@@ -235,7 +261,11 @@ def neuron_contexts(model, vocab, text: str, top: int = TOP_CONTEXTS) -> list:
         mid = x + block.attn(block.ln1(x))
         hidden = F.relu(block.ffwd.net[0](block.ln2(mid))).reshape(usable, -1)  # (characters, 4 C)
         values, offsets = hidden.topk(min(top, usable), dim=0)  # (top, 4 C)
-        flows.append([[[int(o), float(f"{v:.4g}")] for o, v in zip(offsets[:, n].tolist(), values[:, n].tolist())]
-                      for n in range(hidden.shape[1])])
+        flows.append(
+            [
+                [[int(o), float(f"{v:.4g}")] for o, v in zip(offsets[:, n].tolist(), values[:, n].tolist())]
+                for n in range(hidden.shape[1])
+            ]
+        )
         x = mid + block.ffwd(block.ln2(mid))
     return flows

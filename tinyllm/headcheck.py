@@ -144,18 +144,34 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return bool(self.steps) and self.problem is None and all(s["status"] != "differs" for s in self.steps) \
+        return (
+            bool(self.steps)
+            and self.problem is None
+            and all(s["status"] != "differs" for s in self.steps)
             and len(self.steps) == len(STEPS)
+        )
 
     @property
     def first_failure(self) -> str | None:
         return next((s["name"] for s in self.steps if s["status"] == "differs"), None)
 
     def to_dict(self) -> dict:
-        return dict(ok=self.ok, first_failure=self.first_failure, layer=self.layer, head=self.head,
-                    text=self.text, head_size=self.head_size, steps=self.steps, mistake=self.mistake,
-                    title=MISTAKE_TITLES.get(self.mistake), diagnosis=self.diagnosis, compare=self.compare,
-                    problem=self.problem, loss=self.loss, seconds=round(self.seconds, 3))
+        return dict(
+            ok=self.ok,
+            first_failure=self.first_failure,
+            layer=self.layer,
+            head=self.head,
+            text=self.text,
+            head_size=self.head_size,
+            steps=self.steps,
+            mistake=self.mistake,
+            title=MISTAKE_TITLES.get(self.mistake),
+            diagnosis=self.diagnosis,
+            compare=self.compare,
+            problem=self.problem,
+            loss=self.loss,
+            seconds=round(self.seconds, 3),
+        )
 
 
 def problem_report(problem, layer: int = 0, head: int = 0) -> dict:
@@ -167,8 +183,10 @@ def problem_report(problem, layer: int = 0, head: int = 0) -> dict:
 
 def format_report(report: dict) -> str:
     """The report as terminal text (the CLI prints it; the app draws the dict)."""
-    lines = [f"Your Head against the kid's, layer {report['layer']} head {report['head']}"
-             + (f", on {len(report['text'])} characters of validation text:" if report["text"] else ":")]
+    lines = [
+        f"Your Head against the kid's, layer {report['layer']} head {report['head']}"
+        + (f", on {len(report['text'])} characters of validation text:" if report["text"] else ":")
+    ]
     marks = {"ok": "ok ", "differs": "XX ", "not seen": "-- "}
     for step in report["steps"]:
         lines.append(f"  {marks[step['status']]} {step['name']:<13} {step['detail']}")
@@ -178,8 +196,10 @@ def format_report(report: dict) -> str:
         lines += ["  " + line for line in problem["where"].splitlines()]
     if report["ok"]:
         loss = report["loss"]
-        lines.append(f"\nAll steps match the kid's within {TOLERANCE:g}. With your Head in all its heads, "
-                     f"the kid's loss is {loss['yours']:.4f} (its own: {loss['kid']:.4f}). You wrote attention.")
+        lines.append(
+            f"\nAll steps match the kid's within {TOLERANCE:g}. With your Head in all its heads, "
+            f"the kid's loss is {loss['yours']:.4f} (its own: {loss['kid']:.4f}). You wrote attention."
+        )
     elif report["diagnosis"] and report["diagnosis"] != (problem or {}).get("message"):
         title = f"{report['title']}: " if report.get("title") else ""
         lines.append(f"\nFirst difference: {report['first_failure']}. {title}{report['diagnosis']}")
@@ -279,9 +299,11 @@ def compare_steps(report: Report, head_class, cfg, kid_head, kid: dict, x, tril)
         shapes = wrong_product(recorder.products, T, hs)
         if shapes:
             report.mistake = "keys_not_transposed"
-            report.diagnosis = (f"The scores must be one number per query and key, (B, T, T): q {(B, T, hs)} @ "
-                                f"k.transpose(-2, -1) {(B, hs, T)}. Your code multiplied {shapes[0]} by "
-                                f"{shapes[1]}.")
+            report.diagnosis = (
+                f"The scores must be one number per query and key, (B, T, T): q {(B, T, hs)} @ "
+                f"k.transpose(-2, -1) {(B, hs, T)}. Your code multiplied {shapes[0]} by "
+                f"{shapes[1]}."
+            )
         else:
             report.diagnosis = problem.message
         return
@@ -293,11 +315,15 @@ def compare_steps(report: Report, head_class, cfg, kid_head, kid: dict, x, tril)
         report.add("output shape", False, f"{shape}, expected {(B, T, hs)}")
         if isinstance(out, torch.Tensor) and tuple(out.shape) == (B, T, T):
             report.mistake = "returns_weights"
-            report.diagnosis = (f"Your forward returns a {(B, T, T)} tensor: the attention weights. The head's "
-                                f"output is the weighted sum of the values, weights @ v: {(B, T, hs)}.")
+            report.diagnosis = (
+                f"Your forward returns a {(B, T, T)} tensor: the attention weights. The head's "
+                f"output is the weighted sum of the values, weights @ v: {(B, T, hs)}."
+            )
         else:
-            report.diagnosis = (f"forward must return one vector of head_size = {hs} numbers per position, "
-                                f"{(B, T, hs)}; yours returned {shape}.")
+            report.diagnosis = (
+                f"forward must return one vector of head_size = {hs} numbers per position, "
+                f"{(B, T, hs)}; yours returned {shape}."
+            )
         return
     report.add("output shape", True, f"{(B, T, hs)}")
 
@@ -305,8 +331,10 @@ def compare_steps(report: Report, head_class, cfg, kid_head, kid: dict, x, tril)
     missing = [name for name, n in calls.items() if n == 0]
     if missing:
         report.add("q, k, v", False, "never called: " + ", ".join(f"self.{m}" for m in missing))
-        report.diagnosis = (f"Your forward never calls {', '.join(f'self.{m}(x)' for m in missing)}: every "
-                            "position needs its query, key and value.")
+        report.diagnosis = (
+            f"Your forward never calls {', '.join(f'self.{m}(x)' for m in missing)}: every "
+            "position needs its query, key and value."
+        )
         return
     report.add("q, k, v", True, "self.query, self.key and self.value each read x")
 
@@ -322,9 +350,13 @@ def compare_steps(report: Report, head_class, cfg, kid_head, kid: dict, x, tril)
         compare_mask(report, kid, scores, weights, visible, row)
         compare_softmax(report, kid, weights, row)
     gap = biggest_gap(out, kid["out"])
-    report.add("weighted sum", gap <= TOLERANCE,
-               f"the output matches the kid's within {gap:.1e}" if gap <= TOLERANCE
-               else f"the output differs from the kid's by up to {gap:.3g}")
+    report.add(
+        "weighted sum",
+        gap <= TOLERANCE,
+        f"the output matches the kid's within {gap:.1e}"
+        if gap <= TOLERANCE
+        else f"the output differs from the kid's by up to {gap:.3g}",
+    )
     if report.first_failure:
         name_the_mistake(report, kid, out, tril, row, softmax)
 
@@ -335,8 +367,13 @@ def chars_of(report, n):
 
 def compare_row(report, title, yours, kid, row):
     n = min(len(kid), row + 5)
-    report.compare = dict(title=title, row=row, chars=chars_of(report, n),
-                          yours=[round(v, 4) for v in yours[:n]], kid=[round(v, 4) for v in kid[:n]])
+    report.compare = dict(
+        title=title,
+        row=row,
+        chars=chars_of(report, n),
+        yours=[round(v, 4) for v in yours[:n]],
+        kid=[round(v, 4) for v in kid[:n]],
+    )
 
 
 def compare_scores(report, kid, scores, visible, row):
@@ -345,8 +382,9 @@ def compare_scores(report, kid, scores, visible, row):
         report.add("scores", True, f"q @ kᵀ / √{report.head_size} matches the kid's within {gap:.1e}")
         return
     ratio = (scores[..., visible].abs().mean() / kid["scores"][..., visible].abs().mean()).item()
-    report.add("scores", False, f"differ from the kid's by up to {gap:.3g} (yours are {ratio:.2f}× as large "
-               "on average)")
+    report.add(
+        "scores", False, f"differ from the kid's by up to {gap:.3g} (yours are {ratio:.2f}× as large on average)"
+    )
 
 
 def compare_mask(report, kid, scores, weights, visible, row):
@@ -381,17 +419,32 @@ def name_the_mistake(report, kid, out, tril, row, softmax):
         if same(out, wrong_out):
             report.mistake = mistake
             report.diagnosis = explain(mistake, report, kid, weights, row)
-            compare_row(report, f"Row {row} (the character {glyph(report.text[row])!r} looking back): "
-                        "your attention weights beside the kid's", weights[0, row].tolist(),
-                        kid["weights"][0, row].tolist(), row)
+            compare_row(
+                report,
+                f"Row {row} (the character {glyph(report.text[row])!r} looking back): "
+                "your attention weights beside the kid's",
+                weights[0, row].tolist(),
+                kid["weights"][0, row].tolist(),
+                row,
+            )
             return
     if softmax is not None:
         weights = softmax[2]
-        compare_row(report, f"Row {row}: your attention weights beside the kid's", weights[0, row].tolist(),
-                    kid["weights"][0, row].tolist(), row)
+        compare_row(
+            report,
+            f"Row {row}: your attention weights beside the kid's",
+            weights[0, row].tolist(),
+            kid["weights"][0, row].tolist(),
+            row,
+        )
     else:
-        compare_row(report, f"Position {row}: the first numbers of your output beside the kid's",
-                    out[0, row].tolist(), kid["out"][0, row].tolist(), row)
+        compare_row(
+            report,
+            f"Position {row}: the first numbers of your output beside the kid's",
+            out[0, row].tolist(),
+            kid["out"][0, row].tolist(),
+            row,
+        )
     step = report.first_failure
     report.diagnosis = {
         "scores": "Your scores are not q @ kᵀ / √head_size. Check each factor of step 2.",
@@ -406,27 +459,39 @@ def explain(mistake, report, kid, weights, row) -> str:
     hs = report.head_size
     root = math.sqrt(hs)
     if mistake == "no_scaling":
-        return (f"Your scores are √{hs} = {root:.2f} times too large: divide q @ kᵀ by math.sqrt(head_size). "
-                f"Unscaled, row {row}'s largest weight is {weights[0, row].max():.2f} instead of "
-                f"{kid['weights'][0, row].max():.2f}: softmax grows too sure of itself.")
+        return (
+            f"Your scores are √{hs} = {root:.2f} times too large: divide q @ kᵀ by math.sqrt(head_size). "
+            f"Unscaled, row {row}'s largest weight is {weights[0, row].max():.2f} instead of "
+            f"{kid['weights'][0, row].max():.2f}: softmax grows too sure of itself."
+        )
     if mistake == "scale_by_head_size":
-        return (f"You divided by head_size ({hs}) instead of its square root (√{hs} = {root:.2f}): your scores are "
-                f"{root:.2f} times too small and the weights too flat (row {row}'s largest: "
-                f"{weights[0, row].max():.2f}, the kid's {kid['weights'][0, row].max():.2f}).")
+        return (
+            f"You divided by head_size ({hs}) instead of its square root (√{hs} = {root:.2f}): your scores are "
+            f"{root:.2f} times too small and the weights too flat (row {row}'s largest: "
+            f"{weights[0, row].max():.2f}, the kid's {kid['weights'][0, row].max():.2f})."
+        )
     if mistake == "no_mask":
-        future = weights[0, row, row + 1:].sum().item()
-        return (f"Position {row} attends to the future: {future:.0%} of its weight goes to positions after it. "
-                "Hide them with scores.masked_fill(self.tril[:T, :T] == 0, float('-inf')).")
+        future = weights[0, row, row + 1 :].sum().item()
+        return (
+            f"Position {row} attends to the future: {future:.0%} of its weight goes to positions after it. "
+            "Hide them with scores.masked_fill(self.tril[:T, :T] == 0, float('-inf'))."
+        )
     if mistake == "zero_mask":
-        future = weights[0, row, row + 1:].sum().item()
-        return (f"You filled the future with 0 instead of -inf. exp(0) = 1, so position {row} still gives "
-                f"{future:.0%} of its weight to later positions; exp(-inf) = 0 hides them.")
+        future = weights[0, row, row + 1 :].sum().item()
+        return (
+            f"You filled the future with 0 instead of -inf. exp(0) = 1, so position {row} still gives "
+            f"{future:.0%} of its weight to later positions; exp(-inf) = 0 hides them."
+        )
     if mistake == "softmax_dim":
-        return (f"Softmax ran down the columns (dim=-2), not along the rows: your columns sum to 1, and row {row} "
-                f"sums to {weights[0, row].sum():.2f}. Use dim=-1: each query's weights over the keys sum to 1.")
+        return (
+            f"Softmax ran down the columns (dim=-2), not along the rows: your columns sum to 1, and row {row} "
+            f"sums to {weights[0, row].sum():.2f}. Use dim=-1: each query's weights over the keys sum to 1."
+        )
     if mistake == "query_key_swapped":
-        return ("Your score for query i and key j is key_i · query_j: query and key are swapped (k @ qᵀ is the "
-                "transpose of q @ kᵀ). The row is the position asking, so q comes first.")
+        return (
+            "Your score for query i and key j is key_i · query_j: query and key are swapped (k @ qᵀ is the "
+            "transpose of q @ kᵀ). The row is the position asking, so q comes first."
+        )
     return ""
 
 
@@ -449,9 +514,12 @@ def compare_loss(report, head_class, model, vocab, passages):
         return
     report.loss = dict(kid=round(kid_loss, 6), yours=round(your_loss, 6), characters=ids[:, 1:].numel())
     gap = abs(your_loss - kid_loss)
-    report.add("the whole kid", gap <= LOSS_TOLERANCE,
-               f"loss on {ids[:, 1:].numel()} validation characters with your Head in all "
-               f"{model.config.n_layer * model.config.n_head} heads: {your_loss:.4f} (the kid's own: {kid_loss:.4f})")
+    report.add(
+        "the whole kid",
+        gap <= LOSS_TOLERANCE,
+        f"loss on {ids[:, 1:].numel()} validation characters with your Head in all "
+        f"{model.config.n_layer * model.config.n_head} heads: {your_loss:.4f} (the kid's own: {kid_loss:.4f})",
+    )
 
 
 @torch.no_grad()
@@ -474,6 +542,8 @@ def require_attention(head_class, config, seed: int = 0):
     except (Exception, SystemExit) as e:
         raise HeadCodeError(describe_exception(e, getattr(head_class, "source_file", ""))) from None
     if not isinstance(out, torch.Tensor) or out.shape != reference(x).shape or not same(out, reference(x)):
-        raise TinyLLMError("This Head does not compute attention as the kid's does yet, and the chapters read "
-                           "every run with the kid's Head. Find the step that differs with: "
-                           "python -m tinyllm check-head PATH")
+        raise TinyLLMError(
+            "This Head does not compute attention as the kid's does yet, and the chapters read "
+            "every run with the kid's Head. Find the step that differs with: "
+            "python -m tinyllm check-head PATH"
+        )

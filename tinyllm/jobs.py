@@ -35,12 +35,20 @@ UPLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")  # used with .fullm
 
 # Presets offered by the app. "quick" takes about a minute on 2 cores.
 PRESETS = {
-    "quick": dict(steps=4000, batch_size=32, block_size=32, n_embd=64, n_head=4, n_layer=2,
-                  dropout=0.0, lr=3e-3, seed=1337),
-    "the kid's recipe": dict(steps=TrainConfig.steps, batch_size=TrainConfig.batch_size,
-                             block_size=GPTConfig.block_size, n_embd=GPTConfig.n_embd,
-                             n_head=GPTConfig.n_head, n_layer=GPTConfig.n_layer,
-                             dropout=GPTConfig.dropout, lr=TrainConfig.lr, seed=TrainConfig.seed),
+    "quick": dict(
+        steps=4000, batch_size=32, block_size=32, n_embd=64, n_head=4, n_layer=2, dropout=0.0, lr=3e-3, seed=1337
+    ),
+    "the kid's recipe": dict(
+        steps=TrainConfig.steps,
+        batch_size=TrainConfig.batch_size,
+        block_size=GPTConfig.block_size,
+        n_embd=GPTConfig.n_embd,
+        n_head=GPTConfig.n_head,
+        n_layer=GPTConfig.n_layer,
+        dropout=GPTConfig.dropout,
+        lr=TrainConfig.lr,
+        seed=TrainConfig.seed,
+    ),
 }
 
 
@@ -69,8 +77,10 @@ def limit_setting(field_name: str):
         return value
     except ValueError:
         what = "a whole number" if kind is int else "a number"
-        problem = (f"{variable}={text!r} is not understood: it must be {what} of at least {smallest:g}. "
-                   f"Using the default, {default:,}.")
+        problem = (
+            f"{variable}={text!r} is not understood: it must be {what} of at least {smallest:g}. "
+            f"Using the default, {default:,}."
+        )
         if SETTING_PROBLEMS.get(variable) != problem:
             SETTING_PROBLEMS[variable] = problem
             logging.getLogger("peek").error(problem)
@@ -90,15 +100,20 @@ class Limits:
         model_config.vocab_size = vocab_size
         validate(model_config, train_config, corpus_chars)
         if train_config.steps > self.max_steps:
-            raise TinyLLMError(f"This server allows at most {self.max_steps:,} steps "
-                               f"(asked for {train_config.steps:,}).")
+            raise TinyLLMError(
+                f"This server allows at most {self.max_steps:,} steps (asked for {train_config.steps:,})."
+            )
         if vocab_size > self.max_vocab:
-            raise TinyLLMError(f"This text has {vocab_size:,} different characters; this server trains on texts "
-                               f"with at most {self.max_vocab:,}.")
+            raise TinyLLMError(
+                f"This text has {vocab_size:,} different characters; this server trains on texts "
+                f"with at most {self.max_vocab:,}."
+            )
         params = count_params(model_config)  # by hand: a refused request allocates nothing
         if params > self.max_params:
-            raise TinyLLMError(f"This server allows models of at most {self.max_params:,} parameters; "
-                               f"these settings make {params:,}. Make it narrower or shallower.")
+            raise TinyLLMError(
+                f"This server allows models of at most {self.max_params:,} parameters; "
+                f"these settings make {params:,}. Make it narrower or shallower."
+            )
         return params
 
 
@@ -109,8 +124,7 @@ def settings_flags(settings: dict) -> list:
 def run_status(run_dir: Path) -> dict:
     """What a run folder says about itself: progress, log rows, summary."""
     run_dir = Path(run_dir)
-    status = dict(progress=None, rows=[], summary=None, corpus=None,
-                  resumable=(run_dir / "latest.pt").exists())
+    status = dict(progress=None, rows=[], summary=None, corpus=None, resumable=(run_dir / "latest.pt").exists())
     for name in ("progress", "summary", "corpus"):
         path = run_dir / f"{name}.json"
         if path.exists():
@@ -157,11 +171,20 @@ class TrainingJobs:
         progress = run_status(self.run_dir)["progress"] or {}
         eta = progress.get("eta_s")
         left = f", about {eta / 60:.1f} min left" if eta else ""
-        return (f"The server is busy training '{self.name}' (started {minutes:.1f} min ago{left}). "
-                "One run at a time: wait for it, or stop it on the training page.")
+        return (
+            f"The server is busy training '{self.name}' (started {minutes:.1f} min ago{left}). "
+            "One run at a time: wait for it, or stop it on the training page."
+        )
 
-    def start(self, name: str, settings: dict, corpus_bytes: bytes | None = None,
-              corpus_name: str = "upload.txt", resume=False, head_code: str | None = None) -> Path:
+    def start(
+        self,
+        name: str,
+        settings: dict,
+        corpus_bytes: bytes | None = None,
+        corpus_name: str = "upload.txt",
+        resume=False,
+        head_code: str | None = None,
+    ) -> Path:
         """Start (or resume) run `name`. corpus_bytes: an uploaded text, else tinyshakespeare.
         head_code: a visitor's attention Head (its source), to train with in every head; that
         run's process gets the sandbox's treatment (sandbox.train_in_sandbox)."""
@@ -186,8 +209,10 @@ class TrainingJobs:
                 vocab_size, corpus_chars = 65, None  # tinyshakespeare's
                 if corpus_bytes is not None:
                     if len(corpus_bytes) > self.limits.max_upload_mb * 1e6:
-                        raise TinyLLMError(f"{corpus_name} is {len(corpus_bytes) / 1e6:.1f} MB; this server "
-                                           f"takes files up to {self.limits.max_upload_mb:g} MB.")
+                        raise TinyLLMError(
+                            f"{corpus_name} is {len(corpus_bytes) / 1e6:.1f} MB; this server "
+                            f"takes files up to {self.limits.max_upload_mb:g} MB."
+                        )
                     corpus = corpus_from_bytes(corpus_bytes, corpus_name)
                     vocab_size, corpus_chars = len(Vocab.from_text(corpus.text)), len(corpus.text)
                 self.limits.check(settings, vocab_size, corpus_chars)
@@ -209,8 +234,9 @@ class TrainingJobs:
                 self.output.close()  # the previous run's messages are all written
             self.output = open(run_dir / "train.out", "ab")  # the subprocess's own messages
             limited = head_code is not None or (run_dir / "head").is_dir()  # a visitor's code runs in it
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT,
-                                         **(train_in_sandbox() if limited else {}))
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT, **(train_in_sandbox() if limited else {})
+            )
             self.name, self.run_dir, self.started_at = name, run_dir, time.time()
             return run_dir
 
@@ -224,8 +250,12 @@ class TrainingJobs:
         if self.run_dir is None:
             return dict(name=None, running=False)
         status = run_status(self.run_dir)
-        status.update(name=self.name, run_dir=self.run_dir, running=self.running(),
-                      returncode=None if self.proc is None else self.proc.poll())
+        status.update(
+            name=self.name,
+            run_dir=self.run_dir,
+            running=self.running(),
+            returncode=None if self.proc is None else self.proc.poll(),
+        )
         if not status["running"] and status["returncode"] not in (0, None):
             out = (self.run_dir / "train.out").read_text(errors="replace")[-600:]
             status["error"] = out.strip().splitlines()[-1] if out.strip() else "training failed"

@@ -62,9 +62,7 @@ class Head(nn.Module):
         self.value = nn.Linear(config.n_embd, head_size, bias=False)
         # tril[i, j] is 1 where position i may look at position j (j <= i).
         # Not saved in checkpoints (persistent=False): it is rebuilt from block_size.
-        self.register_buffer(
-            "tril", torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False
-        )
+        self.register_buffer("tril", torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
 
     def forward(self, x, trace=None):
         B, T, C = x.shape
@@ -195,9 +193,7 @@ class GPT(nn.Module):
         """
         B, T = idx.shape
         if T > self.config.block_size:
-            raise ValueError(
-                f"context of {T} characters is longer than block_size {self.config.block_size}"
-            )
+            raise ValueError(f"context of {T} characters is longer than block_size {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)
         x = self.drop(self.token_embedding(idx) + self.position_embedding(pos))  # (B, T, C)
         if trace is not None:

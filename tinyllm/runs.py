@@ -73,8 +73,7 @@ def list_runs() -> list:
     runs = [run_info("kid", kid_dir())]
     if runs_dir().is_dir():
         folders = sorted(runs_dir().iterdir(), key=modified, reverse=True)
-        runs += [run_info(p.name, p) for p in folders
-                 if p.is_dir() and RUN_NAME.fullmatch(p.name) and p.name != "kid"]
+        runs += [run_info(p.name, p) for p in folders if p.is_dir() and RUN_NAME.fullmatch(p.name) and p.name != "kid"]
     return runs
 
 

@@ -113,7 +113,7 @@ def generate(model, vocab, prompt: str, settings: SampleSettings, use_cache=True
 
         window.append(next_id)
         if len(window) > block_size:
-            window = window[-max(1, block_size // 2):]
+            window = window[-max(1, block_size // 2) :]
             if use_cache:
                 decoder.reset()
 

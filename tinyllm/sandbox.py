@@ -62,10 +62,11 @@ def visitor_code_allowed(setting: str, from_loopback: bool, via_proxy: bool) -> 
     if setting == "off":
         return False, f"This server does not run visitors' code ({SETTING}=off)."
     if from_loopback and not via_proxy:
-        return True, ("You are on the server's own machine, so your code runs here, in a separate process "
-                      "with limits.")
-    return False, (f"This is a shared deployment: it does not run visitors' code unless the person who deployed "
-                   f"it sets {SETTING}=on.")
+        return True, ("You are on the server's own machine, so your code runs here, in a separate process with limits.")
+    return False, (
+        f"This is a shared deployment: it does not run visitors' code unless the person who deployed "
+        f"it sets {SETTING}=on."
+    )
 
 
 # --------------------------------------------------------------------------
@@ -99,9 +100,16 @@ class Helper:
 
     def start(self):
         boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tinyllm.sandbox import helper_main; helper_main()"
-        self.proc = subprocess.Popen([sys.executable, "-I", "-c", boot], cwd=tempfile.gettempdir(), env={},
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     start_new_session=True, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", boot],
+            cwd=tempfile.gettempdir(),
+            env={},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+        )
 
     def ask(self, request: dict, timeout: float) -> dict | None:
         with self.lock:
@@ -138,8 +146,7 @@ def check_in_sandbox(code: str, checkpoint, layer=0, head=0, limits: SandboxLimi
     printed) and `wall_s` added."""
     limits = limits or SandboxLimits()
     started = time.perf_counter()
-    request = dict(code=code, checkpoint=str(Path(checkpoint).resolve()), layer=layer, head=head,
-                   limits=asdict(limits))
+    request = dict(code=code, checkpoint=str(Path(checkpoint).resolve()), layer=layer, head=head, limits=asdict(limits))
     # the first check also waits for the helper to import PyTorch
     report = HELPER.ask(request, timeout=limits.seconds + 30)
     if report is None:
@@ -164,14 +171,18 @@ def ended_without_report(returncode, timed_out, limits, printed) -> dict:
     from tinyllm.headcheck import problem_report
 
     if timed_out or returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-        message = (f"Your code was stopped after {limits.seconds:g} s. Does it loop for ever? "
-                   "(The check itself takes about two seconds.)")
+        message = (
+            f"Your code was stopped after {limits.seconds:g} s. Does it loop for ever? "
+            "(The check itself takes about two seconds.)"
+        )
     elif returncode == -signal.SIGXFSZ:
         message = f"Your code printed more than {limits.output_kb} KB, so it was stopped."
     else:
         tail = printed.strip().splitlines()[-1:] or ["nothing"]
-        message = (f"The check ended before it could report (exit code {returncode}; last output: {tail[0]}). "
-                   "Does your code call os._exit() or end the process?")
+        message = (
+            f"The check ended before it could report (exit code {returncode}; last output: {tail[0]}). "
+            "Does your code call os._exit() or end the process?"
+        )
     return problem_report(CodeProblem("exception", message))
 
 

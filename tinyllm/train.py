@@ -71,9 +71,7 @@ def validate(model_config: GPTConfig, train_config: TrainConfig, corpus_chars: i
         if getattr(train_config, name) < 1:
             problems.append(f"{flag(name)} must be at least 1, not {getattr(train_config, name)}")
     if model_config.n_head >= 1 and model_config.n_embd % model_config.n_head:
-        problems.append(
-            f"--n-embd ({model_config.n_embd}) must be divisible by --n-head ({model_config.n_head})"
-        )
+        problems.append(f"--n-embd ({model_config.n_embd}) must be divisible by --n-head ({model_config.n_head})")
     if not 0 <= model_config.dropout < 1:
         problems.append(f"--dropout must be in [0, 1), not {model_config.dropout}")
     if not train_config.lr > 0:
@@ -166,9 +164,7 @@ def exact_loss(model, ids, batch_size=256, device="cpu") -> float:
         x = torch.stack([ids[i * T : (i + 1) * T] for i in starts]).to(device)
         y = torch.stack([ids[i * T + 1 : (i + 1) * T + 1] for i in starts]).to(device)
         logits, _ = model(x)
-        total += torch.nn.functional.cross_entropy(
-            logits.flatten(0, 1), y.flatten(), reduction="sum"
-        ).item()
+        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
         count += y.numel()
     return total / count
 
@@ -221,9 +217,16 @@ def corpus_facts(corpus: Corpus, vocab: Vocab, block_size: int) -> dict:
     n_train = split_point(len(corpus.text))
     val_text = corpus.text[n_train:]
     prompts = [val_text[s : s + block_size + 1] for s in prompt_starts(val_text, block_size + 1)]
-    return dict(name=corpus.name, md5=corpus.md5, chars=len(corpus.text), train_chars=n_train,
-                val_chars=len(val_text), counts=[counts[ch] for ch in vocab.chars], prompts=prompts,
-                val_slice=val_text[:SLICE_CHARS])
+    return dict(
+        name=corpus.name,
+        md5=corpus.md5,
+        chars=len(corpus.text),
+        train_chars=n_train,
+        val_chars=len(val_text),
+        counts=[counts[ch] for ch in vocab.chars],
+        prompts=prompts,
+        val_slice=val_text[:SLICE_CHARS],
+    )
 
 
 def train(
@@ -258,9 +261,7 @@ def train(
         train_config = TrainConfig(**ckpt["train"])
         resume_state = ckpt
     elif (run_dir / "latest.pt").exists() or (run_dir / "model.pt").exists():
-        raise TinyLLMError(
-            f"{run_dir} already holds a run. Continue it with --resume, or choose another --out."
-        )
+        raise TinyLLMError(f"{run_dir} already holds a run. Continue it with --resume, or choose another --out.")
 
     vocab = Vocab(resume_state["vocab"]) if resume_state else Vocab.from_text(corpus.text)
     model_config.vocab_size = len(vocab)
@@ -342,9 +343,15 @@ def train(
         rate = done / max(1e-9, time.time() - t_start)
         eta = (cfg.steps - step) / rate if done else None
         progress = dict(
-            status=status, step=step, steps=cfg.steps, loss=loss, elapsed_s=round(elapsed(), 1),
-            eta_s=None if eta is None else round(eta, 1), tokens_per_s=round(tokens_per_s),
-            pid=os.getpid(), updated=time.time(),
+            status=status,
+            step=step,
+            steps=cfg.steps,
+            loss=loss,
+            elapsed_s=round(elapsed(), 1),
+            eta_s=None if eta is None else round(eta, 1),
+            tokens_per_s=round(tokens_per_s),
+            pid=os.getpid(),
+            updated=time.time(),
         )
         atomic_write_json(run_dir / "progress.json", progress)
         return progress
@@ -372,15 +379,23 @@ def train(
                 if step in snapshots:
                     save_checkpoint(
                         run_dir / "snapshots" / f"step_{step:06d}.pt",
-                        model, vocab, meta(last_losses), half=True,
+                        model,
+                        vocab,
+                        meta(last_losses),
+                        half=True,
                     )
                 sample = sample_text(model, vocab, "", SampleSettings(cfg.sample_chars, seed=0))
                 model.train()
                 row = dict(
-                    step=step, train_loss=last_losses["train"], val_loss=last_losses["val"],
-                    lr=lr_at(step, cfg), tokens_per_s=round(tokens_per_s),
+                    step=step,
+                    train_loss=last_losses["train"],
+                    val_loss=last_losses["val"],
+                    lr=lr_at(step, cfg),
+                    tokens_per_s=round(tokens_per_s),
                     elapsed_s=round(elapsed(), 2),
-                    best=is_best, snapshot=step in snapshots, sample=sample,
+                    best=is_best,
+                    snapshot=step in snapshots,
+                    sample=sample,
                 )
                 rows.append(row)
                 logged.add(step)
@@ -409,8 +424,10 @@ def train(
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 loss_value = None  # progress.json is JSON: no NaN in it
-                raise TinyLLMError(f"Training diverged at step {step}: the loss is not a number any more. "
-                                   "Try a smaller --lr; the last good checkpoint is kept.")
+                raise TinyLLMError(
+                    f"Training diverged at step {step}: the loss is not a number any more. "
+                    "Try a smaller --lr; the last good checkpoint is kept."
+                )
 
             if time.time() - last_progress > 1.0:
                 last_progress = time.time()
@@ -424,8 +441,7 @@ def train(
         restore_signals()
 
     progress = write_progress(status, loss_value)
-    summary = dict(status=status, step=step, best_val=best_val, run_dir=str(run_dir),
-                   elapsed_s=progress["elapsed_s"])
+    summary = dict(status=status, step=step, best_val=best_val, run_dir=str(run_dir), elapsed_s=progress["elapsed_s"])
     if status == "done":
         # The exact loss of the kept (best) checkpoint over the whole validation split.
         best = load_checkpoint(run_dir / "model.pt")

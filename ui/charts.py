@@ -35,11 +35,13 @@ def matrix_frame(matrix, row_name, col_name, value_name) -> pd.DataFrame:
     """A rows x cols matrix as a long table: one row per cell (what Altair draws)."""
     values = np.asarray(matrix, dtype=np.float32)
     rows, cols = values.shape
-    return pd.DataFrame({
-        row_name: np.repeat(np.arange(rows), cols),
-        col_name: np.tile(np.arange(cols), rows),
-        value_name: values.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            row_name: np.repeat(np.arange(rows), cols),
+            col_name: np.tile(np.arange(cols), rows),
+            value_name: values.ravel(),
+        }
+    )
 
 
 HIDDEN = "#d4d4d4"  # the future: masked, not "weight 0"
@@ -57,94 +59,150 @@ def attention_heatmap(weights, chars, height=460, key_name="key", select=None, m
     df["key char"] = shown[df[key_name].to_numpy()]
     df["seen"] = np.where(df[key_name] > df["query"], "hidden (the future)", "seen")
     y = alt.Y("query:O", axis=axis_with_chars(chars, "query position (looking)", every=True))
-    chart = alt.Chart(df).mark_rect().encode(
-        x=alt.X(f"{key_name}:O", axis=axis_with_chars(chars, "key position (attended to)")),
-        y=y,
-        color=alt.condition(f"datum['{key_name}'] > datum.query", alt.value(HIDDEN),
-                            alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]),
-                                      legend=alt.Legend(title="weight"))),
-        tooltip=["query", "query char", key_name, "key char", "seen", alt.Tooltip("weight:Q", format=".3f")],
+    chart = (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X(f"{key_name}:O", axis=axis_with_chars(chars, "key position (attended to)")),
+            y=y,
+            color=alt.condition(
+                f"datum['{key_name}'] > datum.query",
+                alt.value(HIDDEN),
+                alt.Color(
+                    "weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=alt.Legend(title="weight")
+                ),
+            ),
+            tooltip=["query", "query char", key_name, "key char", "seen", alt.Tooltip("weight:Q", format=".3f")],
+        )
     )
     if select is not None:
         chart = chart.add_params(select)
     if marked_query is not None:
-        row = alt.Chart(pd.DataFrame({"query": [marked_query]})).mark_rect(
-            fill=None, stroke=MARKED, strokeWidth=2.5).encode(y=y)
+        row = (
+            alt.Chart(pd.DataFrame({"query": [marked_query]}))
+            .mark_rect(fill=None, stroke=MARKED, strokeWidth=2.5)
+            .encode(y=y)
+        )
         chart = alt.layer(chart, row)
     return chart.properties(height=max(height, 13 * len(chars)))  # room for every row's character
 
 
 def small_heatmap(weights, title, size=130):
     df = matrix_frame(weights, "query", "key", "weight")
-    return alt.Chart(df, title=alt.Title(title, fontSize=11)).mark_rect().encode(
-        x=alt.X("key:O", axis=None), y=alt.Y("query:O", axis=None),
-        color=alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=None),
-    ).properties(width=size, height=size)
+    return (
+        alt.Chart(df, title=alt.Title(title, fontSize=11))
+        .mark_rect()
+        .encode(
+            x=alt.X("key:O", axis=None),
+            y=alt.Y("query:O", axis=None),
+            color=alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=None),
+        )
+        .properties(width=size, height=size)
+    )
 
 
 def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
     df = matrix_frame(matrix, "row", "col", "cosine")
     df["row label"] = np.array(labels)[df["row"].to_numpy()]
     df["col label"] = np.array(labels)[df["col"].to_numpy()]
-    return alt.Chart(df).mark_rect().encode(
-        x=alt.X("col:O", axis=labelled_axis(labels, title_x, labelAngle=0)),
-        y=alt.Y("row:O", axis=labelled_axis(labels, title_y)),
-        color=alt.Color("cosine:Q", scale=alt.Scale(scheme=DIVERGING, domain=[-1, 1], reverse=True),
-                        legend=alt.Legend(title="cosine similarity")),
-        tooltip=["row label", "col label", alt.Tooltip("cosine:Q", format=".3f")],
-    ).properties(height=height)
+    return (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X("col:O", axis=labelled_axis(labels, title_x, labelAngle=0)),
+            y=alt.Y("row:O", axis=labelled_axis(labels, title_y)),
+            color=alt.Color(
+                "cosine:Q",
+                scale=alt.Scale(scheme=DIVERGING, domain=[-1, 1], reverse=True),
+                legend=alt.Legend(title="cosine similarity"),
+            ),
+            tooltip=["row label", "col label", alt.Tooltip("cosine:Q", format=".3f")],
+        )
+        .properties(height=height)
+    )
 
 
 def candidates_bar(candidates, title="probability"):
     """candidates: [(label, prob)] -> horizontal bars, likeliest on top."""
     df = pd.DataFrame(candidates, columns=["character", "probability"])
-    return alt.Chart(df).mark_bar().encode(
-        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title=title),
-        # labelOverlap=False: every candidate keeps its label (Vega hides "crowded" ones)
-        y=alt.Y("character:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=14, labelOverlap=False)),
-        tooltip=["character", alt.Tooltip("probability:Q", format=".3f")],
-    ).properties(height=34 * len(candidates) + 30)
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title=title),
+            # labelOverlap=False: every candidate keeps its label (Vega hides "crowded" ones)
+            y=alt.Y("character:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=14, labelOverlap=False)),
+            tooltip=["character", alt.Tooltip("probability:Q", format=".3f")],
+        )
+        .properties(height=34 * len(candidates) + 30)
+    )
 
 
 def loss_curves(rows, uniform_loss, best_step=None, height=320):
     df = pd.DataFrame(rows)
-    long = df.melt(id_vars=["step"], value_vars=["train_loss", "val_loss"], var_name="split",
-                   value_name="loss")
+    long = df.melt(id_vars=["step"], value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss")
     long["split"] = long["split"].map({"train_loss": "train", "val_loss": "validation"})
-    lines = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("step:Q", title="training step"),
-        y=alt.Y("loss:Q", title="loss (lower is better)", scale=alt.Scale(zero=False)),
-        color=alt.Color("split:N", scale=alt.Scale(domain=["train", "validation"], range=["#1f77b4", "#e6550d"]),
-                        legend=alt.Legend(title=None, orient="top-right")),
-        tooltip=["step", "split", alt.Tooltip("loss:Q", format=".4f")],
+    lines = (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("step:Q", title="training step"),
+            y=alt.Y("loss:Q", title="loss (lower is better)", scale=alt.Scale(zero=False)),
+            color=alt.Color(
+                "split:N",
+                scale=alt.Scale(domain=["train", "validation"], range=["#1f77b4", "#e6550d"]),
+                legend=alt.Legend(title=None, orient="top-right"),
+            ),
+            tooltip=["step", "split", alt.Tooltip("loss:Q", format=".4f")],
+        )
     )
-    uniform = alt.Chart(pd.DataFrame({"loss": [uniform_loss], "label": ["uniform guess"]})).mark_rule(
-        strokeDash=[6, 4], color="gray").encode(y="loss:Q", tooltip=["label", "loss"])
+    uniform = (
+        alt.Chart(pd.DataFrame({"loss": [uniform_loss], "label": ["uniform guess"]}))
+        .mark_rule(strokeDash=[6, 4], color="gray")
+        .encode(y="loss:Q", tooltip=["label", "loss"])
+    )
     layers = [lines, uniform]
     if best_step is not None:
-        layers.append(alt.Chart(pd.DataFrame({"step": [best_step]})).mark_rule(color="green").encode(
-            x="step:Q", tooltip=[alt.Tooltip("step", title="kept checkpoint")]))
+        layers.append(
+            alt.Chart(pd.DataFrame({"step": [best_step]}))
+            .mark_rule(color="green")
+            .encode(x="step:Q", tooltip=[alt.Tooltip("step", title="kept checkpoint")])
+        )
     return alt.layer(*layers).properties(height=height)
 
 
 def metric_line(rows, field, title, height=180, fmt=".3g"):
     df = pd.DataFrame(rows)[["step", field]].dropna()
-    return alt.Chart(df).mark_line().encode(
-        x=alt.X("step:Q", title="training step"), y=alt.Y(f"{field}:Q", title=title),
-        tooltip=["step", alt.Tooltip(f"{field}:Q", format=fmt)],
-    ).properties(height=height)
+    return (
+        alt.Chart(df)
+        .mark_line()
+        .encode(
+            x=alt.X("step:Q", title="training step"),
+            y=alt.Y(f"{field}:Q", title=title),
+            tooltip=["step", alt.Tooltip(f"{field}:Q", format=fmt)],
+        )
+        .properties(height=height)
+    )
 
 
 def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title="PC 2", domain=None):
-    df = pd.DataFrame({"x": [c[0] for c in coords], "y": [c[1] for c in coords],
-                       "char": [glyph(c) for c in chars], "kind": kinds,
-                       "id": list(range(len(chars)))})
+    df = pd.DataFrame(
+        {
+            "x": [c[0] for c in coords],
+            "y": [c[1] for c in coords],
+            "char": [glyph(c) for c in chars],
+            "kind": kinds,
+            "id": list(range(len(chars))),
+        }
+    )
     scale_x = alt.Scale(domain=domain[0]) if domain else alt.Scale()
     scale_y = alt.Scale(domain=domain[1]) if domain else alt.Scale()
     base = alt.Chart(df).encode(
-        x=alt.X("x:Q", title=x_title, scale=scale_x), y=alt.Y("y:Q", title=y_title, scale=scale_y),
+        x=alt.X("x:Q", title=x_title, scale=scale_x),
+        y=alt.Y("y:Q", title=y_title, scale=scale_y),
         color=alt.Color("kind:N", legend=alt.Legend(title="kind")),
         tooltip=["char", "id", "kind"],
     )
-    return (base.mark_circle(size=60, opacity=0.35) + base.mark_text(fontSize=15, fontWeight="bold").encode(
-        text="char")).properties(height=height)
+    return (
+        base.mark_circle(size=60, opacity=0.35) + base.mark_text(fontSize=15, fontWeight="bold").encode(text="char")
+    ).properties(height=height)

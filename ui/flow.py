@@ -46,10 +46,13 @@ class Diagram:
         x = self.MIDDLE - width / 2
         fill, ink = (SELECTED, "white") if selected else ("none" if plain else PLAIN, "#1d1d1f")
         if not plain:
-            self.parts.append(f'<rect x="{x:.0f}" y="{self.y}" width="{width:.0f}" height="{self.ROW}" rx="8" '
-                              f'fill="{fill}" stroke="#555" stroke-width="{2 if selected else 1}"/>')
-        self.parts.append(f'<text x="{self.MIDDLE}" y="{self.y + 17}" text-anchor="middle" fill="{ink}">'
-                          f'{html.escape(label)}</text>')
+            self.parts.append(
+                f'<rect x="{x:.0f}" y="{self.y}" width="{width:.0f}" height="{self.ROW}" rx="8" '
+                f'fill="{fill}" stroke="#555" stroke-width="{2 if selected else 1}"/>'
+            )
+        self.parts.append(
+            f'<text x="{self.MIDDLE}" y="{self.y + 17}" text-anchor="middle" fill="{ink}">{html.escape(label)}</text>'
+        )
         return self.advance()
 
     def heads(self, n_head, selected):
@@ -58,15 +61,19 @@ class Diagram:
         fill, ink = (SELECTED, "white") if selected else (PLAIN, "#1d1d1f")
         for h in range(n_head):
             x = left + h * (size + gap)
-            self.parts.append(f'<rect x="{x:.0f}" y="{self.y}" width="{size}" height="{self.ROW}" rx="4" '
-                              f'fill="{fill}" stroke="#555"/><text x="{x + size / 2:.0f}" y="{self.y + 17}" '
-                              f'text-anchor="middle" fill="{ink}">h{h}</text>')
+            self.parts.append(
+                f'<rect x="{x:.0f}" y="{self.y}" width="{size}" height="{self.ROW}" rx="4" '
+                f'fill="{fill}" stroke="#555"/><text x="{x + size / 2:.0f}" y="{self.y + 17}" '
+                f'text-anchor="middle" fill="{ink}">h{h}</text>'
+            )
         return self.advance()
 
     def plus(self):
         r = self.ROW / 2
-        self.parts.append(f'<circle cx="{self.MIDDLE}" cy="{self.y + r}" r="{r - 1}" fill="{PLAIN}" stroke="#555"/>'
-                          f'<text x="{self.MIDDLE}" y="{self.y + 18}" text-anchor="middle">+</text>')
+        self.parts.append(
+            f'<circle cx="{self.MIDDLE}" cy="{self.y + r}" r="{r - 1}" fill="{PLAIN}" stroke="#555"/>'
+            f'<text x="{self.MIDDLE}" y="{self.y + 18}" text-anchor="middle">+</text>'
+        )
         return self.advance()
 
     def advance(self):
@@ -76,21 +83,27 @@ class Diagram:
 
     def arrow(self, top_of_next):
         """The arrow from the row above down into the row starting at top_of_next."""
-        self.parts.append(f'<line x1="{self.MIDDLE}" y1="{top_of_next - self.GAP}" x2="{self.MIDDLE}" '
-                          f'y2="{top_of_next - 2}" stroke="#888" marker-end="url(#tip)"/>')
+        self.parts.append(
+            f'<line x1="{self.MIDDLE}" y1="{top_of_next - self.GAP}" x2="{self.MIDDLE}" '
+            f'y2="{top_of_next - 2}" stroke="#888" marker-end="url(#tip)"/>'
+        )
 
     def bypass(self, leave_y, plus_top):
         """The residual stream going round a sub-layer, into the side of a +."""
         x, r = self.STREAM_X, self.ROW / 2
-        self.parts.append(f'<path d="M {self.MIDDLE} {leave_y} H {x} V {plus_top + r} H {self.MIDDLE + r + 1}" '
-                          f'fill="none" stroke="#888" stroke-dasharray="4 3" marker-end="url(#tip)"/>')
+        self.parts.append(
+            f'<path d="M {self.MIDDLE} {leave_y} H {x} V {plus_top + r} H {self.MIDDLE + r + 1}" '
+            f'fill="none" stroke="#888" stroke-dasharray="4 3" marker-end="url(#tip)"/>'
+        )
 
     def svg(self) -> str:
-        return (f'<svg viewBox="0 0 {self.WIDTH} {self.y}" width="{self.WIDTH}" height="{self.y}" '
-                'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11" role="img" '
-                'aria-label="the forward pass"><defs><marker id="tip" viewBox="0 0 10 10" refX="9" refY="5" '
-                'markerWidth="6" markerHeight="6" orient="auto"><path d="M0 0 L10 5 L0 10 z" fill="#888"/>'
-                f"</marker></defs>{''.join(self.parts)}</svg>")
+        return (
+            f'<svg viewBox="0 0 {self.WIDTH} {self.y}" width="{self.WIDTH}" height="{self.y}" '
+            'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11" role="img" '
+            'aria-label="the forward pass"><defs><marker id="tip" viewBox="0 0 10 10" refX="9" refY="5" '
+            'markerWidth="6" markerHeight="6" orient="auto"><path d="M0 0 L10 5 L0 10 z" fill="#888"/>'
+            f"</marker></defs>{''.join(self.parts)}</svg>"
+        )
 
 
 def forward_diagram(cfg: dict, selected: dict | None = None, compact=False) -> str:
@@ -122,11 +135,14 @@ def forward_diagram(cfg: dict, selected: dict | None = None, compact=False) -> s
         second_plus = d.plus()
         d.arrow(second_plus)
         d.bypass(first_plus + d.ROW + d.GAP / 2, second_plus)
-        d.parts.insert(0, f'<rect x="8" y="{cluster_top:.0f}" width="{d.WIDTH - 16}" '
-                          f'height="{d.y - d.GAP / 2 - cluster_top + 4:.0f}" rx="10" fill="none" stroke="#aaa"/>'
-                          f'<text x="16" y="{cluster_top + 14:.0f}" fill="#555">block {b}</text>'
-                          f'<text x="{d.STREAM_X - 4}" y="{cluster_top + 14:.0f}" text-anchor="end" fill="#666" '
-                          'font-size="10">dashed: the residual stream</text>')
+        d.parts.insert(
+            0,
+            f'<rect x="8" y="{cluster_top:.0f}" width="{d.WIDTH - 16}" '
+            f'height="{d.y - d.GAP / 2 - cluster_top + 4:.0f}" rx="10" fill="none" stroke="#aaa"/>'
+            f'<text x="16" y="{cluster_top + 14:.0f}" fill="#555">block {b}</text>'
+            f'<text x="{d.STREAM_X - 4}" y="{cluster_top + 14:.0f}" text-anchor="end" fill="#666" '
+            'font-size="10">dashed: the residual stream</text>',
+        )
         d.y += 8
     d.arrow(d.box("final LayerNorm", key == "ln_f"))
     d.arrow(d.box(f"head: {cfg['vocab_size']} logits", key == "logits"))
@@ -140,13 +156,22 @@ def vector_strip(vector, height=28):
     values = np.asarray(vector, dtype=np.float32)
     limit = float(np.abs(values).max()) or 1.0
     df = pd.DataFrame({"dimension": np.arange(len(values)), "value": values})
-    return alt.Chart(df).mark_rect().encode(
-        x=alt.X("dimension:O", axis=alt.Axis(values=list(range(0, len(values), 16)), labelAngle=0,
-                                             title="dimension")),
-        color=alt.Color("value:Q", scale=alt.Scale(scheme=DIVERGING, domain=[-limit, limit], reverse=True),
-                        legend=alt.Legend(orient="bottom", title=None, gradientLength=160, offset=4)),
-        tooltip=["dimension", alt.Tooltip("value:Q", format=".3f")],
-    ).properties(height=height, autosize=FIT_WIDTH)
+    return (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X(
+                "dimension:O", axis=alt.Axis(values=list(range(0, len(values), 16)), labelAngle=0, title="dimension")
+            ),
+            color=alt.Color(
+                "value:Q",
+                scale=alt.Scale(scheme=DIVERGING, domain=[-limit, limit], reverse=True),
+                legend=alt.Legend(orient="bottom", title=None, gradientLength=160, offset=4),
+            ),
+            tooltip=["dimension", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(height=height, autosize=FIT_WIDTH)
+    )
 
 
 def pushes_chart(pushes: list):
@@ -154,13 +179,21 @@ def pushes_chart(pushes: list):
     df = pd.DataFrame(pushes, columns=["part", "push"])
     df["direction"] = np.where(df["push"] >= 0, "for", "against")
     order = df.reindex(df["push"].abs().sort_values(ascending=False).index)["part"].tolist()
-    return alt.Chart(df).mark_bar().encode(
-        y=alt.Y("part:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
-        x=alt.X("push:Q", title="push on the logit"),
-        color=alt.Color("direction:N", scale=alt.Scale(domain=["for", "against"], range=["#1f4e79", "#d1495b"]),
-                        legend=alt.Legend(orient="top", title=None)),
-        tooltip=["part", alt.Tooltip("push:Q", format=".3f")],
-    ).properties(height=16 * len(df), autosize=FIT_WIDTH)
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            y=alt.Y("part:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
+            x=alt.X("push:Q", title="push on the logit"),
+            color=alt.Color(
+                "direction:N",
+                scale=alt.Scale(domain=["for", "against"], range=["#1f4e79", "#d1495b"]),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=["part", alt.Tooltip("push:Q", format=".3f")],
+        )
+        .properties(height=16 * len(df), autosize=FIT_WIDTH)
+    )
 
 
 def top_bars(values, labels, x_title, top=12):
@@ -169,11 +202,16 @@ def top_bars(values, labels, x_title, top=12):
     values = np.asarray(values)
     order = np.argsort(-values)[:top]
     df = pd.DataFrame({"which": [labels[i] for i in order], "value": values[order]})
-    return alt.Chart(df).mark_bar(color=SELECTED).encode(
-        y=alt.Y("which:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False, labelFontSize=13)),
-        x=alt.X("value:Q", title=x_title),
-        tooltip=[alt.Tooltip("which:N", title="which"), alt.Tooltip("value:Q", format=".3f")],
-    ).properties(height=20 * len(df), autosize=FIT_WIDTH)
+    return (
+        alt.Chart(df)
+        .mark_bar(color=SELECTED)
+        .encode(
+            y=alt.Y("which:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False, labelFontSize=13)),
+            x=alt.X("value:Q", title=x_title),
+            tooltip=[alt.Tooltip("which:N", title="which"), alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(height=20 * len(df), autosize=FIT_WIDTH)
+    )
 
 
 def context_html(text: str, offset: int, window: int, before: int = 24) -> str:
@@ -182,5 +220,7 @@ def context_html(text: str, offset: int, window: int, before: int = 24) -> str:
     start = max(offset - offset % window, offset - before)
     seen = "".join(html.escape(glyph(c) if c == "\n" else c) for c in text[start:offset])
     fired = html.escape(glyph(text[offset]))
-    return (f'<span style="color:#666">{seen}</span><span style="background:{SELECTED};color:white;'
-            f'padding:0 3px;border-radius:3px">{fired}</span>')
+    return (
+        f'<span style="color:#666">{seen}</span><span style="background:{SELECTED};color:white;'
+        f'padding:0 3px;border-radius:3px">{fired}</span>'
+    )

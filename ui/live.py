@@ -36,22 +36,29 @@ def choose_plain_text(page: str, samples: list, block_size: int, default_own: st
     page that computes its own numbers from it."""
     options = [f"Sample {i + 1}: “{p['text'][:28].strip()}…”" for i, p in enumerate(samples)]
     options.append("Your own text")
-    choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True,
-                      key=f"{page}_prompt")
+    choice = st.radio(
+        "Text", range(len(options)), format_func=lambda i: options[i], horizontal=True, key=f"{page}_prompt"
+    )
     if choice < len(samples):
         return samples[choice]["text"], choice
     _, vocab, _ = model()
-    text = st.text_area(f"Your text (up to {block_size} characters are used)", default_own,
-                        key=f"{page}_own", height=90)
+    text = st.text_area(
+        f"Your text (up to {block_size} characters are used)", default_own, key=f"{page}_own", height=90
+    )
     unknown = vocab.unknown(text)
     if unknown:
-        st.info("The kid has never seen " + ", ".join(f"`{glyph(c)}`" for c in unknown)
-                + ". Remove these characters to run it.")
+        st.info(
+            "The kid has never seen "
+            + ", ".join(f"`{glyph(c)}`" for c in unknown)
+            + ". Remove these characters to run it."
+        )
         st.stop()
     if not text:
         st.info("Type at least one character.")
         st.stop()
     if len(text) > block_size:
-        st.info(f"Your text has {len(text)} characters; the kid reads at most {block_size}, "
-                f"so only the last {block_size} are used.")
+        st.info(
+            f"Your text has {len(text)} characters; the kid reads at most {block_size}, "
+            f"so only the last {block_size} are used."
+        )
     return text, None

@@ -15,9 +15,10 @@ def coloured_text(chars, colours, titles=None, selected=None):
         title = html.escape(titles[n]) if titles else ""
         border = "outline: 2px solid #1f4e79;" if n == selected else ""
         shown = html.escape(glyph(ch)) if ch in " \n" else html.escape(ch)
-        spans.append(f'<span title="{title}" style="background:{colour};{border}'
-                     f'padding:1px 1px;border-radius:3px;">{shown}</span>')
+        spans.append(
+            f'<span title="{title}" style="background:{colour};{border}'
+            f'padding:1px 1px;border-radius:3px;">{shown}</span>'
+        )
         if ch == "\n":
             spans.append("<br>")
-    st.html('<div style="font-family: monospace; font-size: 1.15rem; line-height: 2.0;">'
-            + "".join(spans) + "</div>")
+    st.html('<div style="font-family: monospace; font-size: 1.15rem; line-height: 2.0;">' + "".join(spans) + "</div>")

@@ -40,13 +40,14 @@ def sidebar_form():
         st.session_state["train_preset"] = "quick"
         apply_preset()
         st.session_state["train_name"] = new_run_name()
-    with st.sidebar.expander("Train a new kid", icon=":material/model_training:",
-                             expanded=job.running()):
+    with st.sidebar.expander("Train a new kid", icon=":material/model_training:", expanded=job.running()):
         if job.running():
             progress = job.status().get("progress")
             if progress:  # as of this page's last run; the training page follows it live
-                st.progress(progress["step"] / progress["steps"],
-                            text=f"'{job.name}': step {progress['step']:,} of {progress['steps']:,}")
+                st.progress(
+                    progress["step"] / progress["steps"],
+                    text=f"'{job.name}': step {progress['step']:,} of {progress['steps']:,}",
+                )
             else:
                 st.caption(f"'{job.name}' is starting...")
             st.page_link("app_pages/train_live.py", label="Watch it learn", icon=":material/monitoring:")
@@ -54,12 +55,25 @@ def sidebar_form():
                 job.stop()
                 st.toast("Stopping: the run saves a checkpoint you can resume.")
             return
-        st.radio("Preset", list(PRESETS), key="train_preset", on_change=apply_preset, horizontal=True,
-                 help="quick: about a minute on 2 cores. The kid's recipe: what trained the kid.")
+        st.radio(
+            "Preset",
+            list(PRESETS),
+            key="train_preset",
+            on_change=apply_preset,
+            horizontal=True,
+            help="quick: about a minute on 2 cores. The kid's recipe: what trained the kid.",
+        )
         settings = {}
         for name, (label, help_text, low, high, step) in FIELDS.items():
-            settings[name] = st.number_input(label, low, high, step=step, key=f"train_{name}",
-                                             help=help_text, format="%.4f" if name == "lr" else None)
+            settings[name] = st.number_input(
+                label,
+                low,
+                high,
+                step=step,
+                key=f"train_{name}",
+                help=help_text,
+                format="%.4f" if name == "lr" else None,
+            )
         corpus = st.radio("Corpus", ["tinyshakespeare", "my own text file"], key="train_corpus")
         upload = None
         if corpus == "my own text file":
