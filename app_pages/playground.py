@@ -7,7 +7,7 @@ import streamlit as st
 
 from tinyllm.explain import glyph, surprise_colour
 from tinyllm.sample import SampleSettings, generate
-from ui.charts import candidates_bar
+from ui.charts import believed_and_drawn
 from ui.data import current_run, model
 from ui.text import coloured_text
 
@@ -74,19 +74,27 @@ if st.button("Write", type="primary", icon=":material/edit:", key="playground_wr
     placeholder = st.empty()
     written, text = [], ""
     started = time.perf_counter()
-    for n, c in enumerate(generate(kid, vocab, prompt, settings), start=1):
-        written.append(dict(char=c.char, prob=c.prob, top=c.top))
+    for n, c in enumerate(generate(kid, vocab, prompt, settings, n_top=8), start=1):
+        written.append(dict(char=c.char, prob=c.prob, top=c.top, drawn=c.drawn))
         text += c.char
         if n % 25 == 0:
             placeholder.code(prompt + text, language=None)
     seconds = time.perf_counter() - started
     placeholder.empty()
     st.session_state["playground_result"] = dict(
-        run=str(current_run()), prompt=prompt, written=written, seconds=seconds
+        run=str(current_run()), prompt=prompt, settings=settings, written=written, seconds=seconds
     )
 
 result = st.session_state.get("playground_result")
-if result and result["run"] == str(current_run()):  # what this run wrote, not another one
+if result and result["run"] != str(current_run()):
+    result = None  # another run wrote it
+if result and (result["settings"], result["prompt"]) != (settings, prompt):
+    st.info(
+        "The prompt or the knobs changed since the last text was written. Press **Write** to see what the "
+        "kid writes with them.",
+        icon=":material/edit:",
+    )
+elif result:
     written = result["written"]
     st.caption(
         f"{len(written)} characters in {result['seconds']:.2f} s "
@@ -103,8 +111,19 @@ if result and result["run"] == str(current_run()):  # what this run wrote, not a
         selected=pick,
     )
     chosen = written[pick]
+    chars = [glyph(c) for c, _ in chosen["top"]]
+    believed = [p for _, p in chosen["top"]]
     st.markdown(
-        f"At character {pick}, the kid wrote `{glyph(chosen['char'])}` (p = {chosen['prob']:.3f}). "
-        "The candidates it weighed:"
+        f"At character {pick}, the kid wrote `{glyph(chosen['char'])}`: it believed p = {chosen['prob']:.3f}. "
+        f"Its {len(chars)} likeliest candidates, as it believed them and as the character was drawn "
+        f"(temperature {settings.temperature:g}"
+        + (f", top-k {settings.top_k}" if settings.top_k else "")
+        + (f", top-p {settings.top_p:g}" if settings.top_p else "")
+        + "):"
     )
-    st.altair_chart(candidates_bar([(glyph(c), p) for c, p in chosen["top"]]), width="stretch")
+    st.altair_chart(believed_and_drawn(chars, believed, chosen["drawn"]), width="stretch")
+    rest_believed, rest_drawn = 1 - sum(believed), 1 - sum(chosen["drawn"])
+    st.caption(
+        f"All other characters together: {rest_believed:.1%} as believed, {rest_drawn:.1%} as drawn. "
+        "Move the temperature and write again: below 1 the likeliest take more, above 1 the long shots do."
+    )

@@ -321,3 +321,18 @@ def test_broken_run_folders_never_take_the_app_down(app_env, tmp_path):
     at.sidebar.selectbox(key="run").set_value("not-utf8").run()
     at.switch_page("app_pages/vocab.py").run()
     assert not at.exception and "damaged" in texts(at)
+
+
+def test_playground_shows_what_the_knobs_did_and_never_a_stale_text(app_env):
+    at = open_page("playground")
+    at.slider(key="playground_length").set_value(50)
+    at.slider(key="playground_temperature").set_value(0.5)
+    at.button(key="playground_write").click().run()
+    assert not at.exception and "50 characters in" in texts(at)
+    assert any("drawn from" in str(datasets) + str(data) for _, data, datasets in charts(at))
+    assert "temperature 0.5" in texts(at)
+    # at temperature 0.5 the likeliest candidate takes more than the kid believed
+    first = at.session_state["playground_result"]["written"][0]
+    assert first["drawn"][0] > first["top"][0][1]
+    at.slider(key="playground_temperature").set_value(1.5).run()
+    assert "knobs changed" in texts(at) and "50 characters in" not in texts(at)

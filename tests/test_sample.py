@@ -80,3 +80,12 @@ def test_prompts_empty_long_and_unknown():
 def test_bad_settings_are_refused(model, settings, flag):
     with pytest.raises(TinyLLMError, match=flag):
         next(generate(model, VOCAB, "a", settings))
+
+
+def test_the_drawn_distribution_is_the_one_after_the_knobs(model):
+    cold = list(generate(model, VOCAB, "ab", SampleSettings(length=5, temperature=0.5, seed=0), n_top=4))
+    for s in cold:
+        believed = [p for _, p in s.top]
+        assert s.drawn[0] >= believed[0] and abs(sum(s.drawn) - 1) <= abs(sum(believed) - 1) + 1e-6
+    k1 = list(generate(model, VOCAB, "ab", SampleSettings(length=5, top_k=1, seed=0), n_top=3))
+    assert all(s.drawn == pytest.approx([1.0, 0.0, 0.0]) for s in k1)

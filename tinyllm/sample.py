@@ -49,6 +49,7 @@ class SampledChar:
     prob: float  # what the kid believed (temperature 1, no filtering)
     sampled_prob: float  # the probability it was drawn with, after the settings
     top: list  # [(char, prob), ...] the kid's likeliest candidates, at temperature 1
+    drawn: list  # the same candidates' probabilities in the distribution it was drawn from
 
 
 def prompt_ids(vocab, prompt: str, block_size: int) -> list:
@@ -109,6 +110,7 @@ def generate(model, vocab, prompt: str, settings: SampleSettings, use_cache=True
             prob=float(raw[next_id]),
             sampled_prob=float(probs[next_id]),
             top=[(vocab.chars[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())],
+            drawn=probs[top.indices].tolist(),
         )
 
         window.append(next_id)

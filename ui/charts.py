@@ -138,6 +138,38 @@ def candidates_bar(candidates, title="probability"):
     )
 
 
+def believed_and_drawn(candidates, believed, drawn):
+    """Two bars per candidate: what the kid believed (temperature 1) and the
+    distribution the character was really drawn from (after the knobs)."""
+    names = ["the kid believed", "drawn from"]
+    df = pd.DataFrame(
+        [
+            dict(character=c, distribution=name, probability=p)
+            for c, b, d in zip(candidates, believed, drawn)
+            for name, p in zip(names, (b, d))
+        ]
+    )
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y(
+                "character:N", sort=list(candidates), title=None, axis=alt.Axis(labelFontSize=14, labelOverlap=False)
+            ),
+            yOffset=alt.YOffset("distribution:N", sort=names),
+            color=alt.Color(
+                "distribution:N",
+                sort=names,
+                scale=alt.Scale(range=["#9db4cc", "#1f4e79"]),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=["character", "distribution", alt.Tooltip("probability:Q", format=".3f")],
+        )
+        .properties(height=40 * len(candidates), autosize=FIT_WIDTH)
+    )
+
+
 def loss_curves(rows, uniform_loss, best_step=None, height=320):
     df = pd.DataFrame(rows)
     long = df.melt(id_vars=["step"], value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss")

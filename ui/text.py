@@ -21,4 +21,6 @@ def coloured_text(chars, colours, titles=None, selected=None):
         )
         if ch == "\n":
             spans.append("<br>")
-    st.html('<div style="font-family: monospace; font-size: 1.15rem; line-height: 2.0;">' + "".join(spans) + "</div>")
+        elif ch == " ":
+            spans.append("<wbr>")  # the shown ␣ is no space: say where a line may break
+    st.html('<div style="overflow-wrap: anywhere; font-family: monospace; font-size: 1.15rem; line-height: 2.0;">' + "".join(spans) + "</div>")
