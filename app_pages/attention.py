@@ -164,15 +164,11 @@ st.markdown(
     "to the **same character** earlier on, to the head's **own position**, or to the "
     "**first position**; *mixed* when no pattern holds 40%."
 )
-grid = []
-for layer in range(n_layer):
-    row = []
-    for head in range(n_head):
+for layer in range(n_layer):  # one row of columns per layer; a phone stacks them
+    for head, column in enumerate(st.columns(n_head)):
         label = att["labels"][layer][head]
-        title = f"L{layer} H{head}: {label['label']} ({label['score']:.2f})"
-        row.append(small_heatmap(layers_data[layer][head]["weights"], title))
-    grid.append(alt.hconcat(*row))
-st.altair_chart(alt.vconcat(*grid).configure_view(strokeWidth=0), width="content")
+        column.caption(f"**L{layer} H{head}**: {label['label']} ({label['score']:.2f})")
+        column.altair_chart(small_heatmap(layers_data[layer][head]["weights"]), width="stretch")
 sinks = sum(label["label"] == "first position" for layer in att["labels"] for label in layer)
 if sinks:
     st.info(

@@ -51,6 +51,7 @@ python -m tinyllm eval --checkpoint artifacts/runs/mine/model.pt
 # write the JSON this app reads, then pick the run in the sidebar
 python -m tinyllm export --run artifacts/runs/mine""",
     language="bash",
+    wrap_lines=True,
 )
 
 st.subheader("Parameters, module by module")

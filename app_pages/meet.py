@@ -65,7 +65,7 @@ st.caption(
 st.subheader("A sample of its writing")
 final = training["samples"][-1]
 st.caption(f"Written at step {final['step']:,}, starting from a newline, seed 0. Try your own in the Playground.")
-st.code(final["text"], language=None)
+st.code(final["text"], language=None, wrap_lines=True)
 
 st.subheader("The tour")
 chapters = [

@@ -56,7 +56,7 @@ def live_view():
         st.caption("The loss curves appear after the second evaluation.")
     if rows:
         st.markdown(f"**What it writes at step {rows[-1]['step']:,}:**")
-        st.code(rows[-1]["sample"], language=None)
+        st.code(rows[-1]["sample"], language=None, wrap_lines=True)
 
     if running:
         st.session_state["train_live_was_running"] = True

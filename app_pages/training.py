@@ -49,7 +49,7 @@ steps = [s["step"] for s in snaps]
 step = st.select_slider("Training step", steps, value=steps[-1], key="training_step")
 snap = snaps[steps.index(step)]
 st.markdown(f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}.")
-st.code(snap["sample"], language=None)
+st.code(snap["sample"], language=None, wrap_lines=True)
 
 left, right = st.columns(2)
 with left:
@@ -99,4 +99,4 @@ st.altair_chart(
 st.subheader("All the samples from the log")
 for sample in training["samples"]:
     with st.expander(f"step {sample['step']:,}"):
-        st.code(sample["text"], language=None)
+        st.code(sample["text"], language=None, wrap_lines=True)

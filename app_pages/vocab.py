@@ -59,9 +59,9 @@ if unknown:
     )
 ids = vocab.encode(known)
 st.markdown("**Encoded** (what the kid reads):")
-st.code(str(ids), language=None)
+st.code(str(ids), language=None, wrap_lines=True)
 st.markdown("**Decoded** back (ids to characters):")
-st.code(vocab.decode(ids), language=None)
+st.code(vocab.decode(ids), language=None, wrap_lines=True)
 if ids:
     pairs = pd.DataFrame([[glyph(c) for c in known], [str(i) for i in ids]], index=["character", "id"])
     st.dataframe(pairs, width="stretch")

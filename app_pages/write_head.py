@@ -56,9 +56,13 @@ if not allowed:
         "fill in `forward`, and check it against the kid with these two commands from a copy of peek:",
         icon=":material/lock:",
     )
-    st.code(f"python -m tinyllm exercise {DEFAULT_PATH}\npython -m tinyllm check-head {DEFAULT_PATH}", language="bash")
+    st.code(
+        f"python -m tinyllm exercise {DEFAULT_PATH}\npython -m tinyllm check-head {DEFAULT_PATH}",
+        language="bash",
+        wrap_lines=True,
+    )
     st.download_button("Download the template", TEMPLATE, file_name=DEFAULT_PATH, icon=":material/download:")
-    st.code(TEMPLATE, language="python", line_numbers=True)
+    st.code(TEMPLATE, language="python", line_numbers=True, wrap_lines=True)
     hints()
     st.stop()
 

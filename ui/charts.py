@@ -87,17 +87,18 @@ def attention_heatmap(weights, chars, height=460, key_name="key", select=None, m
     return chart.properties(height=max(height, 13 * len(chars)))  # room for every row's character
 
 
-def small_heatmap(weights, title, size=130):
+def small_heatmap(weights, size=130):
+    """One head's weights, no axes: a thumbnail as wide as its column."""
     df = matrix_frame(weights, "query", "key", "weight")
     return (
-        alt.Chart(df, title=alt.Title(title, fontSize=11))
+        alt.Chart(df)
         .mark_rect()
         .encode(
             x=alt.X("key:O", axis=None),
             y=alt.Y("query:O", axis=None),
             color=alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=None),
         )
-        .properties(width=size, height=size)
+        .properties(height=size)
     )
 
 

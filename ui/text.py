@@ -23,4 +23,8 @@ def coloured_text(chars, colours, titles=None, selected=None):
             spans.append("<br>")
         elif ch == " ":
             spans.append("<wbr>")  # the shown ␣ is no space: say where a line may break
-    st.html('<div style="overflow-wrap: anywhere; font-family: monospace; font-size: 1.15rem; line-height: 2.0;">' + "".join(spans) + "</div>")
+    st.html(
+        '<div style="overflow-wrap: anywhere; font-family: monospace; font-size: 1.15rem; line-height: 2.0;">'
+        + "".join(spans)
+        + "</div>"
+    )
