@@ -50,9 +50,13 @@ for col, (j, sim) in zip(cols, emb["neighbours"][chosen]):
     col.metric(f"id {j}", glyph(chars[j]), f"{sim:.2f}", delta_color="off")
 
 st.subheader("Every pair at once")
+first_letter = next((i for i, c in enumerate(chars) if c.isalpha()), len(chars))
+before_letters = " ".join(glyph(c) for c in chars[:first_letter])
 st.markdown(
-    "The full similarity matrix: row and column are characters (in id order: newline, "
-    "space, punctuation, digits, capitals, then lower case). Blocks of red show families."
+    "The full similarity matrix: row and column are characters in id order, which is their order in "
+    "Unicode"
+    + (f" (here `{before_letters}` before the first letter)" if 0 < first_letter < len(chars) else "")
+    + ". Blocks of red show families."
 )
 labels = [glyph(c) for c in chars]
 st.altair_chart(similarity_heatmap(emb["similarity"], labels, "character", "character", height=620), width="stretch")

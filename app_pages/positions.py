@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import similarity_by_distance
+from tinyllm.explain import describe_distances, similarity_by_distance
 from ui.charts import matrix_frame, similarity_heatmap
 from ui.data import chapter
 
@@ -29,18 +29,27 @@ st.altair_chart(
     width="stretch",
 )
 by_distance = similarity_by_distance(pos["similarity"])
-far = min(range(1, T), key=lambda d: by_distance[d])
-st.markdown(
-    f"""
-**Reading it:** each cell compares two positions' vectors. The diagonal band says that *nearby
-positions have similar vectors*: on average, neighbours (1 apart) have similarity
-{by_distance[1]:.2f}, positions 4 apart {by_distance[min(4, T - 1)]:.2f}, and the least alike
-are {far} apart ({by_distance[far]:.2f}). The kid discovered on its own that order is smooth.
-Lines parallel to the diagonal mean that similarity rises again at certain distances: some
-dimensions repeat with a period, like the sines and cosines that the original Transformer
-used by design.
-"""
-)
+if T > 1:
+    far = min(range(1, T), key=lambda d: by_distance[d])
+    facts = describe_distances(by_distance)
+    values = ", ".join(f"{v:.2f} at {d}" for d, v in enumerate(facts["near"], start=1))
+    if facts["neighbours_most_alike"] and facts["steady"]:
+        reading = "Neighbours are the most alike, and likeness falls steadily with distance: order is smooth."
+    elif facts["neighbours_most_alike"]:
+        reading = "Neighbours are the most alike, but likeness does not fall steadily with distance."
+    else:
+        reading = "Neighbours are not the most alike pair: this run's positions are not ordered smoothly."
+    if facts["peaks"]:
+        peaks = ", ".join(str(d) for d in facts["peaks"][:6])
+        reading += (
+            f" Likeness rises again at distance{'s' if len(facts['peaks']) > 1 else ''} {peaks}: lines parallel to the diagonal. Some "
+            "dimensions repeat with a period, like the sines and cosines the original Transformer "
+            "used by design."
+        )
+    st.markdown(
+        f"**Reading it:** each cell compares two positions' vectors. The mean similarity of two positions "
+        f"by their distance: {values}; the least alike are {far} apart ({by_distance[far]:.2f}). {reading}"
+    )
 st.altair_chart(
     alt.Chart(pd.DataFrame({"distance": range(T), "similarity": by_distance}))
     .mark_line(point=True)

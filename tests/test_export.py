@@ -242,3 +242,16 @@ def test_head_labels_name_simple_patterns():
         assert label_head(scores, offset)[0] == name
     uniform = torch.ones(1, T, T).tril() / torch.arange(1, T + 1)[:, None]
     assert label_head(*head_scores(uniform, ids))[0] == "mixed"
+
+
+def test_position_facts_say_what_the_numbers_show():
+    from tinyllm.explain import describe_distances, duration
+
+    smooth = describe_distances([1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1])
+    assert smooth["steady"] and smooth["neighbours_most_alike"] and smooth["peaks"] == []
+    # the committed kid's shape: alike at 1, unlike at 2 and 3, alike again at 5
+    kid = describe_distances([1.0, 0.52, -0.14, -0.15, 0.29, 0.50, 0.1, 0.0])
+    assert not kid["steady"] and kid["neighbours_most_alike"] and kid["peaks"] == [5]
+    assert kid["near"] == [0.52, -0.14, -0.15, 0.29, 0.50]
+    assert not describe_distances([1.0, 0.1, 0.6, 0.2])["neighbours_most_alike"]
+    assert duration(12.0) == "12 minutes" and duration(0.2) == "12 seconds"

@@ -68,3 +68,33 @@ def similarity_by_distance(similarity) -> list:
     are: entry d averages similarity[i][i + d] over every i."""
     T = len(similarity)
     return [sum(similarity[i][i + d] for i in range(T - d)) / (T - d) for d in range(T)]
+
+
+def duration(minutes: float) -> str:
+    """A training time in words: '12 minutes', '40 seconds'."""
+    if minutes >= 1.5:
+        return f"{minutes:.0f} minutes"
+    seconds = minutes * 60
+    return f"{seconds:.0f} seconds" if seconds >= 1.5 else "about a second"
+
+
+def describe_distances(by_distance: list, shown: int = 5) -> dict:
+    """What the mean similarity by distance of the position vectors shows,
+    in facts a page can print: the values at distances 1..shown, whether
+    neighbours are the most alike, whether it falls steadily over those
+    distances, and the distances (2 or more) where it rises again to a peak."""
+    near = [float(v) for v in by_distance[1 : shown + 1]]
+    further = [float(v) for v in by_distance[2:]]
+    peaks = [
+        d
+        for d in range(2, len(by_distance) - 1)
+        if by_distance[d] > by_distance[d - 1]
+        and by_distance[d] >= by_distance[d + 1]
+        and by_distance[d] > 0.5 * by_distance[1]
+    ]
+    return dict(
+        near=near,
+        neighbours_most_alike=bool(further) and near[0] > max(further),
+        steady=all(a > b for a, b in zip(near, near[1:])),
+        peaks=peaks,
+    )
