@@ -41,8 +41,9 @@ if T > 1:
         reading = "Neighbours are not the most alike pair: this run's positions are not ordered smoothly."
     if facts["peaks"]:
         peaks = ", ".join(str(d) for d in facts["peaks"][:6])
+        distances = "distances" if len(facts["peaks"]) > 1 else "distance"
         reading += (
-            f" Likeness rises again at distance{'s' if len(facts['peaks']) > 1 else ''} {peaks}: lines parallel to the diagonal. Some "
+            f" Likeness rises again at {distances} {peaks}: lines parallel to the diagonal. Some "
             "dimensions repeat with a period, like the sines and cosines the original Transformer "
             "used by design."
         )
