@@ -5,9 +5,16 @@ and the navigation over the chapters in app_pages/. Run with:
 """
 
 import streamlit as st
+import torch
 
 from tinyllm.runs import list_runs
 from ui.training import sidebar_form
+
+# Every computation a page asks for is small (one text through the kid, one
+# character written); one thread does it about twice as fast as two that
+# wait for each other, and leaves the other cores to a training run
+# (tinyllm/jobs.py gives that half the cores): bench/playground_under_load.py.
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="peek: inside a tiny GPT", page_icon=":material/visibility:", layout="wide")
 

@@ -31,6 +31,11 @@ from tinyllm.runs import ROOT, check_run_name, runs_dir
 from tinyllm.sandbox import HEAD_FILE, train_in_sandbox
 from tinyllm.train import TrainConfig, configs_from, validate
 
+# A run trains beside the pages other visitors are reading: it gets half the
+# cores (at least one) and a lower priority, so that their requests go first.
+TRAINING_THREADS = max(1, (os.cpu_count() or 2) // 2)
+NICENESS = 10
+
 UPLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")  # used with .fullmatch
 
 # Presets offered by the app. "quick" takes about a minute on 2 cores.
@@ -151,6 +156,23 @@ def resumable_runs() -> list:
     return sorted(p.name for p in runs_dir().iterdir() if p.is_dir() and run_status(p)["resumable"])
 
 
+def background(limited: bool) -> dict:
+    """Popen arguments for a training process: TRAINING_THREADS threads and
+    NICENESS, plus the sandbox's limits when a visitor's code runs in it."""
+    options = train_in_sandbox() if limited else dict(env=dict(os.environ))
+    if TRAINING_THREADS:
+        options["env"] = {**options["env"], "OMP_NUM_THREADS": str(TRAINING_THREADS)}
+    limit = options.get("preexec_fn")
+
+    def before_start():  # runs in the new process, before it starts Python
+        os.nice(NICENESS)
+        if limit is not None:
+            limit()
+
+    options["preexec_fn"] = before_start
+    return options
+
+
 class TrainingJobs:
     """The server's single training slot. Thread-safe; shared by all visitors."""
 
@@ -235,7 +257,7 @@ class TrainingJobs:
             self.output = open(run_dir / "train.out", "ab")  # the subprocess's own messages
             limited = head_code is not None or (run_dir / "head").is_dir()  # a visitor's code runs in it
             self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT, **(train_in_sandbox() if limited else {})
+                cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT, **background(limited)
             )
             self.name, self.run_dir, self.started_at = name, run_dir, time.time()
             return run_dir
