@@ -55,8 +55,20 @@ with st.sidebar:
         st.caption(f"{run.params:,} parameters · {run.steps:,} steps · validation loss {run.val_loss:.3f}")
     elif run.problem:
         st.caption(f"This run cannot be shown: {run.problem}.")
+    elif run.state == "running":
+        st.caption("Training now: its chapters appear when it is done.")
+    elif not run.checkpoint:
+        st.caption(
+            "This run ended before its first checkpoint: there is nothing inside it to show. "
+            "*Train your own kid* says what happened."
+        )
+    elif run.state in ("stopped", "failed"):
+        st.caption(
+            "It stopped before it was finished: resume it in *Train your own kid*, or open a "
+            "chapter to write its pages from what it has."
+        )
     else:
-        st.caption("Not exported yet: its chapters will explain how to export it.")
+        st.caption("Its chapters are not written yet: open a chapter to write them.")
     sidebar_form()
 
 navigation.run()

@@ -4,8 +4,9 @@ import streamlit as st
 
 from tinyllm.errors import TinyLLMError
 from tinyllm.jobs import SETTING_PROBLEMS, resumable_runs
+from tinyllm.runs import runs_dir
 from ui.charts import loss_curves
-from ui.training import jobs
+from ui.training import jobs, my_runs
 
 st.title("Train your own kid")
 st.markdown(
@@ -89,3 +90,25 @@ else:
             st.rerun()
         except TinyLLMError as e:
             st.error(str(e))
+
+st.subheader("Your runs")
+yours = sorted(name for name in my_runs() if (runs_dir() / name).is_dir())
+if not yours:
+    st.caption("Runs you start in this browser tab are listed here, and only you can delete them.")
+else:
+    name = st.selectbox("Run", yours, key="train_live_delete_name")
+    training_it = job.running() and job.status()["name"] == name
+    if st.button(
+        "Delete",
+        icon=":material/delete:",
+        key="train_live_delete",
+        disabled=training_it,
+        help="Stop it first." if training_it else "Its folder and everything in it is removed.",
+    ):
+        try:
+            job.delete(name)
+        except TinyLLMError as e:
+            st.error(str(e))
+        else:
+            my_runs().discard(name)
+            st.rerun(scope="app")  # the run selector forgets it

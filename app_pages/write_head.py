@@ -9,7 +9,7 @@ from tinyllm.runs import new_run_name
 from tinyllm.sandbox import check_in_sandbox
 from ui.data import chapter, current_run
 from ui.exercise import code_policy, draw_report
-from ui.training import jobs
+from ui.training import jobs, watch
 
 HINTS = [
     "**Step 1.** k, q and v are three linear maps of the same x: `k = self.key(x)`, `q = self.query(x)`, "
@@ -135,8 +135,7 @@ with results:
             except TinyLLMError as e:
                 st.error(str(e))
             else:
-                st.session_state["train_watching"] = name
-                st.switch_page("app_pages/train_live.py")
+                watch(name)
         if jobs().running():
             st.caption("The server is training another run: one at a time.")
     st.markdown("**Stuck?** Hints open one at a time.")

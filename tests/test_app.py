@@ -336,3 +336,41 @@ def test_playground_shows_what_the_knobs_did_and_never_a_stale_text(app_env):
     assert first["drawn"][0] > first["top"][0][1]
     at.slider(key="playground_temperature").set_value(1.5).run()
     assert "knobs changed" in texts(at) and "50 characters in" not in texts(at)
+
+
+def test_a_run_without_pages_is_explained_in_a_visitors_words_and_can_be_written(app_env, tmp_path):
+    import json
+    import shutil
+
+    runs = tmp_path / "runs"
+    failed = runs / "failed-early"
+    failed.mkdir(parents=True)
+    (failed / "progress.json").write_text(json.dumps(dict(status="failed", step=0, steps=1)))
+    shutil.copytree(app_env, runs / "unwritten")
+    shutil.rmtree(runs / "unwritten" / "export")
+    at = open_page("meet")
+    at.sidebar.selectbox(key="run").set_value("failed-early").run()
+    assert "before its first checkpoint" in " ".join(c.value for c in at.sidebar.caption)
+    assert "python -m tinyllm" not in " ".join(c.value for c in at.sidebar.caption)
+    at.sidebar.selectbox(key="run").set_value("unwritten").run()
+    at.switch_page("app_pages/vocab.py").run()
+    assert not at.exception and "not written yet" in texts(at)
+    at.button(key="export_now").click().run()
+    assert not at.exception and (runs / "unwritten" / "export" / "vocab.json").is_file()
+    assert at.title[0].value == "Vocabulary"
+
+
+def test_a_visitor_deletes_a_run_they_made_and_only_that(app_env, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    for name in ("mine", "someone-elses"):
+        shutil.copytree(app_env, runs / name)
+    at = open_page("train_live")
+    assert "only you can delete them" in texts(at)  # nothing of someone else's is offered
+    at.session_state["my_runs"] = {"mine"}
+    at.run()
+    assert at.selectbox(key="train_live_delete_name").options == ["mine"]
+    at.button(key="train_live_delete").click().run()
+    assert not at.exception and not (runs / "mine").exists() and (runs / "someone-elses").exists()
+    assert "mine" not in at.sidebar.selectbox(key="run").options

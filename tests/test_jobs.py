@@ -148,3 +148,19 @@ def test_a_bad_limit_setting_falls_back_to_its_default_with_a_message(monkeypatc
     assert Limits().max_steps == LIMIT_SETTINGS["max_steps"][1] and "6e3" in SETTING_PROBLEMS["PEEK_MAX_STEPS"]
     monkeypatch.setenv("PEEK_MAX_STEPS", "700")
     assert Limits().max_steps == 700
+
+
+def test_delete_refuses_the_kid_a_path_and_the_training_run(env):
+    jobs = TrainingJobs()
+    for name in ("kid", "../escape", "nothing-here"):
+        with pytest.raises(TinyLLMError):
+            jobs.delete(name)
+    jobs.start("long", {**TINY, "steps": 5000})
+    try:
+        with pytest.raises(TinyLLMError, match="training"):
+            jobs.delete("long")
+    finally:
+        jobs.stop()
+        wait(jobs)
+    jobs.delete("long")
+    assert not (env / "runs" / "long").exists()

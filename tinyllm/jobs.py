@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -261,6 +262,18 @@ class TrainingJobs:
             )
             self.name, self.run_dir, self.started_at = name, run_dir, time.time()
             return run_dir
+
+    def delete(self, name: str):
+        """Remove a run folder from runs_dir(): never the kid (not in there,
+        and not a run name), never the run that is training."""
+        check_run_name(name)
+        run_dir = runs_dir() / name
+        if not run_dir.is_dir() or run_dir.is_symlink():
+            raise TinyLLMError(f"There is no run named '{name}'.")
+        with self.lock:
+            if self.running() and self.run_dir == run_dir:
+                raise TinyLLMError(f"Run '{name}' is training: stop it first.")
+            shutil.rmtree(run_dir)
 
     def stop(self):
         """Ask the running job to stop cleanly (it saves a resumable checkpoint)."""

@@ -35,10 +35,22 @@ class RunInfo:
     steps: int | None = None
     val_loss: float | None = None
     problem: str | None = None  # why an exported run cannot be shown, in a visitor's words
+    state: str | None = None  # from progress.json: running, stopped, failed, done (None: no record)
+    checkpoint: bool = False  # has model.pt: something inside to show once exported
 
 
 def is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def progress_state(path: Path) -> str | None:
+    """What progress.json says the run is doing, if it says anything sensible."""
+    try:
+        progress = json.loads((path / "progress.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    state = progress.get("status") if isinstance(progress, dict) else None
+    return state if state in ("running", "stopped", "failed", "done") else None
 
 
 def run_info(name: str, path: Path) -> RunInfo:
@@ -46,7 +58,7 @@ def run_info(name: str, path: Path) -> RunInfo:
     damaged card makes the run 'not shown, because ...', never an error."""
     card_path = path / "export" / "model_card.json"
     if not card_path.is_file():
-        return RunInfo(name, path, exported=False)
+        return RunInfo(name, path, exported=False, state=progress_state(path), checkpoint=(path / "model.pt").is_file())
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -14,8 +14,8 @@ import streamlit as st
 
 from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
-from tinyllm.export import read_chapter
-from tinyllm.runs import RUN_NAME, kid_dir, runs_dir
+from tinyllm.export import export_run, read_chapter
+from tinyllm.runs import RUN_NAME, kid_dir, run_info, runs_dir
 
 
 def mtime_ns(path: Path) -> int:
@@ -46,6 +46,25 @@ def current_run() -> Path:
 
 
 def explain_and_stop(error: Exception):
+    """A chapter cannot be read. For a visitor's run that has a checkpoint and
+    is not training, offer to write its chapters (export) right here;
+    otherwise say why, and stop the page."""
+    run_dir = current_run()
+    info = run_info(run_dir.name, run_dir)
+    if run_dir != kid_dir() and info.checkpoint and info.state != "running":
+        st.info(
+            "**This run's pages are not written yet** (or were written by another version of peek).",
+            icon=":material/info:",
+        )
+        if st.button("Write them now", icon=":material/refresh:", key="export_now"):
+            with st.spinner("Reading the checkpoint and writing every chapter..."):
+                try:
+                    export_run(run_dir)
+                except TinyLLMError as e:
+                    st.error(f"Writing them failed: {e}")
+                    st.stop()
+            st.rerun()
+        st.stop()
     st.info(f"**This page has nothing to show yet.** {error}", icon=":material/info:")
     st.stop()
 

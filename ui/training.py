@@ -95,5 +95,17 @@ def start(name, settings, upload, corpus):
     except TinyLLMError as e:
         st.error(str(e))
         return
+    watch(name)
+
+
+def watch(name: str):
+    """After this visitor started run `name`: remember it as theirs (they may
+    delete it) and show it training."""
+    st.session_state.setdefault("my_runs", set()).add(name)
     st.session_state["train_watching"] = name
     st.switch_page("app_pages/train_live.py")
+
+
+def my_runs() -> set:
+    """The runs this visitor started in this browser session."""
+    return st.session_state.get("my_runs", set())
