@@ -3,7 +3,7 @@
 import streamlit as st
 
 from tinyllm.errors import TinyLLMError
-from tinyllm.jobs import SETTING_PROBLEMS, resumable_runs
+from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS, resumable_runs
 from tinyllm.runs import runs_dir
 from ui.charts import loss_curves
 from ui.training import jobs, my_runs
@@ -30,7 +30,7 @@ def live_view():
     if status["name"] is None:
         st.info(
             "No run started since the server started. Use **Train a new kid** in the sidebar; "
-            "the *quick* preset takes about a minute.",
+            f"the *quick* preset takes {QUICK_TAKES} on a small server.",
             icon=":material/arrow_back:",
         )
         return

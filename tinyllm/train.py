@@ -341,7 +341,8 @@ def train(
     def write_progress(status, loss=None):
         done = step - start_step
         rate = done / max(1e-9, time.time() - t_start)
-        eta = (cfg.steps - step) / rate if done else None
+        # an estimate from a handful of steps (start-up included) misleads: wait for 20 steps and 5 s
+        eta = (cfg.steps - step) / rate if done >= 20 and time.time() - t_start >= 5 else None
         progress = dict(
             status=status,
             step=step,

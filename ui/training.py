@@ -7,7 +7,7 @@ every visitor sees the same running job and a second start is refused.
 import streamlit as st
 
 from tinyllm.errors import TinyLLMError
-from tinyllm.jobs import PRESETS, TrainingJobs
+from tinyllm.jobs import PRESETS, QUICK_TAKES, TrainingJobs
 from tinyllm.runs import new_run_name
 
 FIELDS = {  # name: (label, one-line explanation, min, max, step)
@@ -61,7 +61,7 @@ def sidebar_form():
             key="train_preset",
             on_change=apply_preset,
             horizontal=True,
-            help="quick: about a minute on 2 cores. The kid's recipe: what trained the kid.",
+            help=f"quick: {QUICK_TAKES} on a small server. The kid's recipe: what trained the kid.",
         )
         settings = {}
         for name, (label, help_text, low, high, step) in FIELDS.items():
