@@ -281,7 +281,9 @@ class TrainingJobs:
     def stop(self):
         """Ask the running job to stop cleanly (it saves a resumable checkpoint)."""
         if self.running():
-            (self.run_dir / "STOP").touch()
+            # the STOP file names the process it is for: the run started moments
+            # ago may not have cleared a stale one yet (tinyllm/train.py)
+            (self.run_dir / "STOP").write_text(str(self.proc.pid))
 
     def status(self) -> dict:
         """The current (or last) job: name, whether it runs, and its run folder's status."""

@@ -269,8 +269,11 @@ def train(
     device = pick_device(train_config.device)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "snapshots").mkdir(exist_ok=True)
-    # Left by a run that was killed: a STOP nobody will read, half-written files.
-    (run_dir / "STOP").unlink(missing_ok=True)
+    # Left by a run that was killed: a STOP nobody will read (one that names
+    # this very process is a stop asked for while it started), half-written files.
+    stop_file = run_dir / "STOP"
+    if stop_file.exists() and stop_file.read_text(errors="replace").strip() != str(os.getpid()):
+        stop_file.unlink(missing_ok=True)
     for leftover in run_dir.rglob(".*.tmp"):
         leftover.unlink(missing_ok=True)
 
