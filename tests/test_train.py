@@ -205,3 +205,58 @@ def test_a_stale_stop_file_and_leftover_temporary_files_are_cleared(tiny_corpus,
     summary = train(*tiny_configs(steps=20), tiny_corpus, run_dir)
     assert summary["status"] == "done" and summary["step"] == 20
     assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_a_run_folder_has_one_writer(tiny_corpus, tiny_data_file, tmp_path):
+    from tinyllm.runs import RunFolderLock, writer_of
+
+    out = tmp_path / "run"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tinyllm",
+            "train",
+            "--out",
+            str(out),
+            "--quiet",
+            "--steps",
+            "5000",
+            "--block-size",
+            "16",
+            "--n-embd",
+            "32",
+            "--n-layer",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        deadline = time.time() + 60
+        while not (out / "progress.json").exists():
+            assert time.time() < deadline and first.poll() is None
+            time.sleep(0.2)
+        assert writer_of(out) == first.pid
+        with pytest.raises(TinyLLMError, match=f"being written by another process \\(pid {first.pid}\\)"):
+            train(*tiny_configs(), tiny_corpus, out, resume=True)
+    finally:
+        (out / "STOP").write_text(str(first.pid))
+        first.wait(timeout=60)
+    assert writer_of(out) is None  # the lock went with the process
+    with RunFolderLock(out):  # and the next writer gets it
+        assert writer_of(out) == os.getpid()
+
+
+def test_killed_before_its_first_resumable_checkpoint_it_starts_again(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    first = train(*tiny_configs(steps=40), tiny_corpus, out)
+    losses = [r["val_loss"] for r in read_jsonl(out / "log.jsonl")]
+    for name in ("latest.pt", "summary.json"):  # as if killed right after the first model.pt
+        (out / name).unlink()
+    with pytest.raises(TinyLLMError, match="without --resume to start it again"):
+        train(*tiny_configs(steps=40), tiny_corpus, out, resume=True)
+    again = train(*tiny_configs(steps=40), tiny_corpus, out)
+    assert again["status"] == first["status"] == "done"
+    assert [r["val_loss"] for r in read_jsonl(out / "log.jsonl")] == losses

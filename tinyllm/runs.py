@@ -9,6 +9,11 @@ import json
 import os
 import re
 import time
+
+try:
+    import fcntl  # POSIX; on Windows a run folder is not locked
+except ImportError:  # pragma: no cover
+    fcntl = None
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +107,57 @@ def check_run_name(name: str) -> str:
             f"(and not 'kid'); got {name!r}."
         )
     return name
+
+
+LOCK_FILE = ".writer"  # in a run folder: the process writing it holds an exclusive lock on this file
+
+
+class RunFolderLock:
+    """One writer per run folder. The writer holds an exclusive lock (flock)
+    on run_dir/.writer, with its process id written inside. The kernel
+    drops the lock when the process ends, however it ends, so a crash never
+    leaves a run locked for ever. A folder that the writer leaves holding
+    nothing but the lock file (refused settings) is removed again."""
+
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        self.fd = None
+
+    def __enter__(self):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(self.fd, 32).decode(errors="replace").strip() or "?"
+                os.close(self.fd)
+                raise TinyLLMError(
+                    f"{self.run_dir} is being written by another process (pid {holder}). "
+                    "Wait for it to finish, or stop it, then try again."
+                ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # closing drops the lock
+        if [p.name for p in self.run_dir.iterdir()] == [LOCK_FILE]:
+            (self.run_dir / LOCK_FILE).unlink(missing_ok=True)
+            self.run_dir.rmdir()
+
+
+def writer_of(run_dir) -> int | None:
+    """The process id writing run_dir right now, or None if nobody is."""
+    path = Path(run_dir) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # succeeds only if no writer holds it
+        return None
+    except BlockingIOError:
+        text = os.read(fd, 32).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)

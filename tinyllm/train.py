@@ -31,6 +31,7 @@ from tinyllm.exercise import use_heads
 from tinyllm.flow import SLICE_CHARS
 from tinyllm.io import atomic_write_json, read_jsonl, write_jsonl
 from tinyllm.model import GPT, GPTConfig
+from tinyllm.runs import RunFolderLock
 from tinyllm.sample import SampleSettings, sample_text
 
 # Snapshots at roughly log-spaced steps: the kid changes fastest early on.
@@ -229,7 +230,14 @@ def corpus_facts(corpus: Corpus, vocab: Vocab, block_size: int) -> dict:
     )
 
 
-def train(
+def train(model_config, train_config, corpus, run_dir, resume=False, callback=None, head_class=None) -> dict:
+    """Train (or resume) a run in run_dir, as its only writer (RunFolderLock):
+    a second process writing the same folder is refused. See train_run."""
+    with RunFolderLock(run_dir):
+        return train_run(model_config, train_config, corpus, run_dir, resume, callback, head_class)
+
+
+def train_run(
     model_config: GPTConfig,
     train_config: TrainConfig,
     corpus: Corpus,
@@ -249,6 +257,16 @@ def train(
     callback = callback or (lambda event: None)
 
     resume_state = None
+    if resume and not latest_path.exists() and (run_dir / "model.pt").exists():
+        raise TinyLLMError(
+            f"{run_dir} cannot be resumed: it stopped before its first resumable checkpoint. "
+            "Run the same command without --resume to start it again."
+        )
+    if not resume and not latest_path.exists() and not (run_dir / "summary.json").exists():
+        # Killed between its first checkpoint and its first resumable one: nothing
+        # can continue it, so it starts again (the same settings give the same run).
+        for leftover in [run_dir / "model.pt", log_path, *run_dir.glob("snapshots/*.pt")]:
+            leftover.unlink(missing_ok=True)
     if resume:
         ckpt = load_checkpoint(latest_path)
         if ckpt["corpus"]["md5"] != corpus.md5:
