@@ -3,7 +3,7 @@
 import streamlit as st
 
 from tinyllm.errors import TinyLLMError
-from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS, resumable_runs
+from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS, orphan_runs, resumable_runs
 from tinyllm.runs import runs_dir
 from ui.charts import loss_curves
 from ui.training import jobs, my_runs
@@ -20,6 +20,17 @@ sees the same run; there is one at a time. When it finishes it is exported and a
 )
 
 job = jobs()
+for name, pid in orphan_runs().items():
+    if job.running() and job.status()["name"] == name:
+        continue  # this server's own run
+    st.warning(
+        f"Run '{name}' is still training in process {pid}, started before this server restarted. "
+        "No other run can start until it ends.",
+        icon=":material/sync:",
+    )
+    if st.button(f"Stop '{name}'", key=f"train_live_stop_orphan_{name}", icon=":material/stop:"):
+        job.stop_orphan(name)
+        st.toast("Asked it to stop cleanly: it saves a resumable checkpoint first.")
 for problem in SETTING_PROBLEMS.values():  # this server's limits, as its deployer wrote them
     st.warning(f"A setting of this server was not understood: {problem}", icon=":material/settings:")
 

@@ -164,3 +164,27 @@ def test_delete_refuses_the_kid_a_path_and_the_training_run(env):
         wait(jobs)
     jobs.delete("long")
     assert not (env / "runs" / "long").exists()
+
+
+def test_a_run_left_training_by_a_killed_server_is_recognised_and_stopped(env):
+    """The old server's job (a first TrainingJobs) keeps training; a new server
+    (a second TrainingJobs) never offers it for Resume, refuses a second
+    run, and its Stop stops that very process."""
+    from tinyllm.jobs import orphan_runs
+
+    old_server = TrainingJobs()
+    old_server.start("orphan", {**TINY, "steps": 5000})
+    orphan = old_server.proc
+    deadline = time.time() + 60
+    while "orphan" not in orphan_runs():
+        assert time.time() < deadline and orphan.poll() is None
+        time.sleep(0.2)
+    new_server = TrainingJobs()
+    assert orphan_runs() == {"orphan": orphan.pid}
+    assert "orphan" not in resumable_runs()
+    with pytest.raises(TinyLLMError, match=f"still training \\(process {orphan.pid}\\)"):
+        new_server.start("second", TINY)
+    new_server.stop_orphan("orphan")
+    assert orphan.wait(timeout=60) == 0
+    assert run_status(env / "runs" / "orphan")["progress"]["status"] == "stopped"
+    assert orphan_runs() == {} and resumable_runs() == ["orphan"]

@@ -28,7 +28,7 @@ from tinyllm.data import Vocab, corpus_from_bytes
 from tinyllm.errors import TinyLLMError
 from tinyllm.io import atomic_write_bytes, read_jsonl
 from tinyllm.model import GPTConfig, count_params
-from tinyllm.runs import ROOT, check_run_name, runs_dir
+from tinyllm.runs import ROOT, check_run_name, runs_dir, writer_of
 from tinyllm.sandbox import HEAD_FILE, train_in_sandbox
 from tinyllm.train import TrainConfig, configs_from, validate
 
@@ -154,10 +154,23 @@ def run_status(run_dir: Path) -> dict:
 
 
 def resumable_runs() -> list:
-    """Names of runs in runs_dir() that stopped before their last step."""
+    """Names of runs in runs_dir() that stopped before their last step and
+    that no process is writing (a run left training by a server that was
+    killed is still being written: it is not offered)."""
     if not runs_dir().is_dir():
         return []
-    return sorted(p.name for p in runs_dir().iterdir() if p.is_dir() and run_status(p)["resumable"])
+    return sorted(
+        p.name for p in runs_dir().iterdir() if p.is_dir() and run_status(p)["resumable"] and writer_of(p) is None
+    )
+
+
+def orphan_runs() -> dict:
+    """{name: pid} of runs in runs_dir() being written by a process this
+    server did not start (for example one left by a server that was killed)."""
+    if not runs_dir().is_dir():
+        return {}
+    writers = {p.name: writer_of(p) for p in runs_dir().iterdir() if p.is_dir()}
+    return {name: pid for name, pid in writers.items() if pid is not None}
 
 
 def background(limited: bool) -> dict:
@@ -217,6 +230,13 @@ class TrainingJobs:
         with self.lock:
             if self.running():
                 raise TinyLLMError(self.busy_message())
+            others = {n: pid for n, pid in orphan_runs().items() if self.proc is None or pid != self.proc.pid}
+            if others:
+                name_, pid = next(iter(others.items()))
+                raise TinyLLMError(
+                    f"The server is busy: run '{name_}' is still training (process {pid}), "
+                    "started before the server restarted. Stop it on this page, or wait for it."
+                )
             check_run_name(name)
             run_dir = runs_dir() / name
             cmd = [sys.executable, "-m", "tinyllm", "train", "--out", str(run_dir), "--quiet", "--export"]
@@ -277,6 +297,15 @@ class TrainingJobs:
             if self.running() and self.run_dir == run_dir:
                 raise TinyLLMError(f"Run '{name}' is training: stop it first.")
             shutil.rmtree(run_dir)
+
+    def stop_orphan(self, name: str):
+        """Ask a run that another server process started to stop cleanly: a
+        STOP file naming the process that writes it (the one Stop stops)."""
+        check_run_name(name)
+        pid = writer_of(runs_dir() / name)
+        if pid is None:
+            raise TinyLLMError(f"Run '{name}' is not training.")
+        (runs_dir() / name / "STOP").write_text(str(pid))
 
     def stop(self):
         """Ask the running job to stop cleanly (it saves a resumable checkpoint)."""
