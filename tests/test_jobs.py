@@ -176,7 +176,7 @@ def test_a_run_left_training_by_a_killed_server_is_recognised_and_stopped(env):
     old_server.start("orphan", {**TINY, "steps": 5000})
     orphan = old_server.proc
     deadline = time.time() + 60
-    while "orphan" not in orphan_runs():
+    while "orphan" not in orphan_runs() or not (env / "runs" / "orphan" / "latest.pt").exists():
         assert time.time() < deadline and orphan.poll() is None
         time.sleep(0.2)
     new_server = TrainingJobs()
