@@ -72,3 +72,15 @@ with st.sidebar:
     sidebar_form()
 
 navigation.run()
+
+# --- every chapter ends with the way on: the previous and the next chapter ---
+here = next((i for i, page in enumerate(CHAPTERS) if page.url_path == navigation.url_path), None)
+if here is not None:
+    st.divider()
+    back, forward = st.columns(2)
+    if here > 0:
+        back.page_link(CHAPTERS[here - 1], label=f"Back: {CHAPTERS[here - 1].title}", icon=":material/arrow_back:")
+    if here < len(CHAPTERS) - 1:
+        forward.page_link(
+            CHAPTERS[here + 1], label=f"Next: {CHAPTERS[here + 1].title}", icon=":material/arrow_forward:"
+        )

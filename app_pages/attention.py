@@ -90,8 +90,8 @@ def head_explorer():
                     "pos": j,
                     "char": glyph(chars[j]),
                     "q·k": round(steps["dots"][j], 3),
-                    "score": round(steps["scaled"][j], 3) if steps["visible"][j] else None,
-                    "masked": "" if steps["visible"][j] else "−∞ (future)",
+                    # after the mask: a hidden position's score is -inf, not a number to round
+                    "score": f"{steps['scaled'][j]:.3f}" if steps["visible"][j] else "−∞ (future)",
                     "weight": round(steps["weights"][j], 4),
                 }
             )
@@ -101,7 +101,8 @@ def head_explorer():
             hide_index=True,
             width="stretch",
             column_config={
-                "weight": st.column_config.ProgressColumn("weight", min_value=0.0, max_value=1.0, format="%.3f")
+                "score": st.column_config.TextColumn("score", width="medium"),
+                "weight": st.column_config.ProgressColumn("weight", min_value=0.0, max_value=1.0, format="%.3f"),
             },
         )
         st.caption(f"Rows near position {i}, newest first; the chart shows all of them.")

@@ -47,7 +47,7 @@ chosen = st.selectbox(
 )
 cols = st.columns(len(emb["neighbours"][chosen]))
 for col, (j, sim) in zip(cols, emb["neighbours"][chosen]):
-    col.metric(f"id {j}", glyph(chars[j]), f"{sim:.2f}", delta_color="off")
+    col.metric(f"id {j} · cosine {sim:.2f}", glyph(chars[j]))  # a similarity, not a change: no delta arrow
 
 st.subheader("Every pair at once")
 first_letter = next((i for i, c in enumerate(chars) if c.isalpha()), len(chars))

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from tinyllm.explain import glyph
+from ui.charts import FIT_WIDTH
 from ui.data import chapter, model
 
 vocab_doc = chapter("vocab")
@@ -26,25 +27,40 @@ left, right = st.columns([3, 2])
 with left:
     st.subheader("How often each character appears")
     sort = st.radio("Order", ["by id", "by count"], horizontal=True, key="vocab_sort")
-    order = "-y" if sort == "by count" else alt.EncodingSortField("id")
+    order = "-x" if sort == "by count" else alt.EncodingSortField("id")
+    # one row per character, so that every character keeps its label at any width
     st.altair_chart(
         alt.Chart(df)
         .mark_bar()
         .encode(
-            x=alt.X("shown:N", sort=order, title="character", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("count:Q", title="count in the corpus", scale=alt.Scale(type="sqrt")),
-            tooltip=["id", "name", "count"],
+            y=alt.Y("shown:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelFontSize=12)),
+            x=alt.X("count:Q", title="count in the corpus (square-root scale)", scale=alt.Scale(type="sqrt")),
+            tooltip=["id", "name", alt.Tooltip("count:Q", format=",")],
         )
-        .properties(height=300),
+        .properties(height=15 * len(df), autosize=FIT_WIDTH),
         width="stretch",
     )
+    by_count = df.sort_values("count", ascending=False)["shown"].tolist()
     st.caption(
-        "Counts on a square-root scale, so rare characters still show: the space and 'e' "
-        "appear far more often than 'Z' or '$'. Hover a bar for its count."
+        "Counts on a square-root scale, so rare characters still show: "
+        f"`{by_count[0]}`"
+        + (f" and `{by_count[1]}`" if len(by_count) > 3 else "")
+        + " appear far more often than "
+        + (f"`{by_count[-2]}` or " if len(by_count) > 3 else "")
+        + f"`{by_count[-1]}`. Hover a bar for its count."
     )
 with right:
     st.subheader("The whole table")
-    st.dataframe(df[["id", "name", "count"]], hide_index=True, height=360, width="stretch")
+    st.dataframe(
+        df[["id", "shown", "name", "count"]],
+        hide_index=True,
+        height=360,
+        width="stretch",
+        column_config={
+            "shown": st.column_config.TextColumn("character", help="as the charts show it: ↵ newline, ␣ space"),
+            "count": st.column_config.NumberColumn("count", format="localized"),
+        },
+    )
 
 st.subheader("Try it: encode and decode")
 _, vocab, _ = model()
@@ -63,5 +79,5 @@ st.code(str(ids), language=None, wrap_lines=True)
 st.markdown("**Decoded** back (ids to characters):")
 st.code(vocab.decode(ids), language=None, wrap_lines=True)
 if ids:
-    pairs = pd.DataFrame([[glyph(c) for c in known], [str(i) for i in ids]], index=["character", "id"])
-    st.dataframe(pairs, width="stretch")
+    pairs = pd.DataFrame({"character": [glyph(c) for c in known], "id": ids})
+    st.dataframe(pairs, hide_index=True, height=min(36 * len(pairs) + 40, 320), width="content")
