@@ -374,3 +374,33 @@ def test_a_visitor_deletes_a_run_they_made_and_only_that(app_env, tmp_path):
     at.button(key="train_live_delete").click().run()
     assert not at.exception and not (runs / "mine").exists() and (runs / "someone-elses").exists()
     assert "mine" not in at.sidebar.selectbox(key="run").options
+
+
+def test_every_chapter_ends_with_the_way_back_and_on(app_env):
+    chapters = [
+        "meet",
+        "vocab",
+        "embeddings",
+        "positions",
+        "attention",
+        "whole_kid",
+        "predictions",
+        "training",
+        "behind",
+    ]
+    at = open_page("meet")
+    for n, page in enumerate(chapters):
+        if page != "meet":
+            at.switch_page(f"app_pages/{page}.py").run()
+        labels = [link.proto.label for link in at.get("page_link")]
+        assert (n > 0) == any(label.startswith(f"Back: {n}.") for label in labels), (page, labels)
+        assert (n < len(chapters) - 1) == any(label.startswith(f"Next: {n + 2}.") for label in labels), labels
+
+
+def test_the_attention_table_says_what_the_mask_did(app_env):
+    at = open_page("attention")
+    at.slider(key="attention_query").set_value(5).run()
+    table = at.dataframe[0].value
+    hidden = table[table["pos"] > 5]["score"].tolist()
+    assert hidden and all(score == "−∞ (future)" for score in hidden)
+    assert all(float(score) == float(score) for score in table[table["pos"] <= 5]["score"])  # numbers, no None
