@@ -56,22 +56,36 @@ python -m tinyllm export --run artifacts/runs/mine""",
 
 st.subheader("Parameters, module by module")
 params = pd.DataFrame(card["params"])
-params["share"] = params["count"] / card["total_params"]
+params["share"] = 100 * params["count"] / card["total_params"]
 st.dataframe(
     params,
     hide_index=True,
     width="stretch",
     column_config={
-        "share": st.column_config.ProgressColumn("share of all", min_value=0.0, max_value=1.0, format="percent")
+        "count": st.column_config.NumberColumn("count", format="localized"),
+        # one format for every row: 1.02%, 0.02%, 39.80%
+        "share": st.column_config.ProgressColumn("share of all", min_value=0.0, max_value=100.0, format="%.2f%%"),
     },
 )
 
+# Which pages read each exported file, in the reader's words
+EXPORT_READERS = {
+    "model_card": "the sidebar and most chapters (the run's settings and sizes)",
+    "vocab": "Vocabulary, Embeddings and Training",
+    "embeddings": "Embeddings",
+    "positions": "Positions",
+    "attention": "Attention",
+    "predictions": "Predictions and The whole kid (its sample texts)",
+    "training": "Meet the kid and Training",
+    "evolution": "Training (the model at every snapshot)",
+    "flow": "The whole kid (each neuron's strongest contexts)",
+}
 st.subheader("What the run folder holds")
 descriptions = {
     "model.pt": "the kept checkpoint (best validation loss): weights + config, vocabulary, settings",
     "latest.pt": "the newest state with optimizer moments, to resume (not committed)",
     "log.jsonl": "one row per evaluation: losses, learning rate, speed, a sample",
-    "corpus.json": "character counts and three validation passages (not the corpus itself)",
+    "corpus.json": "character counts, three validation passages and the validation slice (not the corpus)",
     "summary.json": "how the run ended, and the exact validation loss of the kept checkpoint",
     "progress.json": "step and ETA while training runs",
 }
@@ -83,7 +97,12 @@ for path in sorted(run_dir.rglob("*")):
         if what is None and rel.startswith("snapshots/"):
             what = "the model at this step, in half precision: for watching it learn"
         if what is None and rel.startswith("export/"):
-            what = f"what chapter '{path.stem}' reads (documented in docs/export.md)"
+            what = f"what {EXPORT_READERS.get(path.stem, 'the app')} reads (documented in docs/export.md)"
         files.append({"file": rel, "size (KB)": round(path.stat().st_size / 1024, 1), "what": what or ""})
-st.dataframe(pd.DataFrame(files), hide_index=True, width="stretch")
+st.dataframe(
+    pd.DataFrame(files),
+    hide_index=True,
+    width="stretch",
+    column_config={"size (KB)": st.column_config.NumberColumn("size (KB)", format="localized")},
+)
 st.caption("Checkpoints load with torch.load(path, weights_only=True): plain tensors and metadata, no code.")
