@@ -218,6 +218,19 @@ def metric_line(rows, field, title, height=180, fmt=".3g"):
     )
 
 
+# One strong colour per kind of character (tinyllm.explain.char_kind), all
+# readable on the app's cream background and told apart from each other.
+KIND_COLOURS = {
+    "vowel": "#c0392b",
+    "consonant": "#1f4e79",
+    "capital": "#6a3d9a",
+    "digit": "#d35400",
+    "space / newline": "#138d75",
+    "punctuation": "#333333",
+    "other": "#7f6000",
+}
+
+
 def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title="PC 2", domain=None):
     df = pd.DataFrame(
         {
@@ -228,12 +241,17 @@ def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title=
             "id": list(range(len(chars))),
         }
     )
-    scale_x = alt.Scale(domain=domain[0]) if domain else alt.Scale()
-    scale_y = alt.Scale(domain=domain[1]) if domain else alt.Scale()
+    # padding: room for the labels of the outermost characters, never cut at the edge
+    scale_x = alt.Scale(domain=domain[0], padding=14) if domain else alt.Scale(padding=14)
+    scale_y = alt.Scale(domain=domain[1], padding=14) if domain else alt.Scale(padding=14)
     base = alt.Chart(df).encode(
         x=alt.X("x:Q", title=x_title, scale=scale_x),
         y=alt.Y("y:Q", title=y_title, scale=scale_y),
-        color=alt.Color("kind:N", legend=alt.Legend(title="kind")),
+        color=alt.Color(
+            "kind:N",
+            scale=alt.Scale(domain=list(KIND_COLOURS), range=list(KIND_COLOURS.values())),
+            legend=alt.Legend(title=None, orient="bottom", columns=4),
+        ),
         tooltip=["char", "id", "kind"],
     )
     return (
