@@ -192,9 +192,24 @@ def test_bad_run_folders_get_clear_errors(tiny_run, tmp_path):
         (tmp_path / "vocab.json").rename(tiny_run / "export" / "vocab.json")
 
 
-def test_files_are_plain_json(tiny_run):
+def strict_json(text: str):
+    """json.loads, minus what browsers refuse: NaN, Infinity, -Infinity."""
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_files_are_plain_json(tiny_run, tmp_path):
     for path in (tiny_run / "export").glob("*.json"):
-        json.loads(path.read_text())  # no NaN/Infinity, valid UTF-8
+        strict_json(path.read_text(encoding="utf-8"))  # valid UTF-8, no NaN or Infinity
+    with pytest.raises(ValueError, match="NaN"):  # the check itself can fail
+        strict_json('{"loss": NaN}')
+    from tinyllm.io import atomic_write_json
+
+    with pytest.raises(ValueError):  # and the writers refuse to write one
+        atomic_write_json(tmp_path / "x.json", {"loss": float("nan")})
 
 
 def test_live_analysis_matches_the_export(chapters, kid):
