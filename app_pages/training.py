@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from tinyllm.explain import char_kind, surprise_colour
-from ui.charts import attention_heatmap, embedding_scatter, loss_curves, metric_line
+from ui.charts import FIT_WIDTH, attention_heatmap, embedding_scatter, loss_curves, metric_line
 from ui.data import chapter
 from ui.text import coloured_text
 from ui.widgets import index_slider
@@ -48,7 +48,19 @@ snaps = evo["snapshots"]
 steps = [s["step"] for s in snaps]
 step = st.select_slider("Training step", steps, value=steps[-1], key="training_step")
 snap = snaps[steps.index(step)]
-st.markdown(f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}.")
+settings = card["train_settings"]
+measured_on = (
+    f"measured during training on the same {settings['eval_batches']} batches of {settings['batch_size']} "
+    f"snippets every time"
+)
+exact = card.get("exact_val_loss")
+if step == training["best_step"] and exact is not None:
+    st.markdown(
+        f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}, {measured_on}. Over the whole "
+        f"validation split this checkpoint's loss is {exact:.3f}: the number in the sidebar and chapter 1."
+    )
+else:
+    st.markdown(f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}, {measured_on}.")
 st.code(snap["sample"], language=None, wrap_lines=True)
 
 left, right = st.columns(2)
@@ -89,14 +101,18 @@ st.altair_chart(
     .encode(
         x=alt.X("step:Q", scale=alt.Scale(type="symlog"), title="training step (log-like scale)"),
         y=alt.Y("score:Q", title="strength of its main pattern"),
-        color=alt.Color("head:N"),
+        # every head in the legend (Vega drops entries that do not fit its height)
+        color=alt.Color("head:N", legend=alt.Legend(orient="bottom", columns=8, symbolLimit=0, title=None)),
         tooltip=["step", "head", "pattern", alt.Tooltip("score:Q", format=".2f")],
     )
-    .properties(height=300),
+    .properties(height=260, autosize=FIT_WIDTH),  # the legend below, not inside the height
     width="stretch",
 )
 
-st.subheader("All the samples from the log")
-for sample in training["samples"]:
-    with st.expander(f"step {sample['step']:,}"):
-        st.code(sample["text"], language=None, wrap_lines=True)
+st.subheader("What it wrote at every evaluation")
+samples = {sample["step"]: sample["text"] for sample in training["samples"]}
+if samples:
+    written_at = st.select_slider(
+        "Step", list(samples), value=list(samples)[-1], key="training_sample_step", format_func=lambda s: f"{s:,}"
+    )
+    st.code(samples[written_at], language=None, wrap_lines=True)

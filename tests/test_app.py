@@ -404,3 +404,14 @@ def test_the_attention_table_says_what_the_mask_did(app_env):
     hidden = table[table["pos"] > 5]["score"].tolist()
     assert hidden and all(score == "−∞ (future)" for score in hidden)
     assert all(float(score) == float(score) for score in table[table["pos"] <= 5]["score"])  # numbers, no None
+
+
+def test_training_explains_its_two_losses_and_scrubs_the_samples(app_env):
+    from tinyllm.export import read_chapter
+
+    card = read_chapter(app_env, "model_card")
+    at = open_page("training")
+    assert f"this checkpoint's loss is {card['exact_val_loss']:.3f}" in texts(at)
+    last = at.code[-1].value
+    at.select_slider(key="training_sample_step").set_value(0).run()
+    assert not at.exception and at.code[-1].value != last
