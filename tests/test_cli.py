@@ -92,3 +92,21 @@ def test_the_progress_bar_writes_carriage_returns_only_to_a_terminal():
     assert "\r" not in log.getvalue() and log.getvalue().count("\n") == 2  # one step line, one eval line
     assert log.getvalue().startswith("step      5/10 [")
     assert terminal.getvalue().count("\r") == 3
+
+
+def test_resume_says_which_settings_it_ignores(tiny_corpus, tiny_data_file, tmp_path, capsys):
+    import os
+
+    from helpers import tiny_configs
+
+    from tinyllm.cli import main
+    from tinyllm.train import train
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "STOP").write_text(str(os.getpid()))
+    train(*tiny_configs(steps=5000), tiny_corpus, out)
+    (out / "STOP").write_text(str(os.getpid()))  # the resumed run stops at once too
+    assert main(["train", "--out", str(out), "--resume", "--quiet", "--lr", "0.5", "--n-layer", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "ignoring --n-layer, --lr" in err or "ignoring --lr, --n-layer" in err

@@ -188,3 +188,20 @@ def test_a_run_left_training_by_a_killed_server_is_recognised_and_stopped(env):
     assert orphan.wait(timeout=60) == 0
     assert run_status(env / "runs" / "orphan")["progress"]["status"] == "stopped"
     assert orphan_runs() == {} and resumable_runs() == ["orphan"]
+
+
+def test_resuming_applies_the_servers_limits_to_the_runs_own_settings(env, tiny_corpus):
+    import os
+
+    from helpers import tiny_configs
+
+    from tinyllm.train import train
+
+    run_dir = env / "runs" / "from-the-cli"
+    run_dir.mkdir(parents=True)
+    (run_dir / "STOP").write_text(str(os.getpid()))  # stop at once: a stopped run set for 5,000 steps
+    assert train(*tiny_configs(steps=5000), tiny_corpus, run_dir)["status"] == "stopped"
+    with pytest.raises(TinyLLMError, match="set for 5,000 steps"):
+        TrainingJobs(Limits(max_steps=1000)).start("from-the-cli", {}, resume=True)
+    with pytest.raises(TinyLLMError, match="parameters"):
+        TrainingJobs(Limits(max_steps=10_000, max_params=1_000)).start("from-the-cli", {}, resume=True)

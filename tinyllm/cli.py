@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 from tinyllm.checkpoint import load_model
 from tinyllm.data import load_corpus, split
@@ -18,7 +18,7 @@ from tinyllm.exercise import DEFAULT_PATH, HeadCodeError, load_head_class, write
 from tinyllm.model import GPTConfig, param_table
 from tinyllm.runs import new_run_name, runs_dir
 from tinyllm.sample import SampleSettings, generate
-from tinyllm.train import TrainConfig, configs_from, exact_loss, train
+from tinyllm.train import TrainConfig, configs_from, exact_loss, flag, train
 
 DEFAULT_KID = "artifacts/kid/model.pt"
 
@@ -179,6 +179,14 @@ def cmd_train(args):
         if args.resume:
             raise TinyLLMError("--resume needs --out: the run folder to continue.")
         args.out = str(runs_dir() / new_run_name())
+    if args.resume:
+        defaults = {**asdict(GPTConfig()), **asdict(TrainConfig())}  # the flags' defaults
+        ignored = [flag(k) for k, v in values.items() if v != defaults[k]]
+        if ignored:  # a resumed run keeps the settings it started with (tinyllm/train.py)
+            print(
+                f"Note: --resume continues the run with its own settings; ignoring {', '.join(ignored)}.",
+                file=sys.stderr,
+            )
     corpus = load_corpus(args.data)
     callback = None if args.quiet else ProgressBar()
     summary = train(

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinyllm.checkpoint import load_checkpoint
 from tinyllm.data import Vocab, corpus_from_bytes
 from tinyllm.errors import TinyLLMError
 from tinyllm.io import atomic_write_bytes, read_jsonl
@@ -102,6 +103,20 @@ class Limits:
     max_params: int = field(default_factory=lambda: limit_setting("max_params"))
     max_upload_mb: float = field(default_factory=lambda: limit_setting("max_upload_mb"))
     max_vocab: int = field(default_factory=lambda: limit_setting("max_vocab"))
+
+    def check_resume(self, run_dir: Path):
+        """A resumed run keeps its own settings (a CLI run may have more steps
+        or a bigger model than this server allows): check them too."""
+        ckpt = load_checkpoint(run_dir / "latest.pt")
+        steps, params = ckpt["train"]["steps"], count_params(GPTConfig(**ckpt["config"]))
+        if steps > self.max_steps:
+            raise TinyLLMError(
+                f"This run was set for {steps:,} steps; this server resumes runs of at most {self.max_steps:,}."
+            )
+        if params > self.max_params:
+            raise TinyLLMError(
+                f"This run's model has {params:,} parameters; this server allows at most {self.max_params:,}."
+            )
 
     def check(self, settings: dict, vocab_size: int = 65, corpus_chars: int | None = None):
         """Validate settings like the CLI does, then apply this server's limits."""
@@ -243,6 +258,7 @@ class TrainingJobs:
             if resume:
                 if not (run_dir / "latest.pt").exists():
                     raise TinyLLMError(f"Run '{name}' has nothing to resume.")
+                self.limits.check_resume(run_dir)
                 uploads = sorted((run_dir / "upload").glob("*"))
                 if uploads:
                     cmd += ["--data", str(uploads[0])]
