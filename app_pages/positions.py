@@ -33,7 +33,9 @@ if T > 1:
     far = min(range(1, T), key=lambda d: by_distance[d])
     facts = describe_distances(by_distance)
     values = ", ".join(f"{v:.2f} at {d}" for d, v in enumerate(facts["near"], start=1))
-    if facts["neighbours_most_alike"] and facts["steady"]:
+    if T == 2:
+        reading = "With two positions there is one distance, so nothing to compare it with."
+    elif facts["neighbours_most_alike"] and facts["steady"]:
         reading = "Neighbours are the most alike, and likeness falls steadily with distance: order is smooth."
     elif facts["neighbours_most_alike"]:
         reading = "Neighbours are the most alike, but likeness does not fall steadily with distance."

@@ -21,7 +21,7 @@ sees the same run; there is one at a time. When it finishes it is exported and a
 
 job = jobs()
 for name, pid in orphan_runs().items():
-    if job.running() and job.status()["name"] == name:
+    if job.running() and pid == job.proc.pid:
         continue  # this server's own run
     st.warning(
         f"Run '{name}' is still training in process {pid}, started before this server restarted. "

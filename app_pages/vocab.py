@@ -40,14 +40,11 @@ with left:
         .properties(height=15 * len(df), autosize=FIT_WIDTH),
         width="stretch",
     )
-    by_count = df.sort_values("count", ascending=False)["shown"].tolist()
+    most, least = df.loc[df["count"].idxmax()], df.loc[df["count"].idxmin()]
     st.caption(
-        "Counts on a square-root scale, so rare characters still show: "
-        f"`{by_count[0]}`"
-        + (f" and `{by_count[1]}`" if len(by_count) > 3 else "")
-        + " appear far more often than "
-        + (f"`{by_count[-2]}` or " if len(by_count) > 3 else "")
-        + f"`{by_count[-1]}`. Hover a bar for its count."
+        "Counts on a square-root scale, so rare characters still show: the most frequent, "
+        f"`{most['shown']}`, appears {most['count']:,} times; the rarest, `{least['shown']}`, "
+        f"{least['count']:,}. Hover a bar for its count."
     )
 with right:
     st.subheader("The whole table")

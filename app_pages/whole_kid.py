@@ -8,8 +8,8 @@ import streamlit as st
 from tinyllm.explain import glyph
 from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
 from ui.charts import candidates_bar
-from ui.data import chapter, model, optional_chapter
-from ui.flow import context_html, flow_of, forward_diagram, pushes_chart, top_bars, vector_strip
+from ui.data import chapter, computed, model, optional_chapter
+from ui.flow import context_html, forward_diagram, pushes_chart, top_bars, vector_strip
 from ui.live import choose_plain_text
 from ui.widgets import index_slider
 
@@ -35,7 +35,7 @@ Pick a stage in the diagram's slider to see the real vector there, and what that
 text, choice = choose_plain_text("whole", samples, T, "ROMEO:\nBut soft, what light")
 # the character after the passage, where it is known
 next_char = vocab.chars[samples[choice]["targets"][-1]] if choice is not None else None
-flow = flow_of(text)
+flow = computed("flow", text)
 text = flow["text"]
 
 

@@ -15,20 +15,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [
-    "meet",
-    "vocab",
-    "embeddings",
-    "positions",
-    "attention",
-    "predictions",
-    "training",
-    "behind",
-    "train_live",
-    "playground",
-    "write_head",
-    "whole_kid",
-]
 
 
 def main():
@@ -39,12 +25,13 @@ def main():
     os.environ["PEEK_KID_DIR"] = str(Path(args.run).resolve())
     from streamlit.testing.v1 import AppTest
 
+    from ui import page_names
+
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
     at.run()
     print(f"{'page':<14}{'median ms':>10}{'max ms':>9}")
-    for page in PAGES:
-        if page != "meet":
-            at.switch_page(f"app_pages/{page}.py")
+    for page in page_names():
+        at.switch_page(f"app_pages/{page}.py")
         at.run()  # warm the caches
         assert not at.exception, at.exception
         times = []

@@ -8,22 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui import page_names
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
-PAGES = [
-    "meet",
-    "vocab",
-    "embeddings",
-    "positions",
-    "attention",
-    "predictions",
-    "training",
-    "behind",
-    "train_live",
-    "playground",
-    "write_head",
-    "whole_kid",
-]
+PAGES = page_names()
 
 
 @pytest.fixture
@@ -415,3 +404,15 @@ def test_training_explains_its_two_losses_and_scrubs_the_samples(app_env):
     last = at.code[-1].value
     at.select_slider(key="training_sample_step").set_value(0).run()
     assert not at.exception and at.code[-1].value != last
+
+
+def test_vocabulary_caption_names_the_run_s_own_most_and_least_frequent(app_env):
+    from tinyllm.explain import glyph
+    from tinyllm.export import read_chapter
+
+    chars = read_chapter(app_env, "vocab")["chars"]
+    most, least = max(chars, key=lambda c: c["count"]), min(chars, key=lambda c: c["count"])
+    at = open_page("vocab")
+    caption = next(c.value for c in at.caption if "most frequent" in c.value)
+    assert f"`{glyph(most['char'])}`, appears {most['count']:,} times" in caption
+    assert f"the rarest, `{glyph(least['char'])}`, {least['count']:,}" in caption

@@ -16,23 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from ui import page_names
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "tests" / "screenshots"
-PAGES = {
-    "meet": "",
-    "vocab": "vocab",
-    "embeddings": "embeddings",
-    "positions": "positions",
-    "attention": "attention",
-    "predictions": "predictions",
-    "training": "training",
-    "behind": "behind",
-    "train_live": "train_live",
-    "playground": "playground",
-    "write_head": "write_head",
-    "whole_kid": "whole_kid",
-}
+PAGES = {name: "" if name == "meet" else name for name in page_names()}  # meet is the default page
 
 try:
     from playwright.sync_api import expect, sync_playwright

@@ -245,9 +245,9 @@ class TrainingJobs:
         with self.lock:
             if self.running():
                 raise TinyLLMError(self.busy_message())
-            others = {n: pid for n, pid in orphan_runs().items() if self.proc is None or pid != self.proc.pid}
-            if others:
-                name_, pid = next(iter(others.items()))
+            orphans = orphan_runs()  # our own run has ended (not running), its lock with it
+            if orphans:
+                name_, pid = next(iter(orphans.items()))
                 raise TinyLLMError(
                     f"The server is busy: run '{name_}' is still training (process {pid}), "
                     "started before the server restarted. Stop it on this page, or wait for it."

@@ -3,3 +3,13 @@
 The pages draw with these; every number comes from tinyllm (the package
 computes, never this folder).
 """
+
+from pathlib import Path
+
+APP_PAGES = Path(__file__).resolve().parent.parent / "app_pages"
+
+
+def page_names() -> list:
+    """Every page of the app by its file name (meet, vocab, ...): what the
+    tests and benchmarks visit, so a new page is never left out."""
+    return sorted(path.stem for path in APP_PAGES.glob("*.py"))

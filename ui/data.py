@@ -14,7 +14,8 @@ import streamlit as st
 
 from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
-from tinyllm.export import export_run, read_chapter
+from tinyllm.export import analyze_text, export_run, read_chapter
+from tinyllm.flow import full_flow
 from tinyllm.runs import RUN_NAME, kid_dir, run_info, runs_dir
 
 
@@ -77,6 +78,24 @@ def chapter(name: str, run_dir: Path | None = None) -> dict:
         return _chapter(str(run_dir), name, mtime_ns(path))
     except TinyLLMError as e:
         explain_and_stop(e)
+
+
+# What a page may compute live from the selected run's model and a text (the
+# reader's own text): the export's analysis of attention and predictions, and
+# the whole kid's trace. Same function as the export and the tests use.
+LIVE = {"analysis": analyze_text, "flow": full_flow}
+
+
+@st.cache_data(max_entries=64, show_spinner="Running the kid on your text...")
+def _computed(run_dir: str, mtime: int, what: str, text: str) -> dict:
+    kid, vocab, _ = model(Path(run_dir))
+    return LIVE[what](kid, vocab, text)
+
+
+def computed(what: str, text: str) -> dict:
+    """LIVE[what] of the selected run's model on `text`, once per run and text."""
+    run_dir = current_run()
+    return _computed(str(run_dir), mtime_ns(run_dir / "model.pt"), what, text)
 
 
 def optional_chapter(name: str, run_dir: Path | None = None) -> dict | None:

@@ -2,32 +2,16 @@
 strip of coloured cells, the pushes behind a logit, a neuron's contexts."""
 
 import html
-from pathlib import Path
 
 import altair as alt
 import numpy as np
 import pandas as pd
-import streamlit as st
 
 from tinyllm.explain import glyph
-from tinyllm.flow import full_flow
 from ui.charts import DIVERGING, FIT_WIDTH
-from ui.data import current_run, model, mtime_ns
 
 SELECTED = "#1f4e79"
 PLAIN = "#f1efe6"
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _flow(run_dir: str, mtime: int, text: str) -> dict:
-    kid, vocab, _ = model(Path(run_dir))
-    return full_flow(kid, vocab, text)
-
-
-def flow_of(text: str) -> dict:
-    """The selected run's full trace of `text`, computed once per run and text."""
-    run_dir = current_run()
-    return _flow(str(run_dir), mtime_ns(run_dir / "model.pt"), text)
 
 
 class Diagram:

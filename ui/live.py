@@ -1,24 +1,9 @@
-"""Live computations for text the reader types, cached per run and text."""
-
-from pathlib import Path
+"""The choice of a text to look at: a sample passage, or the reader's own."""
 
 import streamlit as st
 
 from tinyllm.explain import glyph
-from tinyllm.export import analyze_text
-from ui.data import current_run, model, mtime_ns
-
-
-@st.cache_data(max_entries=32, show_spinner="Running the kid on your text...")
-def _analyze(run_dir: str, mtime: int, text: str) -> dict:
-    kid, vocab, _ = model(Path(run_dir))
-    return analyze_text(kid, vocab, text)
-
-
-def analyze(text: str) -> dict:
-    """The export-format attention and predictions of `text`, from the checkpoint."""
-    run_dir = current_run()
-    return _analyze(str(run_dir), mtime_ns(run_dir / "model.pt"), text)
+from ui.data import computed, model
 
 
 def choose_text(page: str, samples: list, block_size: int, default_own: str):
@@ -28,7 +13,7 @@ def choose_text(page: str, samples: list, block_size: int, default_own: str):
     or the live analysis of the reader's text (same keys); stops the page
     with a note when the text cannot be read."""
     text, choice = choose_plain_text(page, samples, block_size, default_own)
-    return (samples[choice], choice) if choice is not None else (analyze(text), None)
+    return (samples[choice], choice) if choice is not None else (computed("analysis", text), None)
 
 
 def choose_plain_text(page: str, samples: list, block_size: int, default_own: str):
