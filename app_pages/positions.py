@@ -51,7 +51,9 @@ if T > 1:
         )
     st.markdown(
         f"**Reading it:** each cell compares two positions' vectors. The mean similarity of two positions "
-        f"by their distance: {values}; the least alike are {far} apart ({by_distance[far]:.2f}). {reading}"
+        f"by their distance: {values}"
+        + (f"; the least alike are {far} apart ({by_distance[far]:.2f})" if T > 2 else "")
+        + f". {reading}"
     )
 st.altair_chart(
     alt.Chart(pd.DataFrame({"distance": range(T), "similarity": by_distance}))

@@ -269,4 +269,6 @@ def test_position_facts_say_what_the_numbers_show():
     assert not kid["steady"] and kid["neighbours_most_alike"] and kid["peaks"] == [5]
     assert kid["near"] == [0.52, -0.14, -0.15, 0.29, 0.50]
     assert not describe_distances([1.0, 0.1, 0.6, 0.2])["neighbours_most_alike"]
+    # a plateau with a rounding-sized bump is no peak (a 2-layer run: 0.67, 0.60, 0.55, 0.549, 0.551)
+    assert describe_distances([1.0, 0.67, 0.60, 0.55, 0.549, 0.551, 0.5])["peaks"] == []
     assert duration(12.0) == "12 minutes" and duration(0.2) == "12 seconds"

@@ -78,11 +78,16 @@ def duration(minutes: float) -> str:
     return f"{seconds:.0f} seconds" if seconds >= 1.5 else "about a second"
 
 
+RISE = 0.1  # how far likeness must climb back for describe_distances to call it a peak
+
+
 def describe_distances(by_distance: list, shown: int = 5) -> dict:
     """What the mean similarity by distance of the position vectors shows,
     in facts a page can print: the values at distances 1..shown, whether
     neighbours are the most alike, whether it falls steadily over those
-    distances, and the distances (2 or more) where it rises again to a peak."""
+    distances, and the distances (2 or more) where it rises again to a peak:
+    a local maximum at least RISE above the lowest value before it (a rise
+    a reader can see, not rounding) and at least half the neighbours' likeness."""
     near = [float(v) for v in by_distance[1 : shown + 1]]
     further = [float(v) for v in by_distance[2:]]
     peaks = [
@@ -90,6 +95,7 @@ def describe_distances(by_distance: list, shown: int = 5) -> dict:
         for d in range(2, len(by_distance) - 1)
         if by_distance[d] > by_distance[d - 1]
         and by_distance[d] >= by_distance[d + 1]
+        and by_distance[d] - min(by_distance[1:d]) >= RISE
         and by_distance[d] > 0.5 * by_distance[1]
     ]
     return dict(
