@@ -63,12 +63,31 @@ def test_learning_rate_warms_up_then_decays():
         (dict(lr=-1.0), "--lr"),
         (dict(batch_size=0), "--batch-size"),
         (dict(device="tpu"), "--device"),
+        (dict(seed=-1), "--seed"),
+        (dict(seed=2**63), "--seed"),
+        (dict(grad_clip=float("nan")), "--grad-clip"),
+        (dict(lr=float("inf")), "--lr"),
+        (dict(min_lr=0.01, lr=0.001), "--min-lr"),
+        (dict(warmup_steps=-1), "--warmup-steps"),
+        (dict(weight_decay=-0.1), "--weight-decay"),
+        (dict(n_layer=0), "--n-layer"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_flag(overrides, flag, tiny_corpus):
     model_config, train_config = tiny_configs(**overrides)
     with pytest.raises(TinyLLMError, match=flag):
         validate(model_config, train_config, len(tiny_corpus.text))
+
+
+def test_the_forms_words_name_each_setting_by_its_label(tiny_corpus):
+    model_config, train_config = tiny_configs(n_embd=30, n_head=4, steps=0, dropout=1.0)
+    with pytest.raises(TinyLLMError) as refused:
+        validate(model_config, train_config, len(tiny_corpus.text), words="form")
+    message = str(refused.value)
+    assert "Steps must be at least 1, not 0" in message
+    assert "Dropout must be below 1, not 1" in message
+    assert "Width (n_embd) (30) must be divisible by Heads per layer (4)" in message
+    assert "--" not in message
 
 
 def test_stopped_then_resumed_equals_uninterrupted(tmp_path, tiny_corpus):

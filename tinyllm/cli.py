@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
 from tinyllm.checkpoint import load_model
 from tinyllm.data import load_corpus, split
@@ -18,37 +18,20 @@ from tinyllm.exercise import DEFAULT_PATH, HeadCodeError, load_head_class, write
 from tinyllm.model import GPTConfig, param_table
 from tinyllm.runs import new_run_name, runs_dir
 from tinyllm.sample import SampleSettings, generate
-from tinyllm.train import TrainConfig, configs_from, exact_loss, flag, train
+from tinyllm.settings import described, flag
+from tinyllm.train import TrainConfig, configs_from, exact_loss, train
 
 DEFAULT_KID = "artifacts/kid/model.pt"
 
-MODEL_HELP = {
-    "block_size": "context length in characters: how far back the kid can read",
-    "n_embd": "width of the vectors inside the model (divisible by --n-head)",
-    "n_head": "attention heads per layer",
-    "n_layer": "transformer blocks stacked on top of each other",
-    "dropout": "fraction of activations zeroed during training, against overfitting",
-}
-TRAIN_HELP = {
-    "steps": "optimizer updates to run",
-    "batch_size": "sequences per update",
-    "lr": "peak learning rate",
-    "min_lr": "learning rate at the end of the cosine decay",
-    "warmup_steps": "steps of linear learning-rate warm-up",
-    "weight_decay": "AdamW weight decay on weight matrices",
-    "grad_clip": "clip the gradient norm to this",
-    "eval_interval": "evaluate and log a sample every N steps",
-    "eval_batches": "fixed batches per evaluation",
-    "seed": "random seed (the same seed repeats a CPU run exactly)",
-    "device": "auto, cpu, cuda or mps",
-    "sample_chars": "length of the sample logged at each evaluation",
-}
-
-
-def add_flag(parser, name, default, help_text):
-    kind = type(default) if default is not None else str
+def add_flag(parser, setting_field):
+    """A flag made from a setting's own description (tinyllm/settings.py)."""
+    default = setting_field.default
     parser.add_argument(
-        "--" + name.replace("_", "-"), dest=name, type=kind, default=default, help=f"{help_text} (default: {default})"
+        flag(setting_field.name),
+        dest=setting_field.name,
+        type=type(default),
+        default=default,
+        help=f"{setting_field.metadata['help']} (default: {default})",
     )
 
 
@@ -77,12 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="train with your own attention Head (a file from the exercise command) in every head",
     )
-    defaults = GPTConfig()
-    for f in fields(GPTConfig):
-        if f.name in MODEL_HELP:
-            add_flag(p, f.name, getattr(defaults, f.name), MODEL_HELP[f.name])
-    for f in fields(TrainConfig):
-        add_flag(p, f.name, getattr(TrainConfig(), f.name), TRAIN_HELP[f.name])
+    for setting_field in described(GPTConfig) + described(TrainConfig):
+        add_flag(p, setting_field)
 
     p = commands.add_parser("sample", help="let a kid write")
     p.add_argument("--checkpoint", default=DEFAULT_KID, help=f"checkpoint (default: {DEFAULT_KID})")

@@ -31,6 +31,7 @@ from tinyllm.io import atomic_write_bytes, read_jsonl
 from tinyllm.model import GPTConfig, count_params
 from tinyllm.runs import ROOT, check_run_name, runs_dir, writer_of
 from tinyllm.sandbox import HEAD_FILE, train_in_sandbox
+from tinyllm.settings import flag
 from tinyllm.train import TrainConfig, configs_from, validate
 
 # A run trains beside the pages other visitors are reading: it gets half the
@@ -119,10 +120,11 @@ class Limits:
             )
 
     def check(self, settings: dict, vocab_size: int = 65, corpus_chars: int | None = None):
-        """Validate settings like the CLI does, then apply this server's limits."""
+        """Validate settings like the CLI does (naming them as the app's form
+        does), then apply this server's limits."""
         model_config, train_config = configs_from(settings)
         model_config.vocab_size = vocab_size
-        validate(model_config, train_config, corpus_chars)
+        validate(model_config, train_config, corpus_chars, words="form")
         if train_config.steps > self.max_steps:
             raise TinyLLMError(
                 f"This server allows at most {self.max_steps:,} steps (asked for {train_config.steps:,})."
@@ -142,7 +144,7 @@ class Limits:
 
 
 def settings_flags(settings: dict) -> list:
-    return [arg for k, v in settings.items() for arg in ("--" + k.replace("_", "-"), str(v))]
+    return [arg for k, v in settings.items() for arg in (flag(k), str(v))]
 
 
 def run_status(run_dir: Path) -> dict:

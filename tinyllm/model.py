@@ -24,15 +24,51 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from tinyllm.settings import setting
+
 
 @dataclass
 class GPTConfig:
-    vocab_size: int = 65  # distinct characters in the corpus (65 for tinyshakespeare)
-    block_size: int = 64  # the longest context the kid can read, in characters
-    n_embd: int = 128  # width of every vector inside the model
-    n_head: int = 4  # attention heads per layer; each has n_embd // n_head dims
-    n_layer: int = 4  # number of transformer blocks
-    dropout: float = 0.1  # fraction zeroed while training, after each attention and feed-forward
+    # Filled in from the corpus: every distinct character gets an id.
+    vocab_size: int = 65
+    # The shape of the model. Each setting's description lives here, once:
+    # the command line's --help, the app's form and the error messages read it.
+    block_size: int = setting(
+        64,
+        "How many characters the kid can read at once: its context.",
+        label="Context (block size)",
+        minimum=1,
+        form=(8, 256, 8),
+    )
+    n_embd: int = setting(
+        128,
+        "Numbers in every vector inside the model (a multiple of the heads).",
+        label="Width (n_embd)",
+        minimum=1,
+        form=(16, 256, 16),
+    )
+    n_head: int = setting(
+        4,
+        "Attention heads per layer; each has n_embd / n_head numbers and looks for its own pattern.",
+        label="Heads per layer",
+        minimum=1,
+        form=(1, 8, 1),
+    )
+    n_layer: int = setting(
+        4,
+        "Transformer blocks stacked on top of each other.",
+        label="Layers",
+        minimum=1,
+        form=(1, 8, 1),
+    )
+    dropout: float = setting(
+        0.1,
+        "Fraction of activations zeroed while training (after attention and feed-forward), against memorising.",
+        label="Dropout",
+        minimum=0.0,
+        below=1.0,
+        form=(0.0, 0.5, 0.05),
+    )
 
     @property
     def head_size(self) -> int:

@@ -33,6 +33,7 @@ from tinyllm.io import atomic_write_json, read_jsonl, write_jsonl
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.runs import RunFolderLock
 from tinyllm.sample import SampleSettings, sample_text
+from tinyllm.settings import bound_problems, name_in, setting
 
 # Snapshots at roughly log-spaced steps: the kid changes fastest early on.
 SNAPSHOT_STEPS = [0, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000]
@@ -41,61 +42,109 @@ EVAL_SEED = 0  # the fixed evaluation batches are the same for every run
 
 @dataclass
 class TrainConfig:
-    steps: int = 6000  # optimizer updates (about 11 minutes on 2 CPU cores at the default shape)
-    batch_size: int = 32  # sequences per update; each is block_size characters
-    lr: float = 2e-3  # peak learning rate (baby networks can afford a high one)
-    min_lr: float = 1e-4  # the cosine schedule ends here (a twentieth of lr)
-    warmup_steps: int = 100  # linear warm-up from 0 to lr: early gradients are wild
-    weight_decay: float = 0.1  # AdamW decay on weight matrices: a pull towards small weights
-    grad_clip: float = 1.0  # gradients with a larger norm are scaled down to it
-    eval_interval: int = 250  # evaluate (and log a sample) every this many steps
-    eval_batches: int = 20  # fixed batches per evaluation, for train and for val
-    seed: int = 1337  # the same seed gives the same run on the CPU
-    device: str = "auto"  # auto: CUDA, else MPS, else CPU
-    sample_chars: int = 200  # length of the sample logged at each evaluation
+    # How the kid is trained. Each setting's description lives here, once:
+    # the command line's --help, the app's form and the error messages read it.
+    steps: int = setting(
+        6000,
+        "How many times the kid sees a batch and adjusts its weights.",
+        label="Steps",
+        minimum=1,
+        form=(50, 20000, 50),
+    )
+    batch_size: int = setting(
+        32,
+        "Snippets of text (block_size characters each) per step: more is smoother, slower.",
+        label="Batch size",
+        minimum=1,
+        form=(1, 128, 1),
+    )
+    lr: float = setting(
+        2e-3,
+        "Peak learning rate, the size of each adjustment: too high diverges, too low crawls.",
+        label="Learning rate",
+        above=0.0,
+        form=(1e-4, 1e-2, 1e-4),
+    )
+    min_lr: float = setting(
+        1e-4,
+        "Learning rate at the end of the cosine decay (at most the peak).",
+        label="Final learning rate",
+        minimum=0.0,
+    )
+    warmup_steps: int = setting(
+        100,
+        "Steps of linear warm-up from 0 to the peak learning rate: early gradients are wild.",
+        label="Warm-up steps",
+        minimum=0,
+    )
+    weight_decay: float = setting(
+        0.1,
+        "AdamW's pull of weight matrices towards zero.",
+        label="Weight decay",
+        minimum=0.0,
+    )
+    grad_clip: float = setting(
+        1.0,
+        "Gradients with a larger norm are scaled down to this.",
+        label="Gradient clip",
+        above=0.0,
+    )
+    eval_interval: int = setting(
+        250,
+        "Evaluate, and log a sample, every this many steps.",
+        label="Evaluation interval",
+        minimum=1,
+    )
+    eval_batches: int = setting(
+        20,
+        "Fixed batches per evaluation, for train and for val (the same ones every time).",
+        label="Evaluation batches",
+        minimum=1,
+    )
+    seed: int = setting(
+        1337,
+        "The same seed repeats the same run, number for number, on the same CPU.",
+        label="Seed",
+        minimum=0,
+        below=2**63,
+        form=(0, 2**31 - 1, 1),
+    )
+    device: str = setting(
+        "auto",
+        "Where to train: auto picks CUDA, else MPS, else the CPU.",
+        label="Device",
+        choices=("auto", "cpu", "cuda", "mps"),
+    )
+    sample_chars: int = setting(
+        200,
+        "Length of the sample logged at each evaluation.",
+        label="Sample length",
+        minimum=1,
+    )
 
     def to_dict(self):
         return asdict(self)
 
 
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+def validate(model_config: GPTConfig, train_config: TrainConfig, corpus_chars: int | None = None, words="cli"):
+    """Refuse bad settings before any work starts, naming each setting as
+    the reader knows it: its flag (words="cli") or the form's label ("form")."""
 
+    def name(setting_name):
+        return name_in(words, setting_name, (GPTConfig, TrainConfig))
 
-def validate(model_config: GPTConfig, train_config: TrainConfig, corpus_chars: int | None = None):
-    """Refuse bad settings before any work starts, naming the flag to fix."""
-    problems = []
-    for name in ("block_size", "n_embd", "n_head", "n_layer"):
-        if getattr(model_config, name) < 1:
-            problems.append(f"{flag(name)} must be at least 1, not {getattr(model_config, name)}")
-    for name in ("steps", "batch_size", "eval_interval", "eval_batches", "sample_chars"):
-        if getattr(train_config, name) < 1:
-            problems.append(f"{flag(name)} must be at least 1, not {getattr(train_config, name)}")
+    problems = bound_problems(model_config, words) + bound_problems(train_config, words)
     if model_config.n_head >= 1 and model_config.n_embd % model_config.n_head:
-        problems.append(f"--n-embd ({model_config.n_embd}) must be divisible by --n-head ({model_config.n_head})")
-    if not 0 <= model_config.dropout < 1:
-        problems.append(f"--dropout must be in [0, 1), not {model_config.dropout}")
-    if not train_config.lr > 0:
-        problems.append(f"--lr must be above 0, not {train_config.lr}")
-    if not 0 <= train_config.min_lr <= train_config.lr:
-        problems.append(f"--min-lr must be between 0 and --lr, not {train_config.min_lr}")
-    if train_config.warmup_steps < 0:
-        problems.append(f"--warmup-steps must be 0 or more, not {train_config.warmup_steps}")
-    if not train_config.grad_clip > 0:  # also refuses nan
-        problems.append(f"--grad-clip must be above 0, not {train_config.grad_clip}")
-    if not 0 <= train_config.seed < 2**63:
-        problems.append(f"--seed must be between 0 and 2**63 - 1, not {train_config.seed}")
-    if not (math.isfinite(train_config.lr) and math.isfinite(train_config.min_lr)):
-        problems.append("--lr and --min-lr must be finite numbers")
-    if train_config.weight_decay < 0:
-        problems.append(f"--weight-decay must be 0 or more, not {train_config.weight_decay}")
-    if train_config.device not in ("auto", "cpu", "cuda", "mps"):
-        problems.append(f"--device must be auto, cpu, cuda or mps, not {train_config.device}")
+        problems.append(
+            f"{name('n_embd')} ({model_config.n_embd}) must be divisible by {name('n_head')} ({model_config.n_head})"
+        )
+    if train_config.min_lr > train_config.lr:
+        problems.append(f"{name('min_lr')} must be at most {name('lr')}, not {train_config.min_lr}")
     if corpus_chars is not None:
         val_chars = corpus_chars - split_point(corpus_chars)
         if model_config.block_size + 1 > val_chars:
             problems.append(
-                f"--block-size ({model_config.block_size}) is too large for this corpus: its "
+                f"{name('block_size')} ({model_config.block_size}) is too large for this text: its "
                 f"validation split has {val_chars} characters and needs block_size + 1"
             )
     if problems:

@@ -8,19 +8,13 @@ import streamlit as st
 
 from tinyllm.errors import TinyLLMError
 from tinyllm.jobs import PRESETS, QUICK_TAKES, TrainingJobs
+from tinyllm.model import GPTConfig
 from tinyllm.runs import new_run_name
+from tinyllm.settings import form_fields
+from tinyllm.train import TrainConfig
 
-FIELDS = {  # name: (label, one-line explanation, min, max, step)
-    "steps": ("Steps", "How many times the kid sees a batch and adjusts its weights.", 50, 20000, 50),
-    "batch_size": ("Batch size", "Snippets of text per step: more is smoother, slower.", 1, 128, 1),
-    "block_size": ("Context (block size)", "How many characters the kid can read at once.", 8, 256, 8),
-    "n_embd": ("Width (n_embd)", "Numbers per vector inside the model (divisible by heads).", 16, 256, 16),
-    "n_head": ("Heads per layer", "Attention heads; each looks for its own pattern.", 1, 8, 1),
-    "n_layer": ("Layers", "Transformer blocks stacked on top of each other.", 1, 8, 1),
-    "dropout": ("Dropout", "Fraction of activations zeroed while training, against memorising.", 0.0, 0.5, 0.05),
-    "lr": ("Learning rate", "Size of each adjustment. Too high diverges, too low crawls.", 1e-4, 1e-2, 1e-4),
-    "seed": ("Seed", "The same seed repeats the same run.", 0, 2**31 - 1, 1),
-}
+# The settings the form offers, described on their dataclass fields (tinyllm/settings.py).
+FORM_FIELDS = form_fields(GPTConfig, TrainConfig)
 
 
 @st.cache_resource
@@ -63,24 +57,28 @@ def sidebar_form():
             horizontal=True,
             help=f"quick: {QUICK_TAKES} on a small server. The kid's recipe: what trained the kid.",
         )
-        settings = {}
-        for name, (label, help_text, low, high, step) in FIELDS.items():
-            settings[name] = st.number_input(
-                label,
-                low,
-                high,
-                step=step,
-                key=f"train_{name}",
-                help=help_text,
-                format="%.4f" if name == "lr" else None,
-            )
+        # Outside the form: choosing a file shows the uploader at once.
         corpus = st.radio("Corpus", ["tinyshakespeare", "my own text file"], key="train_corpus")
-        upload = None
-        if corpus == "my own text file":
-            upload = st.file_uploader("A UTF-8 .txt file", type=["txt"], key="train_upload")
-        name = st.text_input("Run name", key="train_name", help="Letters, digits, - and _.")
-        if st.button("Train", type="primary", key="train_start", icon=":material/play_arrow:"):
-            start(name, settings, upload, corpus)
+        # A form: editing a setting does not rerun the page behind it; Train sends them all.
+        with st.form("train_form", border=False, enter_to_submit=False):
+            settings = {}
+            for setting_field in FORM_FIELDS:
+                low, high, step = setting_field.metadata["form"]
+                settings[setting_field.name] = st.number_input(
+                    setting_field.metadata["label"],
+                    low,
+                    high,
+                    step=step,
+                    key=f"train_{setting_field.name}",
+                    help=setting_field.metadata["help"],
+                    format="%.4f" if setting_field.name == "lr" else None,
+                )
+            upload = None
+            if corpus == "my own text file":
+                upload = st.file_uploader("A UTF-8 .txt file", type=["txt"], key="train_upload")
+            name = st.text_input("Run name", key="train_name", help="Letters, digits, - and _.")
+            if st.form_submit_button("Train", type="primary", key="train_start", icon=":material/play_arrow:"):
+                start(name, settings, upload, corpus)
 
 
 def start(name, settings, upload, corpus):
