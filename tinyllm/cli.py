@@ -23,6 +23,7 @@ from tinyllm.train import TrainConfig, configs_from, exact_loss, train
 
 DEFAULT_KID = "artifacts/kid/model.pt"
 
+
 def add_flag(parser, setting_field):
     """A flag made from a setting's own description (tinyllm/settings.py)."""
     default = setting_field.default

@@ -23,9 +23,7 @@ def setting(default, help, *, label, minimum=None, above=None, below=None, choic
     training form offers the setting (the form's range may be narrower)."""
     return field(
         default=default,
-        metadata=dict(
-            help=help, label=label, minimum=minimum, above=above, below=below, choices=choices, form=form
-        ),
+        metadata=dict(help=help, label=label, minimum=minimum, above=above, below=below, choices=choices, form=form),
     )
 
 
