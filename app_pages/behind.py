@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from tinyllm.runfolder import FILES
 from tinyllm.runs import ROOT
 from ui.data import chapter, current_run
 
@@ -81,22 +82,13 @@ EXPORT_READERS = {
     "flow": "The whole kid (each neuron's strongest contexts)",
 }
 st.subheader("What the run folder holds")
-descriptions = {
-    "model.pt": "the kept checkpoint (best validation loss): weights + config, vocabulary, settings",
-    "latest.pt": "the newest state with optimizer moments, to resume (not committed)",
-    "log.jsonl": "one row per evaluation: losses, learning rate, speed, a sample",
-    "corpus.json": "character counts, three validation passages and the validation slice (not the corpus)",
-    "summary.json": "how the run ended, and the exact validation loss of the kept checkpoint",
-    "progress.json": "step and ETA while training runs",
-}
 files = []
 for path in sorted(run_dir.rglob("*")):
     if path.is_file() and not path.name.startswith("."):
         rel = path.relative_to(run_dir).as_posix()
-        what = descriptions.get(rel)
-        if what is None and rel.startswith("snapshots/"):
-            what = "the model at this step, in half precision: for watching it learn"
-        if what is None and rel.startswith("export/"):
+        top = rel.split("/")[0]  # a file, or the folder it is in
+        what = FILES.get(top)
+        if top == "export":
             what = f"what {EXPORT_READERS.get(path.stem, 'the app')} reads (documented in docs/export.md)"
         files.append({"file": rel, "size (KB)": round(path.stat().st_size / 1024, 1), "what": what or ""})
 st.dataframe(

@@ -5,6 +5,7 @@ import streamlit as st
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, TEMPLATE
 from tinyllm.jobs import PRESETS
+from tinyllm.runfolder import RunFolder
 from tinyllm.runs import new_run_name
 from tinyllm.sandbox import check_in_sandbox
 from ui.data import chapter, current_run
@@ -25,7 +26,7 @@ HINTS = [
 
 card = chapter("model_card")
 cfg = card["config"]
-checkpoint = current_run() / "model.pt"
+checkpoint = RunFolder(current_run()).model
 allowed, reason = code_policy()
 
 st.title("Write attention yourself")

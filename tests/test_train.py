@@ -227,7 +227,10 @@ def test_a_stale_stop_file_and_leftover_temporary_files_are_cleared(tiny_corpus,
 
 
 def test_a_run_folder_has_one_writer(tiny_corpus, tiny_data_file, tmp_path):
-    from tinyllm.runs import RunFolderLock, writer_of
+    from tinyllm.runfolder import RunFolder, RunFolderLock
+
+    def writer_of(path):
+        return RunFolder(path).writer()
 
     out = tmp_path / "run"
     first = subprocess.Popen(
@@ -279,3 +282,74 @@ def test_killed_before_its_first_resumable_checkpoint_it_starts_again(tiny_corpu
     again = train(*tiny_configs(steps=40), tiny_corpus, out)
     assert again["status"] == first["status"] == "done"
     assert [r["val_loss"] for r in read_jsonl(out / "log.jsonl")] == losses
+
+
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+
+
+def test_a_run_takes_exactly_the_textbook_steps(tmp_path, tiny_corpus):
+    """train() against the plain loop of "Let's build GPT", written out here
+    a second time: same seed, batches, schedule and optimizer give the same
+    weights, bit for bit (dropout on, so the random numbers' order counts too)."""
+    from tinyllm.model import GPT
+    from tinyllm.train import random_batch
+
+    model_config, train_config = tiny_configs(steps=30, eval_interval=10, dropout=0.1)
+    train(model_config, train_config, tiny_corpus, tmp_path / "run")
+    trained = load_checkpoint(tmp_path / "run" / "latest.pt")["model"]
+
+    vocab = Vocab.from_text(tiny_corpus.text)
+    train_ids, _ = split(torch.tensor(vocab.encode(tiny_corpus.text)))
+    torch.manual_seed(train_config.seed)
+    model = GPT(model_config).set_fast(True)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train_config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        betas=(0.9, 0.99),
+    )
+    batches = torch.Generator().manual_seed(train_config.seed)
+    model.train()
+    for step in range(train_config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, train_config)
+        x, y = random_batch(train_ids, model_config.block_size, train_config.batch_size, batches)
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
+        optimizer.step()
+    for name, weights in model.state_dict().items():
+        if name in trained:
+            assert torch.equal(weights, trained[name]), name
+
+
+@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="needs tinyshakespeare beside the project (../shared)")
+def test_the_kids_recipe_repeats_the_kids_first_200_steps(tmp_path):
+    """The committed kid's own settings and corpus, stopped at step 200: the
+    logged losses equal the kid's. Exactly on the CPU that trained it; another
+    CPU sums floats in another order (this project's CI machine: 0.0004 apart
+    at step 50, 0.0025 at step 200, with the kid's own commit too), so there
+    they must agree to 0.005. train() itself is checked bit for bit against
+    the textbook loop above."""
+    from tinyllm.data import load_corpus
+    from tinyllm.model import GPTConfig
+    from tinyllm.train import TrainConfig
+
+    kid = ROOT / "artifacts" / "kid"
+    kid_ckpt = load_checkpoint(kid / "model.pt")
+    run_dir = tmp_path / "again"
+
+    def stop_at_200(event):
+        if event["kind"] == "eval" and event["step"] == 200:
+            (run_dir / "STOP").touch()
+
+    corpus = load_corpus(str(SHAKESPEARE))
+    model_config = GPTConfig(**{k: v for k, v in kid_ckpt["config"].items() if k != "vocab_size"})
+    summary = train(model_config, TrainConfig(**kid_ckpt["train"]), corpus, run_dir, callback=stop_at_200)
+    assert summary["step"] == 200
+    losses = lambda rows: [(r["step"], r["train_loss"], r["val_loss"]) for r in rows if r["step"] <= 200]  # noqa: E731
+    ours, kids = losses(read_jsonl(run_dir / "log.jsonl")), losses(read_jsonl(kid / "log.jsonl"))
+    assert [row[0] for row in ours] == [row[0] for row in kids] == [0, 50, 100, 200]
+    for mine, theirs in zip(ours, kids):
+        assert mine == pytest.approx(theirs, abs=0.005)

@@ -12,7 +12,6 @@ keep 4 significant digits: plenty for pictures, and small files.
 
 import json
 import math
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -23,6 +22,7 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.flow import neuron_contexts
 from tinyllm.io import atomic_write_text, read_jsonl
 from tinyllm.model import param_table
+from tinyllm.runfolder import RunFolder
 
 VERSION = 1
 CHAPTERS = [
@@ -151,27 +151,27 @@ class Run:
     """Everything the export reads, checked up front with clear errors."""
 
     def __init__(self, run_dir):
-        self.dir = Path(run_dir)
+        self.folder = RunFolder(run_dir)
+        self.dir = self.folder.path
         if not self.dir.is_dir():
             raise TinyLLMError(f"No run folder at {self.dir}.")
-        self.ckpt = load_checkpoint(self.dir / "model.pt")
+        self.ckpt = load_checkpoint(self.folder.model)
         self.model, self.vocab = build_model(self.ckpt)
-        log_path = self.dir / "log.jsonl"
+        log_path = self.folder.log
         if not log_path.is_file():
-            raise TinyLLMError(f"{self.dir} has no log.jsonl: it is not a complete run folder.")
+            raise TinyLLMError(f"{self.dir} has no {log_path.name}: it is not a complete run folder.")
         try:
             self.log = read_jsonl(log_path)
         except ValueError as e:
             raise TinyLLMError(f"{log_path} is damaged: {e}.") from None
         if not self.log:
             raise TinyLLMError(f"{log_path} is empty: the run logged no evaluation.")
-        facts_path = self.dir / "corpus.json"
-        if not facts_path.is_file():
-            raise TinyLLMError(f"{self.dir} has no corpus.json (written when training starts).")
-        self.facts = json.loads(facts_path.read_text(encoding="utf-8"))
-        summary_path = self.dir / "summary.json"
-        self.summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        self.snapshots = sorted((self.dir / "snapshots").glob("step_*.pt"))
+        facts_path = self.folder.corpus
+        self.facts = self.folder.read_object(facts_path)
+        if self.facts is None:
+            raise TinyLLMError(f"{facts_path} is missing or damaged (it is written when training starts).")
+        self.summary = self.folder.read_object(self.folder.summary) or {}
+        self.snapshots = self.folder.snapshot_files()
         T = self.model.config.block_size
         self.prompts = [p for p in self.facts["prompts"] if len(p) == T + 1]
         if not self.prompts:
@@ -392,12 +392,11 @@ def export_run(run_dir) -> list:
         "evolution": evolution_chapter(run),
         "flow": flow_chapter(run),
     }
-    out_dir = run.dir / "export"
-    out_dir.mkdir(exist_ok=True)
+    run.folder.export.mkdir(exist_ok=True)
     written = []
     for name, body in chapters.items():
         doc = {"format": f"peek-export/{name}", "version": VERSION, **body}
-        path = out_dir / f"{name}.json"
+        path = run.folder.chapter(name)
         # allow_nan=False: a NaN is an error here, not a surprise in the browser
         atomic_write_text(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
         written.append(path)
@@ -406,7 +405,7 @@ def export_run(run_dir) -> list:
 
 def read_chapter(run_dir, name: str) -> dict:
     """Load one exported chapter, with a clear error if it is missing or stale."""
-    path = Path(run_dir) / "export" / f"{name}.json"
+    path = RunFolder(run_dir).chapter(name)
     if not path.is_file():
         raise TinyLLMError(f"{path} is missing. Create it with: python -m tinyllm export --run {run_dir}")
     try:

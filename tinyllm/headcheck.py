@@ -13,7 +13,6 @@ also compared with what each classic mistake would give, computed here
 from the kid's own q, k and v; a match names the mistake.
 """
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import HeadCodeError, build_head, describe_exception, use_heads
 from tinyllm.explain import glyph
+from tinyllm.runfolder import RunFolder
 
 TOLERANCE = 1e-5  # largest difference that still counts as the same number
 LOSS_TOLERANCE = 1e-4  # the loss sums thousands of such numbers
@@ -218,10 +218,10 @@ def format_report(report: dict) -> str:
 
 def validation_texts(run_dir: Path, block_size: int) -> list:
     """The run's validation passages (corpus.json, written when training started)."""
-    path = Path(run_dir) / "corpus.json"
+    path = RunFolder(run_dir).corpus
     try:
-        prompts = json.loads(path.read_text(encoding="utf-8"))["prompts"]
-    except (OSError, ValueError, KeyError, TypeError):
+        prompts = list(RunFolder.read_object(path)["prompts"])
+    except (KeyError, TypeError):
         raise TinyLLMError(f"{path} is missing or damaged: the check reads its validation passages.") from None
     prompts = [p for p in prompts if isinstance(p, str) and len(p) == block_size + 1]
     if not prompts:

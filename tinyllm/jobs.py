@@ -11,7 +11,6 @@ defaults (LIMIT_SETTINGS below); a value that is not understood is reported
 once in the server's log and on the training page, and the default is used.
 """
 
-import json
 import logging
 import math
 import os
@@ -27,9 +26,10 @@ from pathlib import Path
 from tinyllm.checkpoint import load_checkpoint
 from tinyllm.data import Vocab, corpus_from_bytes
 from tinyllm.errors import TinyLLMError
-from tinyllm.io import atomic_write_bytes, read_jsonl
+from tinyllm.io import atomic_write_bytes
 from tinyllm.model import GPTConfig, count_params
-from tinyllm.runs import ROOT, check_run_name, runs_dir, writer_of
+from tinyllm.runfolder import RunFolder
+from tinyllm.runs import ROOT, check_run_name, runs_dir
 from tinyllm.sandbox import HEAD_FILE, train_in_sandbox
 from tinyllm.settings import flag
 from tinyllm.train import TrainConfig, configs_from, validate
@@ -108,7 +108,7 @@ class Limits:
     def check_resume(self, run_dir: Path):
         """A resumed run keeps its own settings (a CLI run may have more steps
         or a bigger model than this server allows): check them too."""
-        ckpt = load_checkpoint(run_dir / "latest.pt")
+        ckpt = load_checkpoint(RunFolder(run_dir).latest)
         steps, params = ckpt["train"]["steps"], count_params(GPTConfig(**ckpt["config"]))
         if steps > self.max_steps:
             raise TinyLLMError(
@@ -148,25 +148,12 @@ def settings_flags(settings: dict) -> list:
 
 
 def run_status(run_dir: Path) -> dict:
-    """What a run folder says about itself: progress, log rows, summary."""
-    run_dir = Path(run_dir)
-    status = dict(progress=None, rows=[], summary=None, corpus=None, resumable=(run_dir / "latest.pt").exists())
-    for name in ("progress", "summary", "corpus"):
-        path = run_dir / f"{name}.json"
-        if path.exists():
-            try:
-                status[name] = json.loads(path.read_text())
-            except ValueError:
-                pass  # being replaced right now: the next poll reads it
-    if (run_dir / "log.jsonl").exists():
-        try:
-            status["rows"] = read_jsonl(run_dir / "log.jsonl")
-        except ValueError:
-            pass
-    if status["corpus"]:
-        status["uniform_loss"] = math.log(len(status["corpus"]["counts"]))
-    stopped = (status["progress"] or {}).get("status") in ("stopped", "failed")
-    status["resumable"] = status["resumable"] and (stopped or status["summary"] is None)
+    """What a run folder says about itself (RunFolder.status), with the loss
+    of a uniform guess over its vocabulary for the charts."""
+    status = RunFolder(run_dir).status()
+    counts = (status["corpus"] or {}).get("counts")
+    if isinstance(counts, list) and counts:
+        status["uniform_loss"] = math.log(len(counts))
     return status
 
 
@@ -177,7 +164,9 @@ def resumable_runs() -> list:
     if not runs_dir().is_dir():
         return []
     return sorted(
-        p.name for p in runs_dir().iterdir() if p.is_dir() and run_status(p)["resumable"] and writer_of(p) is None
+        p.name
+        for p in runs_dir().iterdir()
+        if p.is_dir() and RunFolder(p).status()["resumable"] and RunFolder(p).writer() is None
     )
 
 
@@ -186,7 +175,7 @@ def orphan_runs() -> dict:
     server did not start (for example one left by a server that was killed)."""
     if not runs_dir().is_dir():
         return {}
-    writers = {p.name: writer_of(p) for p in runs_dir().iterdir() if p.is_dir()}
+    writers = {p.name: RunFolder(p).writer() for p in runs_dir().iterdir() if p.is_dir()}
     return {name: pid for name, pid in writers.items() if pid is not None}
 
 
@@ -256,16 +245,17 @@ class TrainingJobs:
                 )
             check_run_name(name)
             run_dir = runs_dir() / name
+            folder = RunFolder(run_dir)
             cmd = [sys.executable, "-m", "tinyllm", "train", "--out", str(run_dir), "--quiet", "--export"]
             if resume:
-                if not (run_dir / "latest.pt").exists():
+                if not folder.latest.exists():
                     raise TinyLLMError(f"Run '{name}' has nothing to resume.")
                 self.limits.check_resume(run_dir)
-                uploads = sorted((run_dir / "upload").glob("*"))
+                uploads = sorted(folder.upload.glob("*"))
                 if uploads:
                     cmd += ["--data", str(uploads[0])]
-                if (run_dir / "head" / HEAD_FILE).is_file():
-                    cmd += ["--head", str(run_dir / "head" / HEAD_FILE)]
+                if (folder.head / HEAD_FILE).is_file():
+                    cmd += ["--head", str(folder.head / HEAD_FILE)]
                 cmd.append("--resume")
             else:
                 if run_dir.exists():
@@ -285,19 +275,19 @@ class TrainingJobs:
                     # keep the file's own name (the run records it), never its path
                     given = Path(corpus_name).name
                     safe_name = given if UPLOAD_NAME.fullmatch(given) else "upload.txt"
-                    (run_dir / "upload").mkdir()
-                    atomic_write_bytes(run_dir / "upload" / safe_name, corpus_bytes)
-                    cmd += ["--data", str(run_dir / "upload" / safe_name)]
+                    folder.upload.mkdir()
+                    atomic_write_bytes(folder.upload / safe_name, corpus_bytes)
+                    cmd += ["--data", str(folder.upload / safe_name)]
                 cmd += settings_flags(settings)
                 if head_code is not None:
-                    head_path = run_dir / "head" / HEAD_FILE
+                    head_path = folder.head / HEAD_FILE
                     head_path.parent.mkdir()
                     atomic_write_bytes(head_path, head_code.encode("utf-8"))
                     cmd += ["--head", str(head_path)]
             if self.output is not None:
                 self.output.close()  # the previous run's messages are all written
-            self.output = open(run_dir / "train.out", "ab")  # the subprocess's own messages
-            limited = head_code is not None or (run_dir / "head").is_dir()  # a visitor's code runs in it
+            self.output = open(folder.output, "ab")  # the subprocess's own messages
+            limited = head_code is not None or folder.head.is_dir()  # a visitor's code runs in it
             self.proc = subprocess.Popen(
                 cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT, **background(limited)
             )
@@ -320,17 +310,17 @@ class TrainingJobs:
         """Ask a run that another server process started to stop cleanly: a
         STOP file naming the process that writes it (the one Stop stops)."""
         check_run_name(name)
-        pid = writer_of(runs_dir() / name)
+        pid = RunFolder(runs_dir() / name).writer()
         if pid is None:
             raise TinyLLMError(f"Run '{name}' is not training.")
-        (runs_dir() / name / "STOP").write_text(str(pid))
+        RunFolder(runs_dir() / name).stop.write_text(str(pid))
 
     def stop(self):
         """Ask the running job to stop cleanly (it saves a resumable checkpoint)."""
         if self.running():
             # the STOP file names the process it is for: the run started moments
             # ago may not have cleared a stale one yet (tinyllm/train.py)
-            (self.run_dir / "STOP").write_text(str(self.proc.pid))
+            RunFolder(self.run_dir).stop.write_text(str(self.proc.pid))
 
     def status(self) -> dict:
         """The current (or last) job: name, whether it runs, and its run folder's status."""
@@ -344,6 +334,6 @@ class TrainingJobs:
             returncode=None if self.proc is None else self.proc.poll(),
         )
         if not status["running"] and status["returncode"] not in (0, None):
-            out = (self.run_dir / "train.out").read_text(errors="replace")[-600:]
+            out = RunFolder(self.run_dir).output.read_text(errors="replace")[-600:]
             status["error"] = out.strip().splitlines()[-1] if out.strip() else "training failed"
         return status

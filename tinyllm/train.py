@@ -1,13 +1,14 @@
 """Training: the loop that turns a random model into the kid.
 
 The loop knows nothing about terminals or web pages. It writes everything
-into a run folder and reports progress through a callback:
+into a run folder (tinyllm/runfolder.py says what each file holds) and
+reports progress through a callback.
 
-  model.pt              the checkpoint with the best validation loss so far
-  latest.pt             the newest state, with optimizer and random states (resumable)
-  log.jsonl             one row per evaluation: losses, learning rate, speed, a sample
-  progress.json         step, loss and ETA, rewritten about once a second
-  snapshots/step_N.pt   the model at log-spaced steps, to watch it learn
+The step itself is `Trainer.step`: a batch, the loss, its gradients, a clip
+and an optimizer update, as in "Let's build GPT". Around it, as named parts:
+`evaluate` (losses on fixed batches, the best checkpoint, snapshots, a
+sample, a log row), `save_latest` (the resumable state) and
+`write_progress` (step and ETA for whoever watches).
 
 Every file is written atomically. Ctrl-C, SIGTERM or a file named STOP in
 the run folder ends the run cleanly; `resume=True` continues it.
@@ -29,9 +30,9 @@ from tinyllm.data import Corpus, Vocab, split, split_point
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import use_heads
 from tinyllm.flow import SLICE_CHARS
-from tinyllm.io import atomic_write_json, read_jsonl, write_jsonl
+from tinyllm.io import atomic_write_json, write_jsonl
 from tinyllm.model import GPT, GPTConfig
-from tinyllm.runs import RunFolderLock
+from tinyllm.runfolder import RunFolder, RunFolderLock
 from tinyllm.sample import SampleSettings, sample_text
 from tinyllm.settings import bound_problems, name_in, setting
 
@@ -222,8 +223,8 @@ def exact_loss(model, ids, batch_size=256, device="cpu") -> float:
 class StopFlag:
     """Set by Ctrl-C, SIGTERM, a STOP file in the run folder, or the caller."""
 
-    def __init__(self, run_dir: Path):
-        self.stop_file = run_dir / "STOP"
+    def __init__(self, folder: RunFolder):
+        self.stop_file = folder.stop
         self.requested = False
 
     def __call__(self, signum=None, frame=None):
@@ -280,248 +281,268 @@ def corpus_facts(corpus: Corpus, vocab: Vocab, block_size: int) -> dict:
 
 
 def train(model_config, train_config, corpus, run_dir, resume=False, callback=None, head_class=None) -> dict:
-    """Train (or resume) a run in run_dir, as its only writer (RunFolderLock):
-    a second process writing the same folder is refused. See train_run."""
-    with RunFolderLock(run_dir):
-        return train_run(model_config, train_config, corpus, run_dir, resume, callback, head_class)
-
-
-def train_run(
-    model_config: GPTConfig,
-    train_config: TrainConfig,
-    corpus: Corpus,
-    run_dir,
-    resume=False,
-    callback=None,
-    head_class=None,
-) -> dict:
     """Train (or resume) a run in run_dir. Returns a summary dict with
     status "done" or "stopped", the step reached and the best val loss.
 
+    The process is the folder's only writer (RunFolderLock): a second one
+    writing the same folder is refused. resume=True continues the run with
+    the settings it started with (model_config and train_config are ignored).
     head_class: a learner's attention Head (tinyllm/exercise.py) to use in
     every head, on the readable path; None: the kid's own, fused."""
-    run_dir = Path(run_dir)
-    latest_path = run_dir / "latest.pt"
-    log_path = run_dir / "log.jsonl"
-    callback = callback or (lambda event: None)
+    with RunFolderLock(run_dir):
+        folder = RunFolder(run_dir)
+        resume_state = open_for_writing(folder, corpus, resume)
+        if resume_state:
+            model_config = GPTConfig(**resume_state["config"])
+            train_config = TrainConfig(**resume_state["train"])
+        trainer = Trainer(folder, model_config, train_config, corpus, head_class, resume_state)
+        return trainer.run(callback or (lambda event: None))
 
-    resume_state = None
-    if resume and not latest_path.exists() and (run_dir / "model.pt").exists():
+
+def open_for_writing(folder: RunFolder, corpus: Corpus, resume: bool) -> dict | None:
+    """Check that the folder may be (re)started or resumed and tidy what a
+    killed run left. Returns the resumable checkpoint when resuming."""
+    if resume and not folder.latest.exists() and folder.model.exists():
         raise TinyLLMError(
-            f"{run_dir} cannot be resumed: it stopped before its first resumable checkpoint. "
+            f"{folder.path} cannot be resumed: it stopped before its first resumable checkpoint. "
             "Run the same command without --resume to start it again."
         )
-    if not resume and not latest_path.exists() and not (run_dir / "summary.json").exists():
+    if not resume and not folder.latest.exists() and not folder.summary.exists():
         # Killed between its first checkpoint and its first resumable one: nothing
         # can continue it, so it starts again (the same settings give the same run).
-        for leftover in [run_dir / "model.pt", log_path, *run_dir.glob("snapshots/*.pt")]:
+        for leftover in [folder.model, folder.log, *folder.snapshot_files()]:
             leftover.unlink(missing_ok=True)
-    if resume:
-        ckpt = load_checkpoint(latest_path)
-        if ckpt["corpus"]["md5"] != corpus.md5:
-            raise TinyLLMError(
-                f"{run_dir} was trained on {ckpt['corpus']['name']} (md5 {ckpt['corpus']['md5']}); "
-                f"give the same corpus to resume it (got md5 {corpus.md5})."
-            )
-        # A resumed run keeps the settings it started with.
-        model_config = GPTConfig(**ckpt["config"])
-        train_config = TrainConfig(**ckpt["train"])
-        resume_state = ckpt
-    elif (run_dir / "latest.pt").exists() or (run_dir / "model.pt").exists():
-        raise TinyLLMError(f"{run_dir} already holds a run. Continue it with --resume, or choose another --out.")
-
-    vocab = Vocab(resume_state["vocab"]) if resume_state else Vocab.from_text(corpus.text)
-    model_config.vocab_size = len(vocab)
-    validate(model_config, train_config, len(corpus.text))
-    device = pick_device(train_config.device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "snapshots").mkdir(exist_ok=True)
-    # Left by a run that was killed: a STOP nobody will read (one that names
-    # this very process is a stop asked for while it started), half-written files.
-    stop_file = run_dir / "STOP"
-    if stop_file.exists() and stop_file.read_text(errors="replace").strip() != str(os.getpid()):
-        stop_file.unlink(missing_ok=True)
-    for leftover in run_dir.rglob(".*.tmp"):
-        leftover.unlink(missing_ok=True)
-
+    if not resume and (folder.latest.exists() or folder.model.exists()):
+        raise TinyLLMError(f"{folder.path} already holds a run. Continue it with --resume, or choose another --out.")
     if not resume:
-        facts = corpus_facts(corpus, vocab, model_config.block_size)
-        atomic_write_json(run_dir / "corpus.json", facts)
-    ids = torch.tensor(vocab.encode(corpus.text), dtype=torch.long)
-    train_ids, val_ids = split(ids)
-    cfg = train_config
-    eval_sets = {
-        "train": fixed_batches(train_ids, model_config.block_size, cfg.batch_size, cfg.eval_batches),
-        "val": fixed_batches(val_ids, model_config.block_size, cfg.batch_size, cfg.eval_batches),
-    }
+        return None
+    ckpt = load_checkpoint(folder.latest)
+    if ckpt["corpus"]["md5"] != corpus.md5:
+        raise TinyLLMError(
+            f"{folder.path} was trained on {ckpt['corpus']['name']} (md5 {ckpt['corpus']['md5']}); "
+            f"give the same corpus to resume it (got md5 {corpus.md5})."
+        )
+    return ckpt
 
-    torch.manual_seed(cfg.seed)
-    model = GPT(model_config)
-    if head_class is not None:
-        use_heads(model, head_class)  # every head the learner's, same weights, same random numbers
-    model.to(device).set_fast(head_class is None)
-    head_name = Path(getattr(head_class, "source_file", "your Head")).name if head_class else None
-    if head_name is None and resume_state:
-        head_name = resume_state.get("head")
-    decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices and embeddings
-    no_decay = [p for p in model.parameters() if p.dim() < 2]  # biases and LayerNorm gains
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-        betas=(0.9, 0.99),
-    )
-    batch_gen = torch.Generator().manual_seed(cfg.seed)
 
-    step, elapsed_before, best_val, rows = 0, 0.0, float("inf"), []
-    if resume_state:
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["resume"]["optimizer"])
-        batch_gen.set_state(resume_state["resume"]["batch_rng"])
-        torch.set_rng_state(resume_state["resume"]["torch_rng"])
-        step = resume_state["step"]
-        elapsed_before = resume_state["elapsed_s"]
-        best_val = resume_state["resume"]["best_val"]
-        rows = [r for r in read_jsonl(log_path) if r["step"] <= step] if log_path.exists() else []
-    logged = {r["step"] for r in rows}
-    snapshots = set(snapshot_steps(cfg.steps))
+class Trainer:
+    """One run being trained: its model, optimizer, data and clock, the step,
+    and the named parts around the step."""
 
-    def elapsed() -> float:  # seconds of training, over every session of a resumed run
-        return elapsed_before + time.time() - t_start
+    def __init__(self, folder, model_config, train_config, corpus, head_class=None, resume_state=None):
+        self.folder, self.cfg, self.corpus = folder, train_config, corpus
+        self.vocab = Vocab(resume_state["vocab"]) if resume_state else Vocab.from_text(corpus.text)
+        model_config.vocab_size = len(self.vocab)
+        validate(model_config, train_config, len(corpus.text))
+        self.device = pick_device(train_config.device)
+        folder.snapshots.mkdir(parents=True, exist_ok=True)
+        folder.remove_leftovers()
+        if not resume_state:
+            atomic_write_json(folder.corpus, corpus_facts(corpus, self.vocab, model_config.block_size))
 
-    def meta(losses):
+        ids = torch.tensor(self.vocab.encode(corpus.text), dtype=torch.long)
+        self.train_ids, self.val_ids = split(ids)
+        self.block_size = model_config.block_size
+        cfg = train_config
+        self.eval_sets = {
+            "train": fixed_batches(self.train_ids, self.block_size, cfg.batch_size, cfg.eval_batches),
+            "val": fixed_batches(self.val_ids, self.block_size, cfg.batch_size, cfg.eval_batches),
+        }
+
+        torch.manual_seed(cfg.seed)
+        self.model = GPT(model_config)
+        if head_class is not None:
+            use_heads(self.model, head_class)  # every head the learner's, same weights, same random numbers
+        self.model.to(self.device).set_fast(head_class is None)
+        self.head_name = Path(getattr(head_class, "source_file", "your Head")).name if head_class else None
+        if self.head_name is None and resume_state:
+            self.head_name = resume_state.get("head")
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]  # matrices and embeddings
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]  # biases and LayerNorm gains
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+            betas=(0.9, 0.99),
+        )
+        self.batch_gen = torch.Generator().manual_seed(cfg.seed)
+
+        self.step, self.elapsed_before, self.best_val, self.rows = 0, 0.0, float("inf"), []
+        self.losses = {}  # of the latest evaluation
+        if resume_state:
+            self.model.load_state_dict(resume_state["model"])
+            self.optimizer.load_state_dict(resume_state["resume"]["optimizer"])
+            self.batch_gen.set_state(resume_state["resume"]["batch_rng"])
+            torch.set_rng_state(resume_state["resume"]["torch_rng"])
+            self.step = resume_state["step"]
+            self.elapsed_before = resume_state["elapsed_s"]
+            self.best_val = resume_state["resume"]["best_val"]
+            self.losses = resume_state["losses"]
+            self.rows = [r for r in folder.read_log() if r["step"] <= self.step]
+        self.logged = {r["step"] for r in self.rows}
+        self.snapshots = set(snapshot_steps(cfg.steps))
+        self.start_step, self.loss = self.step, None
+        self.t_start = self.interval_start = time.time()
+        self.last_progress = 0.0  # the first progress is written after the first step
+        self.interval_tokens, self.tokens_per_s = 0, 0.0
+
+    # -- the step ------------------------------------------------------------
+
+    def train_step(self):
+        """One update: a random batch, its loss, the gradients, a clip, a step."""
+        lr = lr_at(self.step, self.cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x, y = random_batch(self.train_ids, self.block_size, self.cfg.batch_size, self.batch_gen)
+        _, loss = self.model(x.to(self.device), y.to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+
+        self.interval_tokens += x.numel()
+        self.loss = loss.item()
+        if not math.isfinite(self.loss):
+            self.loss = None  # progress.json is JSON: no NaN in it
+            raise TinyLLMError(
+                f"Training diverged at step {self.step}: the loss is not a number any more. "
+                "Try a smaller --lr; the last good checkpoint is kept."
+            )
+
+    # -- the parts around it -------------------------------------------------
+
+    def run(self, callback) -> dict:
+        """Evaluate when due, step until the last step or a stop, then finish."""
+        stop = StopFlag(self.folder)
+        restore_signals = stop.install()
+        status = "done"
+        self.model.train()
+        try:
+            while True:
+                if self.evaluation_due():
+                    callback(dict(kind="eval", **self.evaluate()))
+                if self.step >= self.cfg.steps:
+                    break
+                if stop.check():
+                    status = "stopped"
+                    self.save_latest()
+                    break
+                self.train_step()
+                if time.time() - self.last_progress > 1.0:  # about once a second
+                    self.last_progress = time.time()
+                    self.tokens_per_s = self.interval_tokens / max(1e-9, time.time() - self.interval_start)
+                    progress = self.write_progress("running")
+                    callback(dict(kind="step", lr=lr_at(self.step - 1, self.cfg), **progress))
+        except BaseException:
+            self.write_progress("failed")
+            raise
+        finally:
+            restore_signals()
+        summary = self.finish(status)
+        callback(dict(kind="end", **summary))
+        return summary
+
+    def evaluation_due(self) -> bool:
+        step = self.step
+        due = step % self.cfg.eval_interval == 0 or step in self.snapshots or step == self.cfg.steps
+        return due and step not in self.logged
+
+    def elapsed(self) -> float:
+        """Seconds of training, over every session of a resumed run."""
+        return self.elapsed_before + time.time() - self.t_start
+
+    def evaluate(self) -> dict:
+        """Losses on the fixed batches; the checkpoint if it is the best so far;
+        a snapshot at a snapshot step; a sample; a log row; the resumable state."""
+        if self.interval_tokens:
+            self.tokens_per_s = self.interval_tokens / (time.time() - self.interval_start)
+        self.losses = {k: round(mean_loss(self.model, b, self.device), 4) for k, b in self.eval_sets.items()}
+        is_best = self.losses["val"] < self.best_val
+        if is_best:
+            self.best_val = self.losses["val"]
+            save_checkpoint(self.folder.model, self.model, self.vocab, self.meta())
+        if self.step in self.snapshots:
+            save_checkpoint(self.folder.snapshot(self.step), self.model, self.vocab, self.meta(), half=True)
+        sample = sample_text(self.model, self.vocab, "", SampleSettings(self.cfg.sample_chars, seed=0))
+        self.model.train()
+        row = dict(
+            step=self.step,
+            train_loss=self.losses["train"],
+            val_loss=self.losses["val"],
+            lr=lr_at(self.step, self.cfg),
+            tokens_per_s=round(self.tokens_per_s),
+            elapsed_s=round(self.elapsed(), 2),
+            best=is_best,
+            snapshot=self.step in self.snapshots,
+            sample=sample,
+        )
+        self.rows.append(row)
+        self.logged.add(self.step)
+        write_jsonl(self.folder.log, self.rows)
+        self.save_latest()
+        self.interval_start, self.interval_tokens = time.time(), 0
+        return row
+
+    def meta(self) -> dict:
+        """What every checkpoint records beside the weights."""
         return dict(
-            train=cfg.to_dict(),
-            step=step,
-            losses=losses,
-            corpus=dict(name=corpus.name, md5=corpus.md5, chars=len(corpus.text)),
-            elapsed_s=round(elapsed(), 2),
-            device=device,
-            **({"head": head_name} if head_name else {}),
+            train=self.cfg.to_dict(),
+            step=self.step,
+            losses=self.losses,
+            corpus=dict(name=self.corpus.name, md5=self.corpus.md5, chars=len(self.corpus.text)),
+            elapsed_s=round(self.elapsed(), 2),
+            device=self.device,
+            **({"head": self.head_name} if self.head_name else {}),
         )
 
-    def save_latest(losses):
+    def save_latest(self):
+        """The newest state, with what resuming needs to continue number for number."""
         resume = dict(
-            optimizer=optimizer.state_dict(),
-            batch_rng=batch_gen.get_state(),
+            optimizer=self.optimizer.state_dict(),
+            batch_rng=self.batch_gen.get_state(),
             torch_rng=torch.get_rng_state(),
-            best_val=best_val,
+            best_val=self.best_val,
         )
-        save_checkpoint(latest_path, model, vocab, meta(losses), resume=resume)
+        save_checkpoint(self.folder.latest, self.model, self.vocab, self.meta(), resume=resume)
 
-    def write_progress(status, loss=None):
-        done = step - start_step
-        rate = done / max(1e-9, time.time() - t_start)
+    def write_progress(self, status: str) -> dict:
+        done = self.step - self.start_step
+        seconds = time.time() - self.t_start
+        rate = done / max(1e-9, seconds)
         # an estimate from a handful of steps (start-up included) misleads: wait for 20 steps and 5 s
-        eta = (cfg.steps - step) / rate if done >= 20 and time.time() - t_start >= 5 else None
+        eta = (self.cfg.steps - self.step) / rate if done >= 20 and seconds >= 5 else None
         progress = dict(
             status=status,
-            step=step,
-            steps=cfg.steps,
-            loss=loss,
-            elapsed_s=round(elapsed(), 1),
+            step=self.step,
+            steps=self.cfg.steps,
+            loss=None if self.loss is None else round(self.loss, 4),
+            elapsed_s=round(self.elapsed(), 1),
             eta_s=None if eta is None else round(eta, 1),
-            tokens_per_s=round(tokens_per_s),
+            tokens_per_s=round(self.tokens_per_s),
             pid=os.getpid(),
             updated=time.time(),
         )
-        atomic_write_json(run_dir / "progress.json", progress)
+        atomic_write_json(self.folder.progress, progress)
         return progress
 
-    stop = StopFlag(run_dir)
-    restore_signals = stop.install()
-    t_start = time.time()
-    start_step = step
-    last_losses = resume_state["losses"] if resume_state else {}
-    tokens_per_s, loss_value, last_progress = 0.0, None, 0.0
-    interval_start, interval_tokens = time.time(), 0
-    status = "done"
-    model.train()
-    try:
-        while True:
-            is_eval_step = step % cfg.eval_interval == 0 or step in snapshots or step == cfg.steps
-            if is_eval_step and step not in logged:
-                if interval_tokens:
-                    tokens_per_s = interval_tokens / (time.time() - interval_start)
-                last_losses = {k: round(mean_loss(model, b, device), 4) for k, b in eval_sets.items()}
-                is_best = last_losses["val"] < best_val
-                if is_best:
-                    best_val = last_losses["val"]
-                    save_checkpoint(run_dir / "model.pt", model, vocab, meta(last_losses))
-                if step in snapshots:
-                    save_checkpoint(
-                        run_dir / "snapshots" / f"step_{step:06d}.pt",
-                        model,
-                        vocab,
-                        meta(last_losses),
-                        half=True,
-                    )
-                sample = sample_text(model, vocab, "", SampleSettings(cfg.sample_chars, seed=0))
-                model.train()
-                row = dict(
-                    step=step,
-                    train_loss=last_losses["train"],
-                    val_loss=last_losses["val"],
-                    lr=lr_at(step, cfg),
-                    tokens_per_s=round(tokens_per_s),
-                    elapsed_s=round(elapsed(), 2),
-                    best=is_best,
-                    snapshot=step in snapshots,
-                    sample=sample,
-                )
-                rows.append(row)
-                logged.add(step)
-                write_jsonl(log_path, rows)
-                save_latest(last_losses)
-                callback(dict(kind="eval", **row))
-                interval_start, interval_tokens = time.time(), 0
-            if step >= cfg.steps:
-                break
-            if stop.check():
-                status = "stopped"
-                save_latest(last_losses)
-                break
-
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = random_batch(train_ids, model_config.block_size, cfg.batch_size, batch_gen)
-            _, loss = model(x.to(device), y.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            interval_tokens += x.numel()
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                loss_value = None  # progress.json is JSON: no NaN in it
-                raise TinyLLMError(
-                    f"Training diverged at step {step}: the loss is not a number any more. "
-                    "Try a smaller --lr; the last good checkpoint is kept."
-                )
-
-            if time.time() - last_progress > 1.0:
-                last_progress = time.time()
-                tokens_per_s = interval_tokens / max(1e-9, time.time() - interval_start)
-                progress = write_progress("running", round(loss_value, 4))
-                callback(dict(kind="step", lr=lr, **progress))
-    except BaseException:
-        write_progress("failed", loss_value)
-        raise
-    finally:
-        restore_signals()
-
-    progress = write_progress(status, loss_value)
-    summary = dict(status=status, step=step, best_val=best_val, run_dir=str(run_dir), elapsed_s=progress["elapsed_s"])
-    if status == "done":
-        # The exact loss of the kept (best) checkpoint over the whole validation split.
-        best = load_checkpoint(run_dir / "model.pt")
-        model.load_state_dict(best["model"])
-        summary["best_step"] = best["step"]
-        summary["exact_val_loss"] = round(exact_loss(model, val_ids, device=device), 4)
-        atomic_write_json(run_dir / "summary.json", summary, indent=1)
-    callback(dict(kind="end", **summary))
-    return summary
+    def finish(self, status: str) -> dict:
+        """The last progress, and for a finished run the exact loss of its
+        kept (best) checkpoint over the whole validation split."""
+        progress = self.write_progress(status)
+        summary = dict(
+            status=status,
+            step=self.step,
+            best_val=self.best_val,
+            run_dir=str(self.folder.path),
+            elapsed_s=progress["elapsed_s"],
+        )
+        if status == "done":
+            best = load_checkpoint(self.folder.model)
+            self.model.load_state_dict(best["model"])
+            summary["best_step"] = best["step"]
+            summary["exact_val_loss"] = round(exact_loss(self.model, self.val_ids, device=self.device), 4)
+            atomic_write_json(self.folder.summary, summary, indent=1)
+        return summary
 
 
 def configs_from(values: dict) -> tuple:

@@ -16,6 +16,7 @@ from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
 from tinyllm.export import analyze_text, export_run, read_chapter
 from tinyllm.flow import full_flow
+from tinyllm.runfolder import RunFolder
 from tinyllm.runs import RUN_NAME, kid_dir, run_info, runs_dir
 
 
@@ -73,7 +74,7 @@ def explain_and_stop(error: Exception):
 def chapter(name: str, run_dir: Path | None = None) -> dict:
     """An exported chapter of the selected run, or a friendly stop."""
     run_dir = run_dir or current_run()
-    path = run_dir / "export" / f"{name}.json"
+    path = RunFolder(run_dir).chapter(name)
     try:
         return _chapter(str(run_dir), name, mtime_ns(path))
     except TinyLLMError as e:
@@ -95,7 +96,7 @@ def _computed(run_dir: str, mtime: int, what: str, text: str) -> dict:
 def computed(what: str, text: str) -> dict:
     """LIVE[what] of the selected run's model on `text`, once per run and text."""
     run_dir = current_run()
-    return _computed(str(run_dir), mtime_ns(run_dir / "model.pt"), what, text)
+    return _computed(str(run_dir), mtime_ns(RunFolder(run_dir).model), what, text)
 
 
 def optional_chapter(name: str, run_dir: Path | None = None) -> dict | None:
@@ -103,14 +104,14 @@ def optional_chapter(name: str, run_dir: Path | None = None) -> dict | None:
     it existed lack it): None instead of a stop."""
     run_dir = run_dir or current_run()
     try:
-        return _chapter(str(run_dir), name, mtime_ns(run_dir / "export" / f"{name}.json"))
+        return _chapter(str(run_dir), name, mtime_ns(RunFolder(run_dir).chapter(name)))
     except TinyLLMError:
         return None
 
 
 def model(run_dir: Path | None = None):
     """(model, vocab, checkpoint) of the selected run, loaded once and cached."""
-    path = (run_dir or current_run()) / "model.pt"
+    path = RunFolder(run_dir or current_run()).model
     try:
         return _model(str(path), mtime_ns(path))
     except TinyLLMError as e:
