@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from tinyllm.explain import char_kind, surprise_colour
-from ui.charts import FIT_WIDTH, attention_heatmap, embedding_scatter, loss_curves, metric_line
+from ui.charts import FIT_WIDTH, attention_heatmap, embedding_scatter, loss_curves, metric_line, snapshot_timeline
 from ui.data import chapter
 from ui.text import coloured_text
 from ui.widgets import index_slider
@@ -46,8 +46,13 @@ st.markdown(
 )
 snaps = evo["snapshots"]
 steps = [s["step"] for s in snaps]
-step = st.select_slider("Training step", steps, value=steps[-1], key="training_step")
+step = st.select_slider("Training step", steps, value=steps[-1], key="training_step", format_func=lambda s: f"{s:,}")
 snap = snaps[steps.index(step)]
+st.altair_chart(snapshot_timeline(rows, steps, step), width="stretch")
+st.caption(
+    "The snapshots on a line of steps (grey: the validation loss): "
+    f"{sum(1 for s in steps if s <= steps[-1] * 0.05)} of the {len(steps)} lie in the first 5% of training."
+)
 settings = card["train_settings"]
 measured_on = (
     f"measured during training on the same {settings['eval_batches']} batches of {settings['batch_size']} "

@@ -24,10 +24,13 @@ CHROMIUM = "/usr/bin/chromium"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
-def start_server(run: Path, port: int):
-    env = dict(os.environ, PEEK_KID_DIR=str(run.resolve()))
+def start_server(run: Path, port: int, wrap=(), env=None):
+    """The app's server showing `run`; wrap: a command to start it under
+    (taskset), env: variables to add."""
+    env = dict(os.environ, PEEK_KID_DIR=str(run.resolve()), **(env or {}))
     proc = subprocess.Popen(
         [
+            *wrap,
             sys.executable,
             "-m",
             "streamlit",
@@ -39,6 +42,8 @@ def start_server(run: Path, port: int):
             str(port),
             "--browser.gatherUsageStats",
             "false",
+            "--server.fileWatcherType",
+            "none",  # as deployed: editing the code while it runs changes nothing
         ],
         cwd=ROOT,
         env=env,
@@ -65,6 +70,26 @@ def timed(page, act) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
+def launch(playwright, height=2600):
+    """Chromium, headless, with one page of the given height open."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    page.set_default_timeout(120_000)
+    return browser, page
+
+
+def slider_moves(page, url, slider_name, key="ArrowLeft", repeats=5) -> list:
+    """Open url, then time `repeats` presses of key on the named slider."""
+    page.goto(url)
+    page.wait_for_selector(IDLE)
+    slider = page.get_by_role("slider", name=slider_name)
+    times = []
+    for _ in range(repeats):
+        slider.focus()
+        times.append(timed(page, lambda: page.keyboard.press(key)))
+    return times
+
+
 def report(name, times):
     print(f"{name:<40}median {statistics.median(times):>5.0f} ms   max {max(times):>5.0f} ms")
 
@@ -79,9 +104,7 @@ def main():
     base = f"http://127.0.0.1:{args.port}"
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 2600})
-            page.set_default_timeout(60_000)
+            browser, page = launch(p)
 
             page.goto(f"{base}/whole_kid")
             page.wait_for_selector(IDLE)
@@ -106,14 +129,10 @@ def main():
                 times.append(timed(page, option.click))
             report("whole kid: another neuron", times)
 
-            page.goto(f"{base}/attention")
-            page.wait_for_selector(IDLE)
-            query = page.get_by_role("slider", name="Query position")
-            times = []
-            for _ in range(args.repeats):
-                query.focus()
-                times.append(timed(page, lambda: page.keyboard.press("ArrowLeft")))
-            report("attention: query slider", times)
+            report(
+                "attention: query slider",
+                slider_moves(page, f"{base}/attention", "Query position", repeats=args.repeats),
+            )
             browser.close()
     finally:
         server.terminate()

@@ -4,13 +4,39 @@ Everything here is made in-process, in seconds, with fixed seeds. Nothing
 touches the network.
 """
 
+import hashlib
 import random
+from pathlib import Path
 
 import pytest
 from helpers import make_text, tiny_configs
 
 from tinyllm.data import corpus_from_bytes
 from tinyllm.train import train
+
+KID = Path(__file__).resolve().parent.parent / "artifacts" / "kid"
+
+
+def kid_fingerprint() -> dict:
+    return {
+        path.relative_to(KID).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(KID.rglob("*"))
+        if path.is_file()
+    }
+
+
+def pytest_sessionstart(session):
+    session.config.kid_before = kid_fingerprint()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The committed kid is what the app deploys: no test may change, add or
+    remove a file of it. A change fails the whole run."""
+    before, after = session.config.kid_before, kid_fingerprint()
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    if changed:
+        print(f"\nThe tests changed the committed kid (artifacts/kid): {', '.join(changed)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

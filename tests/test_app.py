@@ -132,6 +132,14 @@ def test_training_scrubs_through_snapshots(app_env):
     at.select_slider(key="training_step").set_value(0).run()
     assert not at.exception
     assert at.code[0].value != final_sample  # the untrained kid writes noise
+    at.select_slider(key="training_step").set_value(50).run()
+    # the timeline of snapshots, on an axis of steps, marks the one chosen
+    import pyarrow as pa
+
+    tables = [pa.ipc.open_stream(d.data.data).read_all() for c in at.get("vega_lite_chart") for d in c.proto.datasets]
+    dots = [table.to_pylist() for table in tables if {"step", "val_loss", "selected"} <= set(table.schema.names)]
+    assert len(dots) == 1 and len(dots[0]) == len(at.select_slider(key="training_step").options)  # every snapshot
+    assert [row["step"] for row in dots[0] if row["selected"]] == [50]
 
 
 def test_missing_export_is_explained_not_a_traceback(tmp_path, monkeypatch):

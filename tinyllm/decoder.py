@@ -9,17 +9,17 @@ query scored against the cached keys, instead of a pass over the window.
 
 This is GPT.forward's arithmetic with the modules unrolled into plain
 tensor operations on weights laid out once. At one position per call the
-arithmetic is tiny (about 200,000 multiply-adds per layer) and each
-PyTorch call costs a few microseconds whatever its size, so the number of
-calls sets the speed. On our 2-core machine, writing through the modules
-took 0.70 ms a character (1,425 per second); with this file, 0.39 ms
-(2,575 per second; bench/sample_speed.py).
+arithmetic is tiny and each PyTorch call costs about the same whatever its
+size, so the number of calls sets the speed (bench/sample_speed.py measures
+it; docs/experiments.md has the figures).
 tests/test_decoder.py proves it gives the model's logits.
 """
 
 import math
 
 import torch
+
+from tinyllm.model import stacked_weight
 
 
 def laid_out(linear):
@@ -73,7 +73,7 @@ class CachedLayer:
         self.n_head, self.head_size = nh, hs
         # w_qkv: every head's query, key and value weights side by side, so
         # one product makes them all: columns [q of every head, k..., v...].
-        per_head = block.attn.stacked_weight().detach().view(nh, 3, hs, C)
+        per_head = stacked_weight(block.attn.heads).detach().view(nh, 3, hs, C)
         qkv = per_head.transpose(0, 1).clone()  # (3, nh, hs, C)
         # Scaling every score by 1/sqrt(head_size) is the same as scaling the
         # query weights once: q @ k / s == (q / s) @ k.

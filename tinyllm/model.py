@@ -14,7 +14,8 @@ time, has a third layout of the same arithmetic: tinyllm/decoder.py.) Dropout re
 stream (after attention, after the feed-forward layer) but not the attention
 weights themselves: that keeps `Head` exactly the five steps it teaches, and
 lets the fused path use PyTorch's flash-attention kernel on the CPU (with
-attention dropout it falls back to a slower one; bench/train_speed.py).
+attention dropout it falls back to a slower one: docs/experiments.md). The
+fused path sits at the end of the file, fenced off from the reading.
 """
 
 import math
@@ -135,22 +136,8 @@ class MultiHeadAttention(nn.Module):
             # head(x) alone: a Head written by a learner needs no trace argument
             out = torch.cat([head(x) for head in self.heads], dim=-1)
         else:
-            out = self.fused(x)
+            out = fused_attention(self.heads, x)  # the same numbers, faster: see the end of this file
         return self.dropout(self.proj(out))
-
-    def stacked_weight(self):
-        """The q, k, v weights of every head in one matrix: (nh * 3 * hs, C)."""
-        return torch.cat([torch.cat([h.query.weight, h.key.weight, h.value.weight]) for h in self.heads])
-
-    def fused(self, x):
-        """All heads at once, from the very same Head weights (restacked at
-        every call, so that gradients reach each Head)."""
-        B, T, C = x.shape
-        nh = len(self.heads)
-        qkv = (x @ self.stacked_weight().T).view(B, T, nh, 3, C // nh)  # (B, T, nh, 3, hs)
-        q, k, v = qkv.permute(3, 0, 2, 1, 4)  # each (B, nh, T, hs)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return out.transpose(1, 2).reshape(B, T, C)  # (B, T, n_embd), heads side by side
 
 
 class FeedForward(nn.Module):
@@ -297,3 +284,25 @@ def count_params(config: GPTConfig) -> int:
     C, V, T = config.n_embd, config.vocab_size, config.block_size
     per_block = 12 * C * C + 10 * C
     return V * C + T * C + config.n_layer * per_block + 2 * C + C * V + V
+
+
+# --------------------------------------------------------------------------
+# The fast path. Not needed to understand the kid: it computes exactly what
+# the heads above compute (tests/test_model.py checks that), with the heads'
+# weights stacked so that one fused PyTorch call serves them all.
+
+
+def stacked_weight(heads) -> torch.Tensor:
+    """The q, k, v weights of every head in one matrix: (nh * 3 * hs, C)."""
+    return torch.cat([torch.cat([h.query.weight, h.key.weight, h.value.weight]) for h in heads])
+
+
+def fused_attention(heads, x):
+    """All heads at once, from the very same Head weights (restacked at
+    every call, so that gradients reach each Head)."""
+    B, T, C = x.shape
+    nh = len(heads)
+    qkv = (x @ stacked_weight(heads).T).view(B, T, nh, 3, C // nh)  # (B, T, nh, 3, hs)
+    q, k, v = qkv.permute(3, 0, 2, 1, 4)  # each (B, nh, T, hs)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return out.transpose(1, 2).reshape(B, T, C)  # (B, T, n_embd), heads side by side

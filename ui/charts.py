@@ -257,3 +257,27 @@ def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title=
     return (
         base.mark_circle(size=60, opacity=0.35) + base.mark_text(fontSize=15, fontWeight="bold").encode(text="char")
     ).properties(height=height)
+
+
+def snapshot_timeline(rows, snapshot_steps, selected, height=60):
+    """Where the snapshots lie in training, on an axis of steps: the
+    validation loss as a thin line, a dot per snapshot, the selected one
+    large and dark. The scrubber above it is spaced by snapshot (so that
+    steps 50 and 100 stay apart on a phone); this shows their real spacing."""
+    losses = pd.DataFrame({"step": [r["step"] for r in rows], "val_loss": [r["val_loss"] for r in rows]})
+    dots = losses[losses["step"].isin(snapshot_steps)].assign(selected=lambda d: d["step"] == selected)
+    x = alt.X("step:Q", title="training step", axis=alt.Axis(format=",d"), scale=alt.Scale(nice=False))
+    y = alt.Y("val_loss:Q", title=None, axis=None, scale=alt.Scale(zero=False))
+    line = alt.Chart(losses).mark_line(color="#999", strokeWidth=1).encode(x=x, y=y)
+    points = (
+        alt.Chart(dots)
+        .mark_circle(stroke="white", strokeWidth=1)
+        .encode(
+            x=x,
+            y=y,
+            size=alt.condition("datum.selected", alt.value(180), alt.value(40)),
+            color=alt.condition("datum.selected", alt.value("#1f4e79"), alt.value("#9bb3cc")),
+            tooltip=[alt.Tooltip("step:Q", format=","), alt.Tooltip("val_loss:Q", format=".3f", title="val loss")],
+        )
+    )
+    return (line + points).properties(height=height, autosize=FIT_WIDTH)
