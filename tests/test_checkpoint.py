@@ -60,3 +60,54 @@ def test_missing_truncated_and_foreign_files(tmp_path):
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(TinyLLMError, match="not a tinyllm checkpoint"):
         load_checkpoint(foreign)
+
+
+def forged(ckpt: dict, change: str) -> dict:
+    """The checkpoint with one thing wrong, as an untrusted file might have it."""
+    ckpt = {**ckpt, "config": dict(ckpt["config"]), "model": dict(ckpt["model"])}
+    if change == "config not a dict":
+        ckpt["config"] = [1, 2]
+    elif change == "an unknown config key":
+        ckpt["config"]["n_experts"] = 8
+    elif change == "a huge model claimed":  # small weights, a config of about 10**12 parameters
+        ckpt["config"].update(n_embd=100_000, n_layer=100)
+    elif change == "a size that is a string":
+        ckpt["config"]["n_layer"] = "1"
+    elif change == "vocab too short":
+        ckpt["vocab"] = ckpt["vocab"][:-1]
+    elif change == "vocab of words":
+        ckpt["vocab"] = ["ab"] * len(ckpt["vocab"])
+    elif change == "a weight missing":
+        ckpt["model"].pop("lm_head.bias")
+    elif change == "a weight reshaped":
+        ckpt["model"]["lm_head.weight"] = ckpt["model"]["lm_head.weight"].T.contiguous()
+    elif change == "step not a count":
+        ckpt["step"] = "7"
+    elif change == "no losses":
+        del ckpt["losses"]
+    return ckpt
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "config not a dict",
+        "an unknown config key",
+        "a huge model claimed",
+        "a size that is a string",
+        "vocab too short",
+        "vocab of words",
+        "a weight missing",
+        "a weight reshaped",
+        "step not a count",
+        "no losses",
+    ],
+)
+def test_a_forged_checkpoint_is_refused_before_anything_is_built(tmp_path, change):
+    """A TinyLLMError, not a traceback; for the huge model, before allocating
+    its terabytes (which would fail with a RuntimeError, not this)."""
+    _, _, path = saved(tmp_path)
+    bad = tmp_path / "bad.pt"
+    torch.save(forged(torch.load(path, weights_only=True), change), bad)
+    with pytest.raises(TinyLLMError, match="not a checkpoint this tinyllm can use"):
+        load_model(bad)

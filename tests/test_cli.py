@@ -48,17 +48,43 @@ def test_sample_show_and_eval(tiny_run, tmp_path, tiny_text):
         (["sample", "--checkpoint", "{ckpt}", "--prompt", "ROMEO@#"], "'@'"),
         (["sample", "--checkpoint", "{ckpt}", "--temperature", "0"], "--temperature"),
         (["train", "--data", "{missing}"], "No corpus file"),
+        (["train", "--data", "{corpus}", "--out", "{corpus}"], "is a file, not a run folder"),
+        (["train", "--data", "{corpus}", "--out", "/proc/peek-run"], "No such file or directory: /proc/peek-run"),
+        pytest.param(
+            ["train", "--data", "/proc/self/mem"],
+            "cannot be read",
+            marks=pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="Linux only"),
+        ),
+        pytest.param(
+            ["train", "--device", "mps", "--data", "{corpus}"],
+            "--device mps",
+            marks=pytest.mark.skipif(sys.platform == "darwin", reason="a Mac may have MPS"),
+        ),
+        (["sample", "--checkpoint", "{corpus}"], "cannot be read as a checkpoint"),
     ],
 )
 def test_bad_input_gets_a_clear_error_without_traceback(args, message, tiny_run, tmp_path, tiny_text):
     corpus = tmp_path / "rhymes.txt"
     corpus.write_text(tiny_text)
     values = dict(corpus=corpus, missing=tmp_path / "missing", ckpt=tiny_run / "model.pt")
-    extra = ["--out", tmp_path / "out"] if args[0] == "train" else []
+    extra = ["--out", tmp_path / "out"] if args[0] == "train" and "--out" not in args else []
     result = tinyllm(*[a.format(**values) for a in args], *extra)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_full_disk_is_an_error_message_not_a_traceback(monkeypatch, capsys, tiny_data_file, tmp_path):
+    import errno
+
+    from tinyllm import cli
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "model.pt"))
+
+    monkeypatch.setattr(cli, "train", full_disk)
+    assert cli.main(["train", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: No space left on device: {tmp_path / 'run' / 'model.pt'}"
 
 
 def test_every_flag_has_help():

@@ -17,6 +17,7 @@ never runs code from it. The metadata says what the weights are:
   resume            only in latest.pt: optimizer and random-number states
 """
 
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ import torch
 from tinyllm.data import Vocab
 from tinyllm.errors import TinyLLMError
 from tinyllm.io import atomic_torch_save
-from tinyllm.model import GPT, GPTConfig
+from tinyllm.model import GPT, GPTConfig, count_params
 
 FORMAT = "tinyllm-checkpoint"
 VERSION = 1
@@ -66,12 +67,50 @@ def load_checkpoint(path) -> dict:
         raise TinyLLMError(
             f"{path} has checkpoint format version {ckpt.get('version')}; this tinyllm reads version {VERSION}."
         )
-    config = GPTConfig(**ckpt["config"])
-    if len(ckpt["vocab"]) != config.vocab_size:
-        raise TinyLLMError(
-            f"{path}: vocabulary of {len(ckpt['vocab'])} characters does not match vocab_size {config.vocab_size}."
-        )
+    problem = metadata_problem(ckpt)
+    if problem:
+        raise TinyLLMError(f"{path} is not a checkpoint this tinyllm can use: {problem}.")
     return ckpt
+
+
+def is_count(value, smallest=0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= smallest
+
+
+def metadata_problem(ckpt: dict) -> str | None:
+    """What is wrong with a checkpoint's metadata and weights, in words, or
+    None. The file is untrusted (an upload, a copy from elsewhere): every
+    field the readers use is checked, and the weights' shapes against the
+    config's, before anything is built from them (a config that claims a
+    huge model with small weights must not make us allocate the huge one)."""
+    config = ckpt.get("config")
+    names = {f.name for f in fields(GPTConfig)}
+    if not isinstance(config, dict) or set(config) != names:
+        return f"its config must hold exactly {', '.join(sorted(names))}"
+    if not all(is_count(config[name], 1) for name in names - {"dropout"}):
+        return "its config's sizes must be whole numbers of at least 1"
+    if not isinstance(config["dropout"], (int, float)) or not 0 <= config["dropout"] < 1:
+        return "its config's dropout must be a number in [0, 1)"
+    if config["n_embd"] % config["n_head"]:
+        return "its config's n_embd is not a multiple of n_head"
+    vocab = ckpt.get("vocab")
+    if not isinstance(vocab, list) or not all(isinstance(c, str) and len(c) == 1 for c in vocab):
+        return "its vocabulary must be a list of single characters"
+    if len(set(vocab)) != len(vocab) or len(vocab) != config["vocab_size"]:
+        return f"its vocabulary of {len(vocab)} characters does not match vocab_size {config['vocab_size']}"
+    if not is_count(ckpt.get("step")) or not all(isinstance(ckpt.get(k), dict) for k in ("losses", "train", "corpus")):
+        return "its step, losses, training settings or corpus are missing or of the wrong kind"
+    weights = ckpt.get("model")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        return "its weights must be a dict of tensors"
+    gpt_config = GPTConfig(**config)
+    if sum(v.numel() for v in weights.values()) != count_params(gpt_config):
+        return "its weights do not have the sizes its config describes"
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        expected = {k: v.shape for k, v in GPT(gpt_config).state_dict().items()}
+    if {k: v.shape for k, v in weights.items()} != expected:
+        return "its weights do not have the shapes its config describes"
+    return None
 
 
 def build_model(ckpt: dict, device="cpu") -> tuple:

@@ -277,4 +277,8 @@ def main(argv=None):
         return 2
     except BrokenPipeError:  # the output went into `head` or a pager that closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as e:  # the system said no: a full disk, no permission, a file that cannot be read
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     return 0

@@ -49,7 +49,10 @@ def load_corpus(path=None) -> Corpus:
 def read_text_file(path: Path) -> Corpus:
     if not path.is_file():
         raise TinyLLMError(f"No corpus file at {path}. Give an existing UTF-8 text file.")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:  # a special file (/proc/self/mem), a vanished disk
+        raise TinyLLMError(f"{path} cannot be read ({e.strerror}). Give a UTF-8 text file.") from None
     return corpus_from_bytes(data, path.name, str(path))
 
 

@@ -148,6 +148,8 @@ class RunFolderLock:
         self.fd = None
 
     def __enter__(self):
+        if self.folder.path.exists() and not self.folder.path.is_dir():
+            raise TinyLLMError(f"{self.folder.path} is a file, not a run folder: choose another --out.")
         self.folder.path.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.folder.writer_lock, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:

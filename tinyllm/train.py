@@ -156,6 +156,8 @@ def pick_device(name: str) -> str:
     if name != "auto":
         if name == "cuda" and not torch.cuda.is_available():
             raise TinyLLMError("--device cuda was asked for, but no CUDA GPU is available.")
+        if name == "mps" and not torch.backends.mps.is_available():
+            raise TinyLLMError("--device mps was asked for, but this PyTorch has no Apple GPU (MPS) to use.")
         return name
     if torch.cuda.is_available():
         return "cuda"
