@@ -1,3 +1,4 @@
+import json
 import math
 import os
 import signal
@@ -353,3 +354,104 @@ def test_the_kids_recipe_repeats_the_kids_first_200_steps(tmp_path):
     assert [row[0] for row in ours] == [row[0] for row in kids] == [0, 50, 100, 200]
     for mine, theirs in zip(ours, kids):
         assert mine == pytest.approx(theirs, abs=0.005)
+
+
+# Training runs in children that die (os._exit: no clean-up, as a SIGKILL)
+# at one file write each, just before or just after the rename that makes the
+# write visible. One Python process imports torch once and forks a child per
+# kill point (it computes nothing itself, so forking is safe); the first child,
+# never killed, records the writes of a whole run.
+KILLED_RUNS = """
+import json, os, sys
+sys.path[:0] = [{tests!r}]
+import tinyllm.io
+from helpers import tiny_configs
+from tinyllm.data import load_corpus
+from tinyllm.train import train
+
+def run(out, kill):
+    seen, replace = {{}}, os.replace
+
+    def watched_replace(tmp, target):
+        name = os.path.relpath(target, out)
+        nth = seen.get(name, 0)
+        seen[name] = nth + 1
+        if name == "progress.json" and kill and kill["nth"] == "done":
+            nth = "done" if json.load(open(tmp))["status"] == "done" else None
+        hit = kill and (kill["name"], kill["nth"]) == (name, nth)
+        if hit and kill["when"] == "before":
+            os._exit(137)
+        replace(tmp, target)
+        if hit:
+            os._exit(137)
+        if not kill:
+            with open(os.path.join(out, "..", "writes.txt"), "a") as f:
+                f.write(name + "\\n")
+
+    tinyllm.io.os.replace = watched_replace
+    train(*tiny_configs(**{settings!r}), load_corpus({corpus!r}), out)
+
+import torch
+torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # its first use imports for seconds: once, not per child
+results = {{}}
+for label, kill in json.loads(sys.argv[1]):
+    pid = os.fork()
+    if pid == 0:
+        run(os.path.join({root!r}, label), kill)
+        os._exit(0)
+    results[label] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+print(json.dumps(results))
+"""
+
+
+KILLED = dict(steps=20, eval_interval=10, dropout=0.1, eval_batches=1, sample_chars=8, batch_size=4)
+
+
+def killed_runs(root, corpus_path, kills) -> dict:
+    """{label: exit code} of a run per (label, kill) in kills, each in root/label."""
+    code = KILLED_RUNS.format(tests=str(ROOT / "tests"), corpus=str(corpus_path), root=str(root), settings=KILLED)
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(kills)], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_killed_at_every_write_it_resumes_or_restarts_to_the_same_losses(tmp_path, tiny_data_file):
+    """Every file the run writes, killed before and after its rename: what is
+    left either resumes (it has a resumable checkpoint) or starts again, as
+    the messages say, and ends with the losses of a run never killed."""
+    from tinyllm.data import load_corpus
+
+    root = tmp_path / "runs"
+    assert killed_runs(root, tiny_data_file, [["reference", None]]) == {"reference": 0}
+    writes = (root / "writes.txt").read_text().split()
+    assert {"corpus.json", "model.pt", "latest.pt", "log.jsonl", "summary.json", "progress.json"} <= set(writes)
+    # every write of every file; progress.json (rewritten about once a second,
+    # so its count varies) at its first write and at its last, the one saying done
+    points = [(name, writes[:i].count(name)) for i, name in enumerate(writes) if name != "progress.json"]
+    points += [("progress.json", 0), ("progress.json", "done")]
+    kills = [
+        [f"{i}-{when}", dict(name=name, nth=nth, when=when)]
+        for i, (name, nth) in enumerate(points)
+        for when in ("before", "after")
+    ]
+    exits = killed_runs(root, tiny_data_file, kills)
+    assert exits == {label: 137 for label, _ in kills}  # every kill point was reached
+
+    expected = [(r["step"], r["train_loss"], r["val_loss"]) for r in read_jsonl(root / "reference" / "log.jsonl")]
+    corpus = load_corpus(str(tiny_data_file))
+    for label, kill in kills:
+        out = root / label
+        if (out / "summary.json").exists():
+            pass  # killed after its very last write: the run is complete
+        elif (out / "latest.pt").exists():
+            assert train(None, None, corpus, out, resume=True)["status"] == "done", kill
+        else:
+            if (out / "model.pt").exists():  # a checkpoint, but not a resumable one: the message says so
+                with pytest.raises(TinyLLMError, match="without --resume to start it again"):
+                    train(None, None, corpus, out, resume=True)
+            assert train(*tiny_configs(**KILLED), corpus, out)["status"] == "done", kill
+        rows = read_jsonl(out / "log.jsonl")
+        assert [(r["step"], r["train_loss"], r["val_loss"]) for r in rows] == expected, kill
+        assert not list(out.rglob(".*.tmp")), kill  # half-written files are cleared
