@@ -67,7 +67,9 @@ def head_explorer():
             + ")"
         )
 
-    code_col, numbers_col = st.columns([6, 5])
+    # The numbers first: on a phone the columns stack, and the numbers then sit
+    # right under the sliders that change them, with the code after them.
+    numbers_col, code_col = st.columns([4, 7])
     with code_col:
         st.markdown("**The code that ran** (`tinyllm/model.py`)")
         st.code(inspect.getsource(Head), language="python", line_numbers=True, wrap_lines=True)
@@ -91,7 +93,7 @@ def head_explorer():
                     "char": glyph(chars[j]),
                     "q·k": round(steps["dots"][j], 3),
                     # after the mask: a hidden position's score is -inf, not a number to round
-                    "score": f"{steps['scaled'][j]:.3f}" if steps["visible"][j] else "−∞ (future)",
+                    "score": f"{steps['scaled'][j]:.3f}" if steps["visible"][j] else "−∞",
                     "weight": round(steps["weights"][j], 4),
                 }
             )
@@ -101,11 +103,16 @@ def head_explorer():
             hide_index=True,
             width="stretch",
             column_config={
-                "score": st.column_config.TextColumn("score", width="medium"),
-                "weight": st.column_config.ProgressColumn("weight", min_value=0.0, max_value=1.0, format="%.3f"),
+                "pos": st.column_config.NumberColumn("pos", width=40),
+                "char": st.column_config.TextColumn("char", width=40),
+                "q·k": st.column_config.NumberColumn("q·k", width=60),
+                "score": st.column_config.TextColumn("score", width=60),
+                "weight": st.column_config.ProgressColumn(
+                    "weight", min_value=0.0, max_value=1.0, format="%.3f", width=100
+                ),
             },
         )
-        st.caption(f"Rows near position {i}, newest first; the chart shows all of them.")
+        st.caption(f"Rows near position {i}, newest first (−∞: hidden, the future); the chart shows all of them.")
         top = sorted(range(i + 1), key=lambda j: -steps["weights"][j])[:3]
         drift = max(abs(a - b) for a, b in zip(steps["weights"], data["weights"][i]))
         st.markdown(

@@ -82,19 +82,21 @@ EXPORT_READERS = {
     "flow": "The whole kid (each neuron's strongest contexts)",
 }
 st.subheader("What the run folder holds")
-files = []
-for path in sorted(run_dir.rglob("*")):
-    if path.is_file() and not path.name.startswith("."):
-        rel = path.relative_to(run_dir).as_posix()
-        top = rel.split("/")[0]  # a file, or the folder it is in
-        what = FILES.get(top)
-        if top == "export":
-            what = f"what {EXPORT_READERS.get(path.stem, 'the app')} reads (documented in docs/export.md)"
-        files.append({"file": rel, "size (KB)": round(path.stat().st_size / 1024, 1), "what": what or ""})
-st.dataframe(
-    pd.DataFrame(files),
-    hide_index=True,
-    width="stretch",
-    column_config={"size (KB)": st.column_config.NumberColumn("size (KB)", format="localized")},
-)
+# A list, not a table: the descriptions wrap on a phone instead of scrolling sideways.
+lines = []
+for path in sorted(run_dir.iterdir()):
+    if path.name.startswith(".") or not (path.is_file() or path.is_dir()):
+        continue
+    if path.is_file():
+        lines.append(f"- `{path.name}` · {path.stat().st_size / 1024:,.1f} KB · {FILES.get(path.name, '')}")
+        continue
+    inside = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    total = sum(p.stat().st_size for p in inside) / 1024
+    lines.append(f"- `{path.name}/` · {len(inside)} files, {total:,.1f} KB · {FILES.get(path.name, '')}")
+    for inner in inside:
+        what = (
+            f" · read by {EXPORT_READERS[inner.stem]}" if path.name == "export" and inner.stem in EXPORT_READERS else ""
+        )
+        lines.append(f"    - `{inner.relative_to(path).as_posix()}` · {inner.stat().st_size / 1024:,.1f} KB{what}")
+st.markdown("\n".join(lines))
 st.caption("Checkpoints load with torch.load(path, weights_only=True): plain tensors and metadata, no code.")

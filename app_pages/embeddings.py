@@ -50,13 +50,21 @@ for col, (j, sim) in zip(cols, emb["neighbours"][chosen]):
     col.metric(f"id {j} · cosine {sim:.2f}", glyph(chars[j]))  # a similarity, not a change: no delta arrow
 
 st.subheader("Every pair at once")
-first_letter = next((i for i, c in enumerate(chars) if c.isalpha()), len(chars))
-before_letters = " ".join(glyph(c) for c in chars[:first_letter])
-st.markdown(
-    "The full similarity matrix: row and column are characters in id order, which is their order in "
-    "Unicode"
-    + (f" (here `{before_letters}` before the first letter)" if 0 < first_letter < len(chars) else "")
-    + ". Blocks of red show families."
-)
 labels = [glyph(c) for c in chars]
-st.altair_chart(similarity_heatmap(emb["similarity"], labels, "character", "character", height=620), width="stretch")
+if emb["similarity"] is None:  # not exported for a large vocabulary (tinyllm/export.py)
+    st.info(
+        f"This run knows {len(chars):,} characters: its similarity matrix would have {len(chars) ** 2:,} cells, "
+        "too many to read, so it is not drawn. The nearest neighbours above are measured all the same.",
+        icon=":material/grid_off:",
+    )
+else:
+    first_letter = next((i for i, c in enumerate(chars) if c.isalpha()), len(chars))
+    before_letters = " ".join(glyph(c) for c in chars[:first_letter])
+    st.markdown(
+        "The full similarity matrix: row and column are characters in id order, which is their order in "
+        "Unicode"
+        + (f" (here `{before_letters}` before the first letter)" if 0 < first_letter < len(chars) else "")
+        + ". Blocks of red show families."
+    )
+    heatmap = similarity_heatmap(emb["similarity"], labels, "character", "character", height=620)
+    st.altair_chart(heatmap, width="stretch")

@@ -2,14 +2,18 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_configs
 from torch.nn import functional as F
 
 from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
 from tinyllm.export import CHAPTERS, export_run, read_chapter
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +276,58 @@ def test_position_facts_say_what_the_numbers_show():
     # a plateau with a rounding-sized bump is no peak (a 2-layer run: 0.67, 0.60, 0.55, 0.549, 0.551)
     assert describe_distances([1.0, 0.67, 0.60, 0.55, 0.549, 0.551, 0.5])["peaks"] == []
     assert duration(12.0) == "12 minutes" and duration(0.2) == "12 seconds"
+
+
+def test_neighbours_found_in_chunks_are_those_of_the_whole_matrix(monkeypatch):
+    from tinyllm import export
+
+    torch.manual_seed(0)
+    vectors = torch.randn(23, 8)
+    unit = F.normalize(vectors, dim=1)
+    whole = unit @ unit.T - 2 * torch.eye(23)
+    expected_values, expected_ids = torch.topk(whole, 5, dim=1)
+    monkeypatch.setattr(export, "NEIGHBOUR_CHUNK", 4)  # 6 chunks, the last one short
+    values, ids = export.nearest_neighbours(vectors, 5)
+    assert torch.equal(ids, expected_ids)
+    torch.testing.assert_close(values, expected_values)
+
+
+def test_a_large_vocabulary_exports_without_its_square(tmp_path, monkeypatch):
+    """Above SIMILARITY_MAX_VOCAB characters the V x V matrix is left out
+    (null), the neighbours are still there, and the file grows linearly."""
+    from tinyllm.data import corpus_from_bytes
+    from tinyllm.export import SIMILARITY_MAX_VOCAB, export_run
+    from tinyllm.train import train
+
+    sizes = {}
+    for vocab_size in (SIMILARITY_MAX_VOCAB + 44, 2 * (SIMILARITY_MAX_VOCAB + 44)):
+        text = "".join(chr(0x4E00 + i) for i in range(vocab_size)) * 3
+        run_dir = tmp_path / str(vocab_size)
+        corpus = corpus_from_bytes(text.encode(), "han.txt")
+        train(*tiny_configs(steps=2, eval_interval=2, block_size=8), corpus, run_dir)
+        export_run(run_dir)
+        emb = json.loads((run_dir / "export" / "embeddings.json").read_text())
+        assert emb["similarity"] is None
+        assert len(emb["neighbours"]) == vocab_size and len(emb["neighbours"][0]) == 5
+        sizes[vocab_size] = (run_dir / "export" / "embeddings.json").stat().st_size
+    small, large = sizes.values()
+    assert large < 2.2 * small  # twice the characters: about twice the bytes, not four times
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("PEEK_KID_DIR", str(run_dir))  # the page, for this run
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "no-runs"))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.switch_page("app_pages/embeddings.py").run()
+    assert not at.exception
+    assert any("too many to read" in info.value for info in at.info)
+
+
+def test_log_rows_keep_characters_that_split_lines_elsewhere(tmp_path):
+    """A sample may hold any character of the corpus: JSON leaves U+0085,
+    U+2028 and U+2029 unescaped, and str.splitlines() would cut a row there."""
+    from tinyllm.io import read_jsonl, write_jsonl
+
+    rows = [dict(step=0, sample="a\x85b\u2028c\u2029d\re\x1cf\x0bg"), dict(step=1, sample="plain")]
+    write_jsonl(tmp_path / "log.jsonl", rows)
+    assert read_jsonl(tmp_path / "log.jsonl") == rows

@@ -38,6 +38,12 @@ CHAPTERS = [
 ]
 TOP = 5  # candidates kept per prediction
 NEIGHBOURS = 5  # nearest characters kept per character
+# The character x character similarity matrix grows with the square of the
+# vocabulary; above this many characters it is not exported (nor could a
+# reader read it), and the nearest neighbours are found in row chunks, so
+# export's memory grows linearly with the vocabulary.
+SIMILARITY_MAX_VOCAB = 256
+NEIGHBOUR_CHUNK = 1024  # rows of similarities computed at a time
 LABEL_THRESHOLD = 0.4  # a head is named after a pattern that holds this much of its attention
 
 
@@ -88,6 +94,22 @@ def procrustes(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def cosine_matrix(matrix: torch.Tensor) -> torch.Tensor:
     unit = F.normalize(matrix, dim=1)
     return unit @ unit.T
+
+
+def nearest_neighbours(vectors: torch.Tensor, k: int) -> tuple:
+    """(cosines, ids), each (n, k): every row's k most similar other rows,
+    computed NEIGHBOUR_CHUNK rows at a time (never the whole n x n matrix)."""
+    unit = F.normalize(vectors, dim=1)
+    k = min(k, len(unit) - 1)
+    values, ids = [], []
+    for start in range(0, len(unit), NEIGHBOUR_CHUNK):
+        sims = unit[start : start + NEIGHBOUR_CHUNK] @ unit.T  # (chunk, n)
+        rows = torch.arange(len(sims))
+        sims[rows, rows + start] = -2.0  # never your own neighbour
+        chunk_values, chunk_ids = torch.topk(sims, k, dim=1)
+        values.append(chunk_values)
+        ids.append(chunk_ids)
+    return torch.cat(values), torch.cat(ids)
 
 
 def top_candidates(probs: torch.Tensor, k=TOP) -> list:
@@ -219,13 +241,12 @@ def vocab_chapter(run: Run) -> dict:
 def embeddings_chapter(run: Run) -> dict:
     emb = run.model.token_embedding.weight.detach()  # (vocab, n_embd)
     coords, explained, _ = pca_2d(emb)
-    sim = cosine_matrix(emb)
-    others = sim - 2 * torch.eye(len(sim))  # never your own neighbour
-    values, ids = torch.topk(others, min(NEIGHBOURS, len(sim) - 1), dim=1)
+    values, ids = nearest_neighbours(emb, NEIGHBOURS)
     return dict(
         matrix=rounded(emb),
         pca=dict(coords=rounded(coords), explained=rounded(explained)),
-        similarity=rounded(sim, 3),
+        # None above SIMILARITY_MAX_VOCAB characters (the page says why)
+        similarity=rounded(cosine_matrix(emb), 3) if len(emb) <= SIMILARITY_MAX_VOCAB else None,
         neighbours=[
             [[j, s] for j, s in zip(row_ids, rounded(row_s))] for row_ids, row_s in zip(ids.tolist(), values.tolist())
         ],

@@ -43,7 +43,9 @@ def atomic_torch_save(obj, path):
 def read_jsonl(path) -> list:
     """Rows of a JSON-lines file; raises ValueError naming a damaged line."""
     rows = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    # split on "\n" only: splitlines() also splits on characters that JSON
+    # leaves unescaped inside strings (U+0085, U+2028, U+2029), as a sample may hold
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:
