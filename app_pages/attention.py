@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import attention_steps, glyph
+from tinyllm.explain import attention_steps, glyph, habit_sentence
 from tinyllm.model import Head
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.data import chapter
@@ -59,13 +59,7 @@ def head_explorer():
     )
     data = layers_data[layer][head]
     if sample is not None:
-        label = att["labels"][layer][head]
-        st.caption(
-            f"Layer {layer}, head {head}: mostly attends to **{label['label']}** "
-            f"(score {label['score']:.2f} on the sample texts; scores: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in label["scores"].items())
-            + ")"
-        )
+        st.caption(f"Layer {layer}, head {head}: {habit_sentence(att['labels'][layer][head])}")
 
     # The numbers first: on a phone the columns stack, and the numbers then sit
     # right under the sliders that change them, with the code after them.
@@ -166,18 +160,21 @@ head_explorer()
 
 st.subheader("Every head at once")
 st.markdown(
-    "Each small square is one head's weights for this text (like the big heatmap). "
-    "The labels come from simple scores over the sample texts: how much weight goes to the "
-    "**previous character**, to the character a fixed number of places back (**d characters back**), "
-    "to the **same character** earlier on, to the head's **own position**, or to the "
-    "**first position**; *mixed* when no pattern holds 40%."
+    "Each small square is one head's weights for this text (like the big heatmap). Each label is "
+    f"the habit that explains most of the head's attention, measured on {att['label_chars']:,} "
+    "characters of validation text: the share of its attention that goes to that habit's "
+    "characters (the previous one, one a fixed distance back, earlier copies of its own, what "
+    "followed its own character before, the last space or newline, the start of its word, the last "
+    f"vowel or consonant, the first position, itself). Below {att['label_threshold']:.0%} it is only "
+    "the strongest of weak habits, marked *weak*."
 )
 for layer in range(n_layer):  # one row of columns per layer; a phone stacks them
     for head, column in enumerate(st.columns(n_head)):
         label = att["labels"][layer][head]
-        column.caption(f"**L{layer} H{head}**: {label['label']} ({label['score']:.2f})")
+        weak = "" if label["clear"] else ", *weak*"
+        column.caption(f"**L{layer} H{head}**: {label['label']} ({label['score']:.2f}{weak})")
         column.altair_chart(small_heatmap(layers_data[layer][head]["weights"]), width="stretch")
-sinks = sum(label["label"] == "first position" for layer in att["labels"] for label in layer)
+sinks = sum(label["habit"] == "start" and label["clear"] for layer in att["labels"] for label in layer)
 if sinks:
     st.info(
         f"{sinks} head(s) pour most of their attention onto the first position. This is common "

@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import char_kind, surprise_colour
+from tinyllm.explain import char_kind, habit_sentence, surprise_colour
 from ui.charts import FIT_WIDTH, attention_heatmap, embedding_scatter, loss_curves, metric_line, snapshot_timeline
 from ui.data import chapter
 from ui.text import coloured_text
@@ -85,7 +85,7 @@ with right:
     layer = index_slider("Layer", cfg["n_layer"], "training_layer", where=a)
     head = index_slider("Head", cfg["n_head"], "training_head", where=b)
     label = snap["labels"][layer][head]
-    st.markdown(f"**Attention of layer {layer}, head {head}**: {label['label']} ({label['score']:.2f})")
+    st.markdown(f"**Attention of layer {layer}, head {head}** at this step: {habit_sentence(label)}.")
     st.altair_chart(attention_heatmap(snap["attention"][layer][head], list(evo["prompt"]), height=380), width="stretch")
 
 st.markdown("**Predictions on the first sample passage at this step**, coloured by surprise:")
@@ -105,7 +105,7 @@ st.altair_chart(
     .mark_line(point=True)
     .encode(
         x=alt.X("step:Q", scale=alt.Scale(type="symlog"), title="training step (log-like scale)"),
-        y=alt.Y("score:Q", title="strength of its main pattern"),
+        y=alt.Y("score:Q", title="share of attention its main habit explains"),
         # every head in the legend (Vega drops entries that do not fit its height)
         color=alt.Color("head:N", legend=alt.Legend(orient="bottom", columns=8, symbolLimit=0, title=None)),
         tooltip=["step", "head", "pattern", alt.Tooltip("score:Q", format=".2f")],

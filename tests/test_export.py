@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
-from tinyllm.export import CHAPTERS, export_run, read_chapter
+from tinyllm.explain import HABITS
+from tinyllm.export import CHAPTERS, VERSION, export_run, read_chapter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +48,7 @@ def test_every_file_matches_its_schema(chapters, kid):
     c = model.config
     V, T, C, hs = c.vocab_size, c.block_size, c.n_embd, c.head_size
     for name, doc in chapters.items():
-        assert doc["format"] == f"peek-export/{name}" and doc["version"] == 1
+        assert doc["format"] == f"peek-export/{name}" and doc["version"] == VERSION
 
     card = chapters["model_card"]
     assert card["total_params"] == sum(p["count"] for p in card["params"]) == model.num_params()
@@ -81,15 +82,11 @@ def test_every_file_matches_its_schema(chapters, kid):
                 assert all(w == 0 for w in row[i + 1 :])  # nothing from the future
                 assert all(0 <= w <= 1 for w in row)
     assert shape(att["labels"]) == (c.n_layer, c.n_head)
+    habits = {name: words.format(offset="{offset}") for name, words in HABITS.items()}
     for label in flat(att["labels"]):
-        assert label["label"] in {
-            "previous character",
-            "same character",
-            "its own position",
-            "first position",
-            "mixed",
-            f"{label['offset']} characters back",
-        }
+        assert label["label"] == habits[label["habit"]].format(offset=label["offset"])
+        assert label["score"] == max(label["scores"].values()) == label["scores"][label["habit"]]
+        assert label["clear"] == (label["score"] >= att["label_threshold"])
         assert 2 <= label["offset"] <= 8
         assert all(0 <= s <= 1.001 for s in label["scores"].values())
 
@@ -248,19 +245,46 @@ def test_attention_steps_reproduce_the_exported_weights(chapters):
         assert all(w == 0 for w in steps["weights"][i + 1 :])
 
 
-def test_head_labels_name_simple_patterns():
-    from tinyllm.export import head_scores, label_head
+def test_each_habit_is_recognised_in_a_head_that_has_it():
+    """A made-up head that does exactly one thing gets that habit's label
+    with a score of 1, on a text where every habit has targets."""
+    from tinyllm.export import habit_targets, head_scores, label_head
 
-    T = 12
-    ids = torch.arange(T)[None]
-    for d, name in [(1, "previous character"), (3, "3 characters back")]:
+    text = "ROMEO sees the moon and\nJULIET sees the sun at noon "
+    chars = sorted(set(text))
+    ids = torch.tensor([[chars.index(c) for c in text]])
+    targets = habit_targets(ids, chars)
+    T = len(text)
+    for habit, keys in [
+        ("previous", lambda i: [i - 1] if i >= 1 else []),
+        (
+            "space",
+            lambda i: [max(k for k in range(i) if text[k] in " \n")] if any(c in " \n" for c in text[:i]) else [],
+        ),
+        (
+            "vowel",
+            lambda i: (
+                [max(k for k in range(i) if text[k] in "aeiouAEIOU")]
+                if any(c in "aeiouAEIOU" for c in text[:i])
+                else []
+            ),
+        ),
+        ("start", lambda i: [0] if i >= 1 else []),
+    ]:
         weights = torch.zeros(1, T, T)
         for i in range(T):
-            weights[0, i, max(0, i - d)] = 1.0  # look exactly d back (or at 0 early on)
-        scores, offset = head_scores(weights, ids)
-        assert label_head(scores, offset)[0] == name
+            for j in keys(i) or [i]:  # where the habit has no target, the head looks at itself
+                weights[0, i, j] = 1 / len(keys(i) or [i])
+        scores, offset = head_scores(weights, targets)
+        label = label_head(scores, offset)
+        assert (label["habit"], label["clear"]) == (habit, True) and label["score"] == pytest.approx(1.0)
+    weights = torch.zeros(1, T, T)
+    for i in range(T):
+        weights[0, i, max(0, i - 3)] = 1.0  # exactly 3 back (or the first position early on)
+    assert label_head(*head_scores(weights, targets))["label"] == "3 characters back"
     uniform = torch.ones(1, T, T).tril() / torch.arange(1, T + 1)[:, None]
-    assert label_head(*head_scores(uniform, ids))[0] == "mixed"
+    label = label_head(*head_scores(uniform, targets))
+    assert not label["clear"] and label["score"] < 0.4  # only its strongest habit, marked weak
 
 
 def test_position_facts_say_what_the_numbers_show():

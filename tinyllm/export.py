@@ -19,12 +19,13 @@ from torch.nn import functional as F
 from tinyllm.checkpoint import build_model, load_checkpoint
 from tinyllm.data import printable
 from tinyllm.errors import TinyLLMError
+from tinyllm.explain import HABITS
 from tinyllm.flow import neuron_contexts
 from tinyllm.io import atomic_write_text, read_jsonl
 from tinyllm.model import param_table
 from tinyllm.runfolder import RunFolder
 
-VERSION = 1
+VERSION = 2  # 2: heads labelled by richer habits, on the validation slice
 CHAPTERS = [
     "model_card",
     "vocab",
@@ -122,47 +123,81 @@ def top_candidates(probs: torch.Tensor, k=TOP) -> list:
 MAX_OFFSET = 8  # how far back a "fixed offset" head may look
 
 
-def head_scores(weights: torch.Tensor, ids: torch.Tensor) -> tuple:
-    """How much of a head's attention follows a simple pattern, averaged over
-    query positions. weights: (B, T, T) for B prompts, ids: (B, T).
+VOWELS = set("aeiouAEIOU")
 
-    previous: weight on the character just before (queries 1..T-1)
-    back:     weight on the character d places back, for the best d in 2..8
-    self:     weight on its own position
-    same:     weight on earlier positions holding the same character
-              (only queries that have one)
-    start:    weight on position 0 (queries 1..T-1)
 
-    Returns (scores, d).
-    """
+def latest_before(flags: list, inclusive=False) -> list:
+    """For each position i, the latest position k < i (k <= i if inclusive)
+    whose flag is set, or -1."""
+    latest, found = [], -1
+    for i, flag in enumerate(flags):
+        if inclusive and flag:
+            found = i
+        latest.append(found)
+        if not inclusive and flag:
+            found = i
+    return latest
+
+
+def habit_targets(ids: torch.Tensor, chars) -> dict:
+    """For each habit, a (B, T, T) mask: the keys j that query i would look
+    at if the head had that habit (always j <= i). chars: the vocabulary."""
+    B, T = ids.shape
+    earlier = torch.ones(T, T, dtype=torch.bool).tril(-1)  # j < i
+    offsets = torch.arange(T)[:, None] - torch.arange(T)[None, :]  # i - j
+    same = ids[:, :, None] == ids[:, None, :]
+    after_same = torch.zeros(B, T, T, dtype=torch.bool)
+    after_same[:, :, 1:] = same[:, :, :-1] & (offsets[:, 1:] >= 0)  # ids[j - 1] == ids[i], j <= i
+    targets = dict(
+        previous=(offsets == 1).expand(B, T, T),
+        self=(offsets == 0).expand(B, T, T),
+        start=torch.zeros(B, T, T, dtype=torch.bool),
+        same=same & earlier,
+        after_same=after_same,
+    )
+    targets["start"][:, 1:, 0] = True
+    latest = {name: torch.zeros(B, T, T, dtype=torch.bool) for name in ("space", "word_start", "vowel", "consonant")}
+    for b, row in enumerate(ids.tolist()):
+        text = [chars[i] for i in row]
+        spaces = [c in " \n" for c in text]
+        found = dict(
+            space=latest_before(spaces),
+            vowel=latest_before([c in VOWELS for c in text]),
+            consonant=latest_before([c.isalpha() and c not in VOWELS for c in text]),
+        )
+        word_starts = [k + 1 for k in latest_before(spaces, inclusive=True)]
+        found["word_start"] = [s if s >= 1 and s <= i else -1 for i, s in enumerate(word_starts)]
+        for name, positions in found.items():
+            for i, j in enumerate(positions):
+                if j >= 0:
+                    latest[name][b, i, j] = True
+    return {**targets, **latest}
+
+
+def head_scores(weights: torch.Tensor, targets: dict) -> tuple:
+    """How much of a head's attention each habit explains: the weight on the
+    habit's keys, averaged over the queries that have such keys.
+    weights: (B, T, T) for B texts; targets: habit_targets of those texts.
+    `back` is the best fixed distance d from 2 to MAX_OFFSET. Returns (scores, d)."""
     B, T, _ = weights.shape
+    scores = {}
+    for name, mask in targets.items():
+        has = mask.any(-1)
+        scores[name] = float((weights * mask).sum(-1)[has].mean()) if has.any() else 0.0
 
-    def at_offset(d):  # mean weight on position i - d, over queries i >= d (d = 0: itself)
+    def at_offset(d):  # mean weight on position i - d, over queries i >= d
         return float(weights[:, d:, :].diagonal(dim1=1, dim2=2).mean()) if d < T else 0.0
 
-    offsets = range(2, min(MAX_OFFSET, T - 1) + 1)
-    back, offset = max(((at_offset(d), d) for d in offsets), default=(0.0, 2))
-    start = weights[:, 1:, 0].mean()
-    same_char = (ids[:, :, None] == ids[:, None, :]) & torch.ones(T, T, dtype=torch.bool).tril(-1)
-    has_same = same_char.any(dim=-1)
-    same = (weights * same_char).sum(-1)[has_same].mean() if has_same.any() else torch.tensor(0.0)
-    scores = {"previous": at_offset(1), "back": back, "self": at_offset(0), "same": float(same), "start": float(start)}
+    scores["back"], offset = max(((at_offset(d), d) for d in range(2, min(MAX_OFFSET, T - 1) + 1)), default=(0.0, 2))
     return scores, offset
 
 
-def label_head(scores: dict, offset: int) -> tuple:
-    """(label, score): the pattern holding the most weight, or "mixed"."""
-    labels = {
-        "previous": "previous character",
-        "back": f"{offset} characters back",
-        "self": "its own position",
-        "same": "same character",
-        "start": "first position",
-    }
+def label_head(scores: dict, offset: int) -> dict:
+    """The habit that explains most of a head's attention, in words, with its
+    score; `clear` when it holds at least LABEL_THRESHOLD of the attention
+    (else it is only the head's strongest habit among weak ones)."""
     name, score = max(scores.items(), key=lambda item: item[1])
-    if score < LABEL_THRESHOLD:
-        return "mixed", score
-    return labels[name], score
+    return dict(habit=name, label=HABITS[name].format(offset=offset), score=score, clear=score >= LABEL_THRESHOLD)
 
 
 # --------------------------------------------------------------------------
@@ -201,6 +236,10 @@ class Run:
         # x: what the kid reads; y: the character that really came next
         ids = torch.tensor([self.vocab.encode(p) for p in self.prompts])
         self.x, self.y = ids[:, :-1], ids[:, 1:]
+        # the heads' habits are measured on the validation slice (older runs: the prompts)
+        val_slice = self.facts.get("val_slice")
+        usable = isinstance(val_slice, str) and len(val_slice) >= T and not self.vocab.unknown(val_slice)
+        self.label_ids = label_texts(self.model, self.vocab, val_slice) if usable else self.x
 
 
 # --------------------------------------------------------------------------
@@ -263,18 +302,34 @@ def positions_chapter(run: Run) -> dict:
     )
 
 
-def head_labels(weights_by_layer, x) -> list:
-    """[[{label, score, scores}] per head] per layer, from (B, T, T) weights."""
+LABEL_NUMBERS = 2**23  # attention weights held at once while labelling heads (scores and weights: 64 MB)
+
+
+def label_texts(model, vocab, text: str) -> torch.Tensor:
+    """(B, T) ids: consecutive windows of text (the validation slice) to
+    measure the heads' habits on, as many as fit LABEL_NUMBERS (at most 32)."""
+    c = model.config
+    T = c.block_size
+    most = max(1, min(32, LABEL_NUMBERS // (2 * T * T * c.n_head * c.n_layer)))
+    ids = vocab.encode(text[: most * T])
+    return torch.tensor(ids[: len(ids) // T * T]).view(-1, T)
+
+
+def head_labels(model, ids: torch.Tensor, chars) -> list:
+    """[[{habit, label, score, clear, offset, scores}] per head] per layer:
+    each head's strongest habit on the texts ids (B, T)."""
+    trace = model.trace(ids)
+    targets = habit_targets(ids, chars)
     labels = []
-    for layer in weights_by_layer:
+    for layer in trace["heads"]:
         row = []
-        for weights in layer:
-            scores, offset = head_scores(weights, x)
-            label, score = label_head(scores, offset)
+        for head in layer:
+            scores, offset = head_scores(head["weights"], targets)
+            label = label_head(scores, offset)
             row.append(
                 dict(
-                    label=label,
-                    score=round(score, 3),
+                    label,
+                    score=round(label["score"], 3),
                     offset=offset,
                     scores={k: round(v, 3) for k, v in scores.items()},
                 )
@@ -333,8 +388,8 @@ def attention_chapter(run: Run, trace) -> dict:
         dict(text=text[:-1], next_char=text[-1], layers=prompt_attention(trace, b))
         for b, text in enumerate(run.prompts)
     ]
-    weights = [[h["weights"] for h in layer] for layer in trace["heads"]]
-    return dict(prompts=prompts, labels=head_labels(weights, run.x), label_threshold=LABEL_THRESHOLD)
+    labels = head_labels(run.model, run.label_ids, run.vocab.chars)
+    return dict(prompts=prompts, labels=labels, label_threshold=LABEL_THRESHOLD, label_chars=run.label_ids.numel())
 
 
 def predictions_chapter(run: Run, trace) -> dict:
@@ -377,7 +432,7 @@ def evolution_chapter(run: Run) -> dict:
                 sample=row.get("sample", ""),
                 embedding_pca=rounded(procrustes(coords, final_coords)),
                 attention=[[rounded_weights(w[0], 3) for w in layer] for layer in weights],
-                labels=head_labels(weights, x),
+                labels=head_labels(model, run.label_ids, run.vocab.chars),
                 top=top_candidates(probs),
                 target_probs=rounded(probs.gather(1, y[:, None])[:, 0]),
                 losses=rounded(F.cross_entropy(trace["logits"][0], y, reduction="none")),
