@@ -29,8 +29,13 @@ def visitor(base: str, seconds: float, times: list, errors: list):
     with sync_playwright() as p:
         browser, page = launch(p, height=1600)
         page.set_default_timeout(60_000)
-        page.goto(base)
-        page.wait_for_selector(IDLE)
+        try:
+            page.goto(base)
+            page.wait_for_selector(IDLE)
+        except Exception as e:  # the first page never came
+            errors.append(f"first page: {type(e).__name__}")
+            browser.close()
+            return
         names, end, i = page_names(), time.time() + seconds, 0
         while time.time() < end:
             name = names[i % len(names)]
@@ -86,6 +91,7 @@ def main():
                 thread.join()
             watch.running = False
             times.sort()
+            times = times or [float("nan")]
             p50, p95 = statistics.median(times), times[int(0.95 * (len(times) - 1))]
             print(
                 f"{n:>2} visitors, {args.seconds:.0f} s, a run training: {len(times)} page switches, "
