@@ -46,52 +46,65 @@ st.markdown(
 )
 snaps = evo["snapshots"]
 steps = [s["step"] for s in snaps]
-step = st.select_slider("Training step", steps, value=steps[-1], key="training_step", format_func=lambda s: f"{s:,}")
-snap = snaps[steps.index(step)]
-st.altair_chart(snapshot_timeline(rows, steps, step), width="stretch")
-st.caption(
-    "The snapshots on a line of steps (grey: the validation loss): "
-    f"{sum(1 for s in steps if s <= steps[-1] * 0.05)} of the {len(steps)} lie in the first 5% of training."
-)
-settings = card["train_settings"]
-measured_on = (
-    f"measured during training on the same {settings['eval_batches']} batches of {settings['batch_size']} "
-    f"snippets every time"
-)
-exact = card.get("exact_val_loss")
-if step == training["best_step"] and exact is not None:
-    st.markdown(
-        f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}, {measured_on}. Over the whole "
-        f"validation split this checkpoint's loss is {exact:.3f}: the number in the sidebar and chapter 1."
-    )
-else:
-    st.markdown(f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}, {measured_on}.")
-st.code(snap["sample"], language=None, wrap_lines=True)
 
-left, right = st.columns(2)
-with left:
-    st.markdown("**Character embeddings**")
-    all_coords = [c for s in snaps for c in s["embedding_pca"]]
-    pad = 0.05
-    xs, ys = [c[0] for c in all_coords], [c[1] for c in all_coords]
-    domain = ([min(xs) - pad, max(xs) + pad], [min(ys) - pad, max(ys) + pad])
-    st.altair_chart(
-        embedding_scatter(snap["embedding_pca"], chars, [char_kind(c) for c in chars], height=420, domain=domain),
-        width="stretch",
-    )
-with right:
-    cfg = card["config"]
-    a, b = st.columns(2)
-    layer = index_slider("Layer", cfg["n_layer"], "training_layer", where=a)
-    head = index_slider("Head", cfg["n_head"], "training_head", where=b)
-    label = snap["labels"][layer][head]
-    st.markdown(f"**Attention of layer {layer}, head {head}** at this step: {habit_sentence(label)}.")
-    st.altair_chart(attention_heatmap(snap["attention"][layer][head], list(evo["prompt"]), height=380), width="stretch")
 
-st.markdown("**Predictions on the first sample passage at this step**, coloured by surprise:")
-text = evo["prompt"]
-shown = list(text[1:]) + [chars[evo["targets"][-1]]]
-coloured_text(shown, [surprise_colour(x) for x in snap["losses"]], [f"p = {p:.3f}" for p in snap["target_probs"]])
+# A fragment: moving the step (or the head) reruns this part only, not the
+# whole chapter with its charts above and below.
+@st.fragment
+def watch_it_learn():
+    step = st.select_slider(
+        "Training step", steps, value=steps[-1], key="training_step", format_func=lambda s: f"{s:,}"
+    )
+    snap = snaps[steps.index(step)]
+    st.altair_chart(snapshot_timeline(rows, steps, step), width="stretch")
+    st.caption(
+        "The snapshots on a line of steps (grey: the validation loss): "
+        f"{sum(1 for s in steps if s <= steps[-1] * 0.05)} of the {len(steps)} lie in the first 5% of training."
+    )
+    settings = card["train_settings"]
+    measured_on = (
+        f"measured during training on the same {settings['eval_batches']} batches of {settings['batch_size']} "
+        f"snippets every time"
+    )
+    exact = card.get("exact_val_loss")
+    if step == training["best_step"] and exact is not None:
+        st.markdown(
+            f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}, {measured_on}. Over the whole "
+            f"validation split this checkpoint's loss is {exact:.3f}: the number in the sidebar and chapter 1."
+        )
+    else:
+        st.markdown(f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}, {measured_on}.")
+    st.code(snap["sample"], language=None, wrap_lines=True)
+
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Character embeddings**")
+        all_coords = [c for s in snaps for c in s["embedding_pca"]]
+        pad = 0.05
+        xs, ys = [c[0] for c in all_coords], [c[1] for c in all_coords]
+        domain = ([min(xs) - pad, max(xs) + pad], [min(ys) - pad, max(ys) + pad])
+        st.altair_chart(
+            embedding_scatter(snap["embedding_pca"], chars, [char_kind(c) for c in chars], height=420, domain=domain),
+            width="stretch",
+        )
+    with right:
+        cfg = card["config"]
+        a, b = st.columns(2)
+        layer = index_slider("Layer", cfg["n_layer"], "training_layer", where=a)
+        head = index_slider("Head", cfg["n_head"], "training_head", where=b)
+        label = snap["labels"][layer][head]
+        st.markdown(f"**Attention of layer {layer}, head {head}** at this step: {habit_sentence(label)}.")
+        st.altair_chart(
+            attention_heatmap(snap["attention"][layer][head], list(evo["prompt"]), height=380), width="stretch"
+        )
+
+    st.markdown("**Predictions on the first sample passage at this step**, coloured by surprise:")
+    text = evo["prompt"]
+    shown = list(text[1:]) + [chars[evo["targets"][-1]]]
+    coloured_text(shown, [surprise_colour(x) for x in snap["losses"]], [f"p = {p:.3f}" for p in snap["target_probs"]])
+
+
+watch_it_learn()
 
 st.subheader("Every head's pattern, over training")
 label_rows = [
@@ -115,9 +128,16 @@ st.altair_chart(
 )
 
 st.subheader("What it wrote at every evaluation")
-samples = {sample["step"]: sample["text"] for sample in training["samples"]}
-if samples:
-    written_at = st.select_slider(
-        "Step", list(samples), value=list(samples)[-1], key="training_sample_step", format_func=lambda s: f"{s:,}"
-    )
-    st.code(samples[written_at], language=None, wrap_lines=True)
+
+
+@st.fragment
+def what_it_wrote():
+    samples = {sample["step"]: sample["text"] for sample in training["samples"]}
+    if samples:
+        written_at = st.select_slider(
+            "Step", list(samples), value=list(samples)[-1], key="training_sample_step", format_func=lambda s: f"{s:,}"
+        )
+        st.code(samples[written_at], language=None, wrap_lines=True)
+
+
+what_it_wrote()
