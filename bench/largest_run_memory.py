@@ -2,8 +2,8 @@
 does every page show it, within 600 MB of memory?
 
 It trains (a few steps: memory does not grow with steps) a model at the
-limits: as many distinct characters as PEEK_MAX_VOCAB allows, the form's
-largest context, layers and heads, and as wide as PEEK_MAX_PARAMS allows.
+limits: as many distinct characters as PEEK_MAX_VOCAB allows, the largest
+context (the form's, within PEEK_MAX_CONTEXT), layers and heads, and as wide as PEEK_MAX_PARAMS allows.
 Then, each in its own process so that each peak is its own: the export, and
 every page rendered with Streamlit's AppTest. Prints the peak resident
 memory of each and the exported files' sizes.
@@ -31,8 +31,8 @@ RENDER_EVERY_PAGE = """
 from streamlit.testing.v1 import AppTest
 from ui import page_names
 for name in page_names():
-    at = AppTest.from_file("streamlit_app.py", default_timeout=300)
-    at.switch_page(f"app_pages/{name}.py").run()
+    at = AppTest.from_file({app!r}, default_timeout=300)
+    at.switch_page(f"app_pages/{{name}}.py").run()
     assert not at.exception, (name, at.exception)
 """
 
@@ -41,7 +41,8 @@ def largest_settings(limits: Limits) -> dict:
     """The form's largest context, layers and heads; the widest n_embd (a
     multiple of the heads, within the form's range) under the parameter limit."""
     form = {f.name: f.metadata["form"] for f in form_fields(GPTConfig, TrainConfig)}
-    settings = dict(block_size=form["block_size"][1], n_layer=form["n_layer"][1], n_head=form["n_head"][1])
+    block_size = min(form["block_size"][1], limits.max_context)
+    settings = dict(block_size=block_size, n_layer=form["n_layer"][1], n_head=form["n_head"][1])
     widths = range(form["n_embd"][1], 0, -settings["n_head"])
     for n_embd in widths:
         config = GPTConfig(vocab_size=limits.max_vocab, n_embd=n_embd, dropout=0.0, **settings)
@@ -81,7 +82,7 @@ def main():
         f"export: peak RSS {export_mb:.0f} MB; files {sum(s for s, _ in sizes):.1f} MB, largest "
         + ", ".join(f"{name} {size:.1f} MB" for size, name in sizes[::-1][:3])
     )
-    render_mb = peak_mb(RENDER_EVERY_PAGE, {"PEEK_KID_DIR": str(run_dir)})
+    render_mb = peak_mb(RENDER_EVERY_PAGE.format(app=str(ROOT / "streamlit_app.py")), {"PEEK_KID_DIR": str(run_dir)})
     print(f"every page (AppTest): peak RSS {render_mb:.0f} MB")
     worst = max(export_mb, render_mb)
     print(f"{'within' if worst <= BUDGET_MB else 'OVER'} the {BUDGET_MB} MB budget (worst {worst:.0f} MB)")

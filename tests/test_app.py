@@ -424,3 +424,18 @@ def test_vocabulary_caption_names_the_run_s_own_most_and_least_frequent(app_env)
     caption = next(c.value for c in at.caption if "most frequent" in c.value)
     assert f"`{glyph(most['char'])}`, appears {most['count']:,} times" in caption
     assert f"the rarest, `{glyph(least['char'])}`, {least['count']:,}" in caption
+
+
+def test_the_training_form_offers_no_more_than_the_server_trains(app_env, monkeypatch):
+    """With lower limits, the form's fields stop there and the presets are cut
+    to fit (a preset above a field's maximum would be an error)."""
+    from ui.training import jobs
+
+    monkeypatch.setattr(jobs().limits, "max_steps", 1000)
+    monkeypatch.setattr(jobs().limits, "max_context", 24)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception
+    steps, context = at.sidebar.number_input(key="train_steps"), at.sidebar.number_input(key="train_block_size")
+    assert (steps.max, context.max) == (1000, 24)
+    assert steps.value == 1000 and context.value == 24  # the quick preset asks for 4,000 and 32

@@ -93,6 +93,7 @@ def test_killed_run_leaves_a_resumable_checkpoint_and_readable_log(env):
         ("deep", {**TINY, "n_layer": 10**7}, None, "parameters"),  # counted, never built
         ("many-chars", TINY, "".join(chr(0x4E00 + i) for i in range(3000)).encode() * 4, "different characters"),
         ("big", {**TINY, "steps": 10**6}, None, "at most"),
+        ("long", {**TINY, "block_size": 4096}, None, "contexts of at most 64"),
         ("wide", {**TINY, "n_embd": 1024, "n_head": 8, "n_layer": 8}, None, "parameters"),
         # the app's form names settings by its labels, not by the CLI's flags
         ("odd", {**TINY, "n_embd": 30}, None, r"^Invalid settings: Width \(n_embd\) \(30\) must be divisible by Heads"),

@@ -70,6 +70,10 @@ LIMIT_SETTINGS = {
     "max_upload_mb": ("PEEK_MAX_UPLOAD_MB", 5.0, float, 0.001),
     # export and the Embeddings chapter grow with the square of the vocabulary
     "max_vocab": ("PEEK_MAX_VOCAB", 256, int, 2),
+    # the Attention and Training chapters' data grow with the square of the context
+    # (times layers and heads): at 64, the kid's, the largest run the other limits
+    # accept exports within 600 MB; at 128 it took 896 MB (bench/largest_run_memory.py)
+    "max_context": ("PEEK_MAX_CONTEXT", GPTConfig.block_size, int, 2),
 }
 SETTING_PROBLEMS = {}  # variable -> what was wrong with it, in words (reported once each)
 
@@ -104,12 +108,18 @@ class Limits:
     max_params: int = field(default_factory=lambda: limit_setting("max_params"))
     max_upload_mb: float = field(default_factory=lambda: limit_setting("max_upload_mb"))
     max_vocab: int = field(default_factory=lambda: limit_setting("max_vocab"))
+    max_context: int = field(default_factory=lambda: limit_setting("max_context"))
 
     def check_resume(self, run_dir: Path):
         """A resumed run keeps its own settings (a CLI run may have more steps
         or a bigger model than this server allows): check them too."""
         ckpt = load_checkpoint(RunFolder(run_dir).latest)
         steps, params = ckpt["train"]["steps"], count_params(GPTConfig(**ckpt["config"]))
+        if ckpt["config"]["block_size"] > self.max_context:
+            raise TinyLLMError(
+                f"This run reads {ckpt['config']['block_size']:,} characters at once; this server resumes "
+                f"runs with a context of at most {self.max_context:,}."
+            )
         if steps > self.max_steps:
             raise TinyLLMError(
                 f"This run was set for {steps:,} steps; this server resumes runs of at most {self.max_steps:,}."
@@ -128,6 +138,11 @@ class Limits:
         if train_config.steps > self.max_steps:
             raise TinyLLMError(
                 f"This server allows at most {self.max_steps:,} steps (asked for {train_config.steps:,})."
+            )
+        if model_config.block_size > self.max_context:
+            raise TinyLLMError(
+                f"This server trains contexts of at most {self.max_context:,} characters "
+                f"(asked for {model_config.block_size:,})."
             )
         if vocab_size > self.max_vocab:
             raise TinyLLMError(

@@ -22,9 +22,16 @@ def jobs() -> TrainingJobs:
     return TrainingJobs()
 
 
+def form_caps() -> dict:
+    """The form offers no more than this server trains (its limits, tinyllm/jobs.py)."""
+    limits = jobs().limits
+    return {"steps": limits.max_steps, "block_size": limits.max_context}
+
+
 def apply_preset():
+    caps = form_caps()
     for name, value in PRESETS[st.session_state["train_preset"]].items():
-        st.session_state[f"train_{name}"] = value
+        st.session_state[f"train_{name}"] = min(value, caps.get(name, value))
 
 
 def sidebar_form():
@@ -62,8 +69,10 @@ def sidebar_form():
         # A form: editing a setting does not rerun the page behind it; Train sends them all.
         with st.form("train_form", border=False, enter_to_submit=False):
             settings = {}
+            caps = form_caps()
             for setting_field in FORM_FIELDS:
                 low, high, step = setting_field.metadata["form"]
+                high = max(low, min(high, caps.get(setting_field.name, high)))
                 settings[setting_field.name] = st.number_input(
                     setting_field.metadata["label"],
                     low,
