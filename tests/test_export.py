@@ -75,7 +75,7 @@ def test_every_file_matches_its_schema(chapters, kid):
         assert len(prompt["text"]) == T and len(prompt["next_char"]) == 1
         assert shape(prompt["layers"]) == (c.n_layer, c.n_head)
         for head in flat(prompt["layers"]):
-            assert shape(head["weights"]) == shape(head["scores"]) == (T, T)
+            assert shape(head["weights"]) == (T, T) and "scores" not in head  # recomputed from q and k
             assert shape(head["q"]) == shape(head["k"]) == shape(head["v"]) == (T, hs)
             for i, row in enumerate(head["weights"]):
                 assert sum(row) == pytest.approx(1, abs=2e-3)

@@ -25,7 +25,7 @@ from tinyllm.io import atomic_write_text, read_jsonl
 from tinyllm.model import param_table
 from tinyllm.runfolder import RunFolder
 
-VERSION = 2  # 2: heads labelled by richer habits, on the validation slice
+VERSION = 3  # 2: heads labelled by richer habits, on the validation slice; 3: no attention scores
 CHAPTERS = [
     "model_card",
     "vocab",
@@ -343,8 +343,8 @@ def prompt_attention(trace, b: int) -> list:
     return [
         [
             dict(
+                # no scores: a page recomputes them from q and k (explain.attention_steps)
                 weights=rounded_weights(h["weights"][b]),
-                scores=rounded(h["scores"][b], 3),
                 q=rounded(h["q"][b], 3),
                 k=rounded(h["k"][b], 3),
                 v=rounded(h["v"][b], 3),
