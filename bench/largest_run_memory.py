@@ -19,9 +19,8 @@ import tempfile
 from pathlib import Path
 
 from tinyllm.data import corpus_from_bytes
-from tinyllm.jobs import Limits
+from tinyllm.jobs import Limits, largest_accepted
 from tinyllm.model import GPTConfig, count_params
-from tinyllm.settings import form_fields
 from tinyllm.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,20 +36,6 @@ for name in page_names():
 """
 
 
-def largest_settings(limits: Limits) -> dict:
-    """The form's largest context, layers and heads; the widest n_embd (a
-    multiple of the heads, within the form's range) under the parameter limit."""
-    form = {f.name: f.metadata["form"] for f in form_fields(GPTConfig, TrainConfig)}
-    block_size = min(form["block_size"][1], limits.max_context)
-    settings = dict(block_size=block_size, n_layer=form["n_layer"][1], n_head=form["n_head"][1])
-    widths = range(form["n_embd"][1], 0, -settings["n_head"])
-    for n_embd in widths:
-        config = GPTConfig(vocab_size=limits.max_vocab, n_embd=n_embd, dropout=0.0, **settings)
-        if count_params(config) <= limits.max_params:
-            return dict(settings, n_embd=n_embd)
-    raise SystemExit("no width fits the parameter limit")
-
-
 def peak_mb(code: str, env: dict) -> float:
     """Peak RSS of a child Python running code, as the child itself reports it."""
     report = "\nimport resource\nprint('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
@@ -64,7 +49,7 @@ def peak_mb(code: str, env: dict) -> float:
 
 def main():
     limits = Limits()
-    settings = largest_settings(limits)
+    settings = largest_accepted(limits)
     rng = random.Random(0)
     alphabet = [chr(c) for c in range(0x21, 0x21 + limits.max_vocab)]
     text = "".join(rng.choice(alphabet) for _ in range(60_000)) + "".join(alphabet)

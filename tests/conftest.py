@@ -83,3 +83,25 @@ def smallest_run(tmp_path_factory):
 
     export_run(run_dir)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def largest_run(tmp_path_factory):
+    """The largest run the default limits accept (jobs.largest_accepted: the
+    form's most layers and heads, the longest context, as wide as the
+    parameter limit allows, every character the vocabulary limit allows),
+    trained 4 steps and exported."""
+    from tinyllm.export import export_run
+    from tinyllm.jobs import Limits, largest_accepted
+
+    limits = Limits(max_steps=6000, max_params=2_000_000, max_upload_mb=5, max_vocab=256, max_context=64)
+    alphabet = [chr(0x21 + i) for i in range(limits.max_vocab)]
+    rng = random.Random(0)
+    corpus = corpus_from_bytes(
+        ("".join(rng.choice(alphabet) for _ in range(6000)) + "".join(alphabet)).encode(), "all.txt"
+    )
+    run_dir = tmp_path_factory.mktemp("runs") / "largest"
+    settings = dict(largest_accepted(limits), steps=4, eval_interval=2, eval_batches=1, batch_size=2, sample_chars=8)
+    train(*tiny_configs(**settings), corpus, run_dir)
+    export_run(run_dir)
+    return run_dir

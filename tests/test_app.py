@@ -283,6 +283,14 @@ def test_every_page_renders_the_smallest_run(smallest_run, tmp_path, monkeypatch
     assert not at.exception, at.exception
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_the_largest_run(largest_run, tmp_path, monkeypatch, page):
+    monkeypatch.setenv("PEEK_KID_DIR", str(largest_run))
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    at = open_page(page)
+    assert not at.exception, at.exception
+
+
 @pytest.mark.parametrize(
     "page, prefix", [("attention", "attention"), ("predictions", "predictions"), ("whole_kid", "whole")]
 )

@@ -31,7 +31,7 @@ from tinyllm.model import GPTConfig, count_params
 from tinyllm.runfolder import RunFolder
 from tinyllm.runs import ROOT, check_run_name, runs_dir
 from tinyllm.sandbox import HEAD_FILE, train_in_sandbox
-from tinyllm.settings import flag
+from tinyllm.settings import flag, form_fields
 from tinyllm.train import TrainConfig, configs_from, validate
 
 # A run trains beside the pages other visitors are reading: it gets half the
@@ -156,6 +156,22 @@ class Limits:
                 f"these settings make {params:,}. Make it narrower or shallower."
             )
         return params
+
+
+def largest_accepted(limits: Limits) -> dict:
+    """The largest model these limits and the app's form accept: the form's
+    most layers and heads, the longest context (within max_context), and the
+    widest n_embd (a multiple of the heads) under max_params with a vocabulary
+    of max_vocab. What bench/largest_run_memory.py and the tests try."""
+    form = {f.name: f.metadata["form"] for f in form_fields(GPTConfig, TrainConfig)}
+    block_size = min(form["block_size"][1], limits.max_context)
+    settings = dict(block_size=block_size, n_layer=form["n_layer"][1], n_head=form["n_head"][1])
+    widths = range(form["n_embd"][1], 0, -settings["n_head"])
+    for n_embd in widths:
+        config = GPTConfig(vocab_size=limits.max_vocab, n_embd=n_embd, dropout=0.0, **settings)
+        if count_params(config) <= limits.max_params:
+            return dict(settings, n_embd=n_embd)
+    raise TinyLLMError("No width fits the parameter limit.")
 
 
 def settings_flags(settings: dict) -> list:
