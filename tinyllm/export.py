@@ -240,6 +240,7 @@ class Run:
         val_slice = self.facts.get("val_slice")
         usable = isinstance(val_slice, str) and len(val_slice) >= T and not self.vocab.unknown(val_slice)
         self.label_ids = label_texts(self.model, self.vocab, val_slice) if usable else self.x
+        self.label_targets = habit_targets(self.label_ids, self.vocab.chars)
 
 
 # --------------------------------------------------------------------------
@@ -315,11 +316,11 @@ def label_texts(model, vocab, text: str) -> torch.Tensor:
     return torch.tensor(ids[: len(ids) // T * T]).view(-1, T)
 
 
-def head_labels(model, ids: torch.Tensor, chars) -> list:
+def head_labels(model, ids: torch.Tensor, targets: dict) -> list:
     """[[{habit, label, score, clear, offset, scores}] per head] per layer:
-    each head's strongest habit on the texts ids (B, T)."""
+    each head's strongest habit on the texts ids (B, T), whose habit_targets
+    are given (the same for every snapshot: computed once)."""
     trace = model.trace(ids)
-    targets = habit_targets(ids, chars)
     labels = []
     for layer in trace["heads"]:
         row = []
@@ -388,7 +389,7 @@ def attention_chapter(run: Run, trace) -> dict:
         dict(text=text[:-1], next_char=text[-1], layers=prompt_attention(trace, b))
         for b, text in enumerate(run.prompts)
     ]
-    labels = head_labels(run.model, run.label_ids, run.vocab.chars)
+    labels = head_labels(run.model, run.label_ids, run.label_targets)
     return dict(prompts=prompts, labels=labels, label_threshold=LABEL_THRESHOLD, label_chars=run.label_ids.numel())
 
 
@@ -432,7 +433,7 @@ def evolution_chapter(run: Run) -> dict:
                 sample=row.get("sample", ""),
                 embedding_pca=rounded(procrustes(coords, final_coords)),
                 attention=[[rounded_weights(w[0], 3) for w in layer] for layer in weights],
-                labels=head_labels(model, run.label_ids, run.vocab.chars),
+                labels=head_labels(model, run.label_ids, run.label_targets),
                 top=top_candidates(probs),
                 target_probs=rounded(probs.gather(1, y[:, None])[:, 0]),
                 losses=rounded(F.cross_entropy(trace["logits"][0], y, reduction="none")),

@@ -197,7 +197,7 @@ def resumable_runs() -> list:
     return sorted(
         p.name
         for p in runs_dir().iterdir()
-        if p.is_dir() and RunFolder(p).status()["resumable"] and RunFolder(p).writer() is None
+        if p.is_dir() and RunFolder(p).resumable() and RunFolder(p).writer() is None
     )
 
 
@@ -244,7 +244,8 @@ class TrainingJobs:
 
     def busy_message(self) -> str:
         minutes = (time.time() - self.started_at) / 60
-        progress = run_status(self.run_dir)["progress"] or {}
+        folder = RunFolder(self.run_dir)
+        progress = folder.read_object(folder.progress) or {}
         eta = progress.get("eta_s")
         left = f", about {eta / 60:.1f} min left" if eta else ""
         return (

@@ -107,9 +107,17 @@ class RunFolder:
             summary=self.read_object(self.summary),
             corpus=self.read_object(self.corpus),
         )
-        stopped = (status["progress"] or {}).get("status") in ("stopped", "failed")
-        status["resumable"] = self.latest.exists() and (stopped or status["summary"] is None)
+        status["resumable"] = self.resumable(status["progress"], status["summary"])
         return status
+
+    def resumable(self, progress=None, summary=None) -> bool:
+        """It has a resumable checkpoint and stopped or failed before its last
+        step. Reads only progress.json and summary.json (unless given them)."""
+        if not self.latest.exists():
+            return False
+        progress = progress or self.read_object(self.progress) or {}
+        summary = summary or self.read_object(self.summary)
+        return progress.get("status") in ("stopped", "failed") or summary is None
 
     def writer(self) -> int | None:
         """The process id writing this folder right now, or None if nobody is
