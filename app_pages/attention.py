@@ -12,7 +12,7 @@ from tinyllm.model import Head
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.data import chapter
 from ui.live import choose_text
-from ui.widgets import index_slider
+from ui.widgets import draw, index_slider
 
 att = chapter("attention")
 card = chapter("model_card")
@@ -46,14 +46,16 @@ def head_explorer():
     c1, c2, c3 = st.columns(3)
     layer = index_slider("Layer", n_layer, "attention_layer", where=c1)
     head = index_slider("Head", n_head, "attention_head", where=c2)
-    # A click on the heatmap picks the query position. The heatmap's key names
-    # the query it was drawn for, so each new query gets a fresh chart whose
-    # clicks (even on the cell clicked before) count again.
-    shown = min(st.session_state.get("attention_query", 40), len(chars) - 1)
-    click = st.session_state.get(f"attention_heatmap_{shown}")
-    cell = click.selection.get("cell") if click else None
-    if cell:
-        st.session_state["attention_query"] = int(cell[0]["query"])
+    # A click on the heatmap picks the query position. Every click toggles
+    # its cell in the chart's selection, so the selection changes (and the
+    # page hears of it) even when the cell clicked is the one clicked before;
+    # the cell that came or went since the last run is the one clicked.
+    picked = st.session_state.get("attention_heatmap")
+    cells = {(c["query"], c["key"]) for c in picked.selection.get("cell", [])} if picked else set()
+    clicked = cells ^ st.session_state.get("attention_cells_seen", set())
+    st.session_state["attention_cells_seen"] = cells
+    if clicked:
+        st.session_state["attention_query"] = int(max(clicked)[0])
     i = index_slider(
         "Query position", len(chars), "attention_query", default=40, where=c3, help="Or click a row of the heatmap."
     )
@@ -124,13 +126,13 @@ def head_explorer():
                 "char": [glyph(c) for c in chars[: i + 1]],
             }
         )
-        st.altair_chart(
+        draw(
             alt.Chart(bars)
             .mark_bar()
             .encode(
                 x=alt.X("position:O", axis=axis_with_chars(chars, "attended position")),
                 y=alt.Y("weight:Q", scale=alt.Scale(domain=[0, 1])),
-                tooltip=["position", "char", alt.Tooltip("weight:Q", format=".3f")],
+                tooltip=[alt.Tooltip("position:O"), alt.Tooltip("char:N"), alt.Tooltip("weight:Q", format=".3f")],
             )
             .properties(height=170),
             width="stretch",
@@ -142,11 +144,10 @@ def head_explorer():
         f"upper right is hidden by the mask: nobody sees the future. The outlined row is position {i}, "
         "explained above. **Click a cell** to explain its row."
     )
-    select = alt.selection_point(name="cell", fields=["query", "key"], on="click")
-    st.altair_chart(
-        attention_heatmap(data["weights"], chars, height=520, select=select, marked_query=i),
+    draw(
+        attention_heatmap(data["weights"], chars, height=520, clickable=True, marked_query=i),
         on_select="rerun",
-        key=f"attention_heatmap_{i}",
+        key="attention_heatmap",
         width="stretch",
     )
     st.caption(

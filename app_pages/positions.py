@@ -61,7 +61,7 @@ st.altair_chart(
     .encode(
         x=alt.X("distance:Q", title="distance between two positions"),
         y=alt.Y("similarity:Q", title="mean cosine similarity"),
-        tooltip=["distance", alt.Tooltip("similarity:Q", format=".3f")],
+        tooltip=[alt.Tooltip("distance:O"), alt.Tooltip("similarity:Q", format=".3f")],
     )
     .properties(height=220),
     width="stretch",
@@ -77,7 +77,7 @@ st.altair_chart(
         x=alt.X("dimension:O", axis=alt.Axis(labels=dims <= 64, title="dimension")),
         y=alt.Y("position:O", title="position"),
         color=alt.Color("value:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True)),
-        tooltip=["position", "dimension", alt.Tooltip("value:Q", format=".3f")],
+        tooltip=[alt.Tooltip("position:O"), alt.Tooltip("dimension:O"), alt.Tooltip("value:Q", format=".3f")],
     )
     .properties(height=480),
     width="stretch",

@@ -8,7 +8,7 @@ from tinyllm.explain import char_kind, habit_sentence, surprise_colour
 from ui.charts import FIT_WIDTH, attention_heatmap, embedding_scatter, loss_curves, metric_line, snapshot_timeline
 from ui.data import chapter
 from ui.text import coloured_text
-from ui.widgets import index_slider
+from ui.widgets import draw, index_slider
 
 training = chapter("training")
 evo = chapter("evolution")
@@ -56,7 +56,7 @@ def watch_it_learn():
         "Training step", steps, value=steps[-1], key="training_step", format_func=lambda s: f"{s:,}"
     )
     snap = snaps[steps.index(step)]
-    st.altair_chart(snapshot_timeline(rows, steps, step), width="stretch")
+    draw(snapshot_timeline(rows, steps, step), width="stretch")
     st.caption(
         "The snapshots on a line of steps (grey: the validation loss): "
         f"{sum(1 for s in steps if s <= steps[-1] * 0.05)} of the {len(steps)} lie in the first 5% of training."
@@ -83,7 +83,7 @@ def watch_it_learn():
         pad = 0.05
         xs, ys = [c[0] for c in all_coords], [c[1] for c in all_coords]
         domain = ([min(xs) - pad, max(xs) + pad], [min(ys) - pad, max(ys) + pad])
-        st.altair_chart(
+        draw(
             embedding_scatter(snap["embedding_pca"], chars, [char_kind(c) for c in chars], height=420, domain=domain),
             width="stretch",
         )
@@ -94,9 +94,7 @@ def watch_it_learn():
         head = index_slider("Head", cfg["n_head"], "training_head", where=b)
         label = snap["labels"][layer][head]
         st.markdown(f"**Attention of layer {layer}, head {head}** at this step: {habit_sentence(label)}.")
-        st.altair_chart(
-            attention_heatmap(snap["attention"][layer][head], list(evo["prompt"]), height=380), width="stretch"
-        )
+        draw(attention_heatmap(snap["attention"][layer][head], list(evo["prompt"]), height=380), width="stretch")
 
     st.markdown("**Predictions on the first sample passage at this step**, coloured by surprise:")
     text = evo["prompt"]
@@ -121,7 +119,12 @@ st.altair_chart(
         y=alt.Y("score:Q", title="share of attention its main habit explains"),
         # every head in the legend (Vega drops entries that do not fit its height)
         color=alt.Color("head:N", legend=alt.Legend(orient="bottom", columns=8, symbolLimit=0, title=None)),
-        tooltip=["step", "head", "pattern", alt.Tooltip("score:Q", format=".2f")],
+        tooltip=[
+            alt.Tooltip("step:Q"),
+            alt.Tooltip("head:N"),
+            alt.Tooltip("pattern:N"),
+            alt.Tooltip("score:Q", format=".2f"),
+        ],
     )
     .properties(height=260, autosize=FIT_WIDTH),  # the legend below, not inside the height
     width="stretch",

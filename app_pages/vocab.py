@@ -35,7 +35,7 @@ with left:
         .encode(
             y=alt.Y("shown:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelFontSize=12)),
             x=alt.X("count:Q", title="count in the corpus (square-root scale)", scale=alt.Scale(type="sqrt")),
-            tooltip=["id", "name", alt.Tooltip("count:Q", format=",")],
+            tooltip=[alt.Tooltip("id:O"), alt.Tooltip("name:N"), alt.Tooltip("count:Q", format=",")],
         )
         .properties(height=15 * len(df), autosize=FIT_WIDTH),
         width="stretch",

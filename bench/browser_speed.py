@@ -60,13 +60,37 @@ def start_server(run: Path, port: int, wrap=(), env=None):
     raise SystemExit("the server did not start")
 
 
+# Installed before an action: a promise that settles once the app has run
+# (its script state went to "running") and is idle again, two frames later
+# (painted). Waiting for the state to change, not merely for "idle", matters:
+# a slider sends its new value after a short pause, and until then the app
+# still looks idle.
+WATCH_RERUN = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  window.peekRerun = new Promise((resolve) => {
+    let ran = false;
+    const seen = () => {
+      const state = app.getAttribute("data-test-script-state");
+      if (state === "running") ran = true;
+      if (ran && state === "notRunning") {
+        observer.disconnect();
+        requestAnimationFrame(() => requestAnimationFrame(() => resolve(true)));
+      }
+    };
+    const observer = new MutationObserver(seen);
+    observer.observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
+    setTimeout(() => { observer.disconnect(); resolve(false); }, 60000);
+  });
+}"""
+
+
 def timed(page, act) -> float:
-    """Milliseconds from `act()` until the app is idle again and has painted."""
+    """Milliseconds from `act()` until the app has rerun and painted."""
+    page.evaluate(WATCH_RERUN)
     t0 = time.perf_counter()
     act()
-    page.wait_for_timeout(30)  # let the rerun request leave before waiting for idle
-    page.wait_for_selector(IDLE)
-    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    if not page.evaluate("window.peekRerun"):
+        raise RuntimeError("the app did not rerun within 60 s")
     return (time.perf_counter() - t0) * 1000
 
 

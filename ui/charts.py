@@ -1,7 +1,9 @@
 """Altair charts used by several pages. Native Vega-Lite: nothing loads
 from a CDN, so the pictures work offline."""
 
+import functools
 import json
+from typing import NamedTuple
 
 import altair as alt
 import numpy as np
@@ -48,43 +50,86 @@ HIDDEN = "#d4d4d4"  # the future: masked, not "weight 0"
 MARKED = "#d1495b"  # the selected row
 
 
-def attention_heatmap(weights, chars, height=460, key_name="key", select=None, marked_query=None):
+def vega_lite(chart, validate=True) -> dict:
+    """An Altair chart's Vega-Lite description, as Streamlit would send it.
+    Altair's default theme gives every chart a 300 x 300 view; Streamlit
+    sizes charts itself (st.altair_chart drops that theme too)."""
+    spec = chart.to_dict(validate=validate)
+    view = spec.get("config", {}).get("view", {})
+    for size in ("continuousWidth", "continuousHeight"):
+        view.pop(size, None)
+    return spec
+
+
+class Picture(NamedTuple):
+    """A chart in two parts: `spec`, its Vega-Lite description as JSON text,
+    which refers to its tables by name only, and `tables`, those tables by
+    name. ui.widgets.draw shows it. Kept apart, the description can be built
+    once and reused, and a rerun that changes only the numbers sends only
+    the new rows."""
+
+    spec: str
+    tables: dict
+
+
+def attention_heatmap(weights, chars, height=460, clickable=False, marked_query=None) -> Picture:
     """weights[query][key] with the characters on both axes. Cells above the
     diagonal (the future, hidden by the mask) are grey, so they cannot be
-    mistaken for weight 0. `select`: an optional alt.selection_point over
-    ["query", "key"] for clicks; `marked_query`: a row to outline."""
-    df = matrix_frame(weights, "query", key_name, "weight")
+    mistaken for weight 0. clickable: a click selects its cell, in the
+    selection named "cell" (fields query and key); marked_query: a row to
+    outline."""
+    cells = matrix_frame(weights, "query", "key", "weight")
     shown = np.array([glyph(c) for c in chars])
-    df["query char"] = shown[df["query"].to_numpy()]
-    df["key char"] = shown[df[key_name].to_numpy()]
-    df["seen"] = np.where(df[key_name] > df["query"], "hidden (the future)", "seen")
-    y = alt.Y("query:O", axis=axis_with_chars(chars, "query position (looking)", every=True))
+    cells["query char"] = shown[cells["query"].to_numpy()]
+    cells["key char"] = shown[cells["key"].to_numpy()]
+    cells["seen"] = np.where(cells["key"] > cells["query"], "hidden (the future)", "seen")
+    tables = {"cells": cells}
+    if marked_query is not None:
+        tables["marked"] = pd.DataFrame({"query": [marked_query]})
+    spec = attention_heatmap_spec(tuple(chars), height, clickable, marked_query is not None)
+    return Picture(spec, tables)
+
+
+@functools.lru_cache(maxsize=64)
+def attention_heatmap_spec(chars: tuple, height: int, clickable: bool, marked: bool) -> str:
+    """The heatmap's description, the same for every head and every query of
+    one text: built once (Altair takes a tenth of a second to build it)."""
+    # Fixed axes, not read from the rows: moving the outlined row then redraws
+    # that outline alone, not the thousands of cells.
+    positions = alt.Scale(domain=list(range(len(chars))))
+    y = alt.Y("query:O", scale=positions, axis=axis_with_chars(chars, "query position (looking)", every=True))
     chart = (
-        alt.Chart(df)
+        alt.Chart(alt.Data(name="cells"))
         .mark_rect()
         .encode(
-            x=alt.X(f"{key_name}:O", axis=axis_with_chars(chars, "key position (attended to)")),
+            x=alt.X("key:O", scale=positions, axis=axis_with_chars(chars, "key position (attended to)")),
             y=y,
             color=alt.condition(
-                f"datum['{key_name}'] > datum.query",
+                "datum.key > datum.query",
                 alt.value(HIDDEN),
                 alt.Color(
                     "weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=alt.Legend(title="weight")
                 ),
             ),
-            tooltip=["query", "query char", key_name, "key char", "seen", alt.Tooltip("weight:Q", format=".3f")],
+            tooltip=[
+                alt.Tooltip("query:O"),
+                alt.Tooltip("query char:N"),
+                alt.Tooltip("key:O"),
+                alt.Tooltip("key char:N"),
+                alt.Tooltip("seen:N"),
+                alt.Tooltip("weight:Q", format=".3f"),
+            ],
         )
     )
-    if select is not None:
-        chart = chart.add_params(select)
-    if marked_query is not None:
-        row = (
-            alt.Chart(pd.DataFrame({"query": [marked_query]}))
-            .mark_rect(fill=None, stroke=MARKED, strokeWidth=2.5)
-            .encode(y=y)
-        )
+    if clickable:
+        # toggle: a click on a selected cell unselects it, so every click
+        # changes the selection, even on the cell clicked last
+        chart = chart.add_params(alt.selection_point(name="cell", fields=["query", "key"], on="click", toggle="true"))
+    if marked:
+        row = alt.Chart(alt.Data(name="marked")).mark_rect(fill=None, stroke=MARKED, strokeWidth=2.5).encode(y=y)
         chart = alt.layer(chart, row)
-    return chart.properties(height=max(height, 13 * len(chars)))  # room for every row's character
+    chart = chart.properties(height=max(height, 13 * len(chars)))  # room for every row's character
+    return json.dumps(vega_lite(chart))
 
 
 def small_heatmap(weights, size=130):
@@ -117,7 +162,7 @@ def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
                 scale=alt.Scale(scheme=DIVERGING, domain=[-1, 1], reverse=True),
                 legend=alt.Legend(title="cosine similarity"),
             ),
-            tooltip=["row label", "col label", alt.Tooltip("cosine:Q", format=".3f")],
+            tooltip=[alt.Tooltip("row label:N"), alt.Tooltip("col label:N"), alt.Tooltip("cosine:Q", format=".3f")],
         )
         .properties(height=height)
     )
@@ -133,7 +178,7 @@ def candidates_bar(candidates, title="probability"):
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title=title),
             # labelOverlap=False: every candidate keeps its label (Vega hides "crowded" ones)
             y=alt.Y("character:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=14, labelOverlap=False)),
-            tooltip=["character", alt.Tooltip("probability:Q", format=".3f")],
+            tooltip=[alt.Tooltip("character:N"), alt.Tooltip("probability:Q", format=".3f")],
         )
         .properties(height=34 * len(candidates) + 30)
     )
@@ -165,7 +210,11 @@ def believed_and_drawn(candidates, believed, drawn):
                 scale=alt.Scale(range=["#9db4cc", "#1f4e79"]),
                 legend=alt.Legend(orient="top", title=None),
             ),
-            tooltip=["character", "distribution", alt.Tooltip("probability:Q", format=".3f")],
+            tooltip=[
+                alt.Tooltip("character:N"),
+                alt.Tooltip("distribution:N"),
+                alt.Tooltip("probability:Q", format=".3f"),
+            ],
         )
         .properties(height=40 * len(candidates), autosize=FIT_WIDTH)
     )
@@ -186,20 +235,20 @@ def loss_curves(rows, uniform_loss, best_step=None, height=320):
                 scale=alt.Scale(domain=["train", "validation"], range=["#1f77b4", "#e6550d"]),
                 legend=alt.Legend(title=None, orient="top-right"),
             ),
-            tooltip=["step", "split", alt.Tooltip("loss:Q", format=".4f")],
+            tooltip=[alt.Tooltip("step:Q"), alt.Tooltip("split:N"), alt.Tooltip("loss:Q", format=".4f")],
         )
     )
     uniform = (
         alt.Chart(pd.DataFrame({"loss": [uniform_loss], "label": ["uniform guess"]}))
         .mark_rule(strokeDash=[6, 4], color="gray")
-        .encode(y="loss:Q", tooltip=["label", "loss"])
+        .encode(y="loss:Q", tooltip=[alt.Tooltip("label:N"), alt.Tooltip("loss:Q")])
     )
     layers = [lines, uniform]
     if best_step is not None:
         layers.append(
             alt.Chart(pd.DataFrame({"step": [best_step]}))
             .mark_rule(color="green")
-            .encode(x="step:Q", tooltip=[alt.Tooltip("step", title="kept checkpoint")])
+            .encode(x="step:Q", tooltip=[alt.Tooltip("step:Q", title="kept checkpoint")])
         )
     return alt.layer(*layers).properties(height=height)
 
@@ -212,7 +261,7 @@ def metric_line(rows, field, title, height=180, fmt=".3g"):
         .encode(
             x=alt.X("step:Q", title="training step"),
             y=alt.Y(f"{field}:Q", title=title),
-            tooltip=["step", alt.Tooltip(f"{field}:Q", format=fmt)],
+            tooltip=[alt.Tooltip("step:Q"), alt.Tooltip(f"{field}:Q", format=fmt)],
         )
         .properties(height=height)
     )
@@ -252,11 +301,11 @@ def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title=
             scale=alt.Scale(domain=list(KIND_COLOURS), range=list(KIND_COLOURS.values())),
             legend=alt.Legend(title=None, orient="bottom", columns=4),
         ),
-        tooltip=["char", "id", "kind"],
+        tooltip=[alt.Tooltip("char:N"), alt.Tooltip("id:O"), alt.Tooltip("kind:N")],
     )
-    return (
-        base.mark_circle(size=60, opacity=0.35) + base.mark_text(fontSize=15, fontWeight="bold").encode(text="char")
-    ).properties(height=height)
+    dots = base.mark_circle(size=60, opacity=0.35)
+    labels = base.mark_text(fontSize=15, fontWeight="bold").encode(text=alt.Text("char:N"))
+    return (dots + labels).properties(height=height)
 
 
 def snapshot_timeline(rows, snapshot_steps, selected, height=60):
