@@ -1,0 +1,48 @@
+"""Charts that a slider redraws in place: their description must not change
+when only their numbers do (the browser then swaps rows instead of building
+the chart again), and must change when their shape does."""
+
+import json
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from ui.charts import attention_heatmap
+from ui.widgets import named_tables
+
+
+def bars(values):
+    frame = pd.DataFrame({"position": range(len(values)), "weight": values})
+    line = alt.Chart(pd.DataFrame({"y": [0.5]})).mark_rule().encode(y=alt.Y("y:Q"))
+    return alt.Chart(frame).mark_bar().encode(x=alt.X("position:O"), y=alt.Y("weight:Q")) + line
+
+
+def test_new_numbers_keep_the_description_and_travel_as_rows():
+    spec_a, tables_a = named_tables(bars([0.1, 0.9]))
+    spec_b, tables_b = named_tables(bars([0.7, 0.2, 0.1]))
+    assert json.dumps(spec_a, sort_keys=True) == json.dumps(spec_b, sort_keys=True)
+    assert sorted(tables_a) == sorted(tables_b) == ["table_0", "table_1"]
+    assert "values" not in json.dumps(spec_a)  # no rows inside the description
+    assert tables_b["table_0"]["weight"].tolist() == [0.7, 0.2, 0.1]
+
+
+def test_a_new_shape_is_a_new_description():
+    spec_a, _ = named_tables(bars([0.1, 0.9]))
+    spec_b, _ = named_tables(bars([0.1, 0.9]).properties(height=99))
+    assert spec_a != spec_b
+
+
+def test_the_heatmap_keeps_its_description_across_heads_and_queries():
+    chars = list("To be, or")
+    rng = np.random.default_rng(0)
+    one = attention_heatmap(np.tril(rng.random((9, 9))), chars, clickable=True, marked_query=3)
+    other = attention_heatmap(np.tril(rng.random((9, 9))), chars, clickable=True, marked_query=7)
+    assert one.spec == other.spec
+    assert one.tables["marked"]["query"].tolist() == [3]
+    assert other.tables["marked"]["query"].tolist() == [7]
+    cells = other.tables["cells"]
+    assert len(cells) == 81
+    assert set(cells.loc[cells["key"] > cells["query"], "seen"]) == {"hidden (the future)"}
+    # another text: other labels on the axes, another description
+    assert attention_heatmap(np.eye(9), list("Not to be"), clickable=True, marked_query=3).spec != one.spec
