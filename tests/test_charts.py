@@ -43,6 +43,9 @@ def test_the_heatmap_keeps_its_description_across_heads_and_queries():
     assert other.tables["marked"]["query"].tolist() == [7]
     cells = other.tables["cells"]
     assert len(cells) == 81
-    assert set(cells.loc[cells["key"] > cells["query"], "seen"]) == {"hidden (the future)"}
+    hidden = cells["key"] > cells["query"]
+    assert cells.loc[hidden, "cell"].str.endswith("(hidden: the future)").all()
+    assert not cells.loc[~hidden, "cell"].str.contains("hidden").any()
+    assert cells.loc[(cells["query"] == 3) & (cells["key"] == 1), "cell"].item() == "3 b ← 1 o"
     # another text: other labels on the axes, another description
     assert attention_heatmap(np.eye(9), list("Not to be"), clickable=True, marked_query=3).spec != one.spec

@@ -80,9 +80,10 @@ def attention_heatmap(weights, chars, height=460, clickable=False, marked_query=
     outline."""
     cells = matrix_frame(weights, "query", "key", "weight")
     shown = np.array([glyph(c) for c in chars])
-    cells["query char"] = shown[cells["query"].to_numpy()]
-    cells["key char"] = shown[cells["key"].to_numpy()]
-    cells["seen"] = np.where(cells["key"] > cells["query"], "hidden (the future)", "seen")
+    query, key = cells["query"].to_numpy(), cells["key"].to_numpy()
+    named = np.array([f"{n} {g}" for n, g in enumerate(shown)], dtype=object)  # "3 b": position and character
+    future = np.where(key > query, " (hidden: the future)", "").astype(object)
+    cells["cell"] = named[query] + " ← " + named[key] + future
     tables = {"cells": cells}
     if marked_query is not None:
         tables["marked"] = pd.DataFrame({"query": [marked_query]})
@@ -111,14 +112,9 @@ def attention_heatmap_spec(chars: tuple, height: int, clickable: bool, marked: b
                     "weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=alt.Legend(title="weight")
                 ),
             ),
-            tooltip=[
-                alt.Tooltip("query:O"),
-                alt.Tooltip("query char:N"),
-                alt.Tooltip("key:O"),
-                alt.Tooltip("key char:N"),
-                alt.Tooltip("seen:N"),
-                alt.Tooltip("weight:Q", format=".3f"),
-            ],
+            # one label per cell, not five fields: the browser works out every
+            # tooltip whenever the rows change, thousands of cells each time
+            tooltip=[alt.Tooltip("cell:N", title="query ← key"), alt.Tooltip("weight:Q", format=".3f")],
         )
     )
     if clickable:
