@@ -149,11 +149,11 @@ def test_attention_slider_and_heatmap_click(server, page):
     # click a cell in the big heatmap: the query slider follows to that row
     moved = slider.input_value()
 
-    def click_row(fraction):
+    def click_row(fraction, across=0.1):
         chart = page.locator("[data-testid='stVegaLiteChart']").nth(1)
         chart.scroll_into_view_if_needed()
         box = chart.locator("canvas, svg").first.bounding_box()
-        page.mouse.click(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * fraction)
+        page.mouse.click(box["x"] + box["width"] * across, box["y"] + box["height"] * fraction)
         settle(page)
         return slider.input_value()
 
@@ -165,6 +165,8 @@ def test_attention_slider_and_heatmap_click(server, page):
     page.keyboard.press("ArrowLeft")
     settle(page)
     assert click_row(0.3) == first  # and after a slider move too
+    assert click_row(0.7) != first
+    assert click_row(0.3, across=0.85) == first  # a grey cell (the future) of that row too
     no_exception(page)
     assert table.is_visible()
     page.screenshot(path=SHOTS / "attention_clicked.png", full_page=True)

@@ -78,13 +78,16 @@ def attention_heatmap(weights, chars, height=460, clickable=False, marked_query=
     mistaken for weight 0. clickable: a click selects its cell, in the
     selection named "cell" (fields query and key); marked_query: a row to
     outline."""
-    cells = matrix_frame(weights, "query", "key", "weight")
+    grid = matrix_frame(weights, "query", "key", "weight")
     shown = np.array([glyph(c) for c in chars])
-    query, key = cells["query"].to_numpy(), cells["key"].to_numpy()
+    query, key = grid["query"].to_numpy(), grid["key"].to_numpy()
     named = np.array([f"{n} {g}" for n, g in enumerate(shown)], dtype=object)  # "3 b": position and character
-    future = np.where(key > query, " (hidden: the future)", "").astype(object)
-    cells["cell"] = named[query] + " ← " + named[key] + future
-    tables = {"cells": cells}
+    grid["cell"] = named[query] + " ← " + named[key]
+    hidden = key > query
+    # The grey future is a table of its own: it is the same for every head and
+    # every step, so a slider that changes the weights leaves it alone.
+    future = grid.loc[hidden, ["query", "key", "cell"]].assign(cell=lambda d: d["cell"] + " (hidden: the future)")
+    tables = {"cells": grid.loc[~hidden], "future": future}
     if marked_query is not None:
         tables["marked"] = pd.DataFrame({"query": [marked_query]})
     spec = attention_heatmap_spec(tuple(chars), height, clickable, marked_query is not None)
@@ -98,33 +101,29 @@ def attention_heatmap_spec(chars: tuple, height: int, clickable: bool, marked: b
     # Fixed axes, not read from the rows: moving the outlined row then redraws
     # that outline alone, not the thousands of cells.
     positions = alt.Scale(domain=list(range(len(chars))))
+    x = alt.X("key:O", scale=positions, axis=axis_with_chars(chars, "key position (attended to)"))
     y = alt.Y("query:O", scale=positions, axis=axis_with_chars(chars, "query position (looking)", every=True))
-    chart = (
+    colour = alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=alt.Legend(title="weight"))
+    # one label per cell, not five fields: the browser works out every tooltip
+    # whenever the rows change, thousands of cells each time
+    label = alt.Tooltip("cell:N", title="query ← key")
+    seen = (
         alt.Chart(alt.Data(name="cells"))
         .mark_rect()
-        .encode(
-            x=alt.X("key:O", scale=positions, axis=axis_with_chars(chars, "key position (attended to)")),
-            y=y,
-            color=alt.condition(
-                "datum.key > datum.query",
-                alt.value(HIDDEN),
-                alt.Color(
-                    "weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=alt.Legend(title="weight")
-                ),
-            ),
-            # one label per cell, not five fields: the browser works out every
-            # tooltip whenever the rows change, thousands of cells each time
-            tooltip=[alt.Tooltip("cell:N", title="query ← key"), alt.Tooltip("weight:Q", format=".3f")],
-        )
+        .encode(x=x, y=y, color=colour, tooltip=[label, alt.Tooltip("weight:Q", format=".3f")])
     )
+    future = alt.Chart(alt.Data(name="future")).mark_rect(color=HIDDEN).encode(x=x, y=y, tooltip=[label])
     if clickable:
         # toggle: a click on a selected cell unselects it, so every click
-        # changes the selection, even on the cell clicked last
-        chart = chart.add_params(alt.selection_point(name="cell", fields=["query", "key"], on="click", toggle="true"))
+        # changes the selection, even on the cell clicked last. Defined on
+        # one layer, it hears clicks on the grey cells too.
+        seen = seen.add_params(alt.selection_point(name="cell", fields=["query", "key"], on="click", toggle="true"))
+    layers = [seen, future]
     if marked:
-        row = alt.Chart(alt.Data(name="marked")).mark_rect(fill=None, stroke=MARKED, strokeWidth=2.5).encode(y=y)
-        chart = alt.layer(chart, row)
-    chart = chart.properties(height=max(height, 13 * len(chars)))  # room for every row's character
+        layers.append(
+            alt.Chart(alt.Data(name="marked")).mark_rect(fill=None, stroke=MARKED, strokeWidth=2.5).encode(y=y)
+        )
+    chart = alt.layer(*layers).properties(height=max(height, 13 * len(chars)))  # room for every row's character
     return json.dumps(vega_lite(chart))
 
 
