@@ -157,6 +157,10 @@ def main():
                 "attention: query slider",
                 slider_moves(page, f"{base}/attention", "Query position", repeats=args.repeats),
             )
+            report(
+                "training: step scrubber",
+                slider_moves(page, f"{base}/training", "Training step", repeats=args.repeats),
+            )
             browser.close()
     finally:
         server.terminate()
