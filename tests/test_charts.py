@@ -8,7 +8,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from ui.charts import attention_heatmap
+from ui.charts import attention_heatmap, small_heatmap
 from ui.widgets import named_tables
 
 
@@ -51,3 +51,17 @@ def test_the_heatmap_keeps_its_description_across_heads_and_queries():
     assert one.tables["future"].equals(future)
     # another text: other labels on the axes, another description
     assert attention_heatmap(np.eye(9), list("Not to be"), clickable=True, marked_query=3).spec != one.spec
+
+
+def test_the_thumbnail_is_the_weights_coloured_with_the_future_grey():
+    weights = np.tril(np.full((8, 8), 0.5))
+    weights[3, 0], weights[5, 5] = 0.0, 1.0
+    picture = small_heatmap(weights, size=40)
+    assert picture.shape == (40, 40, 3) and picture.dtype == np.uint8
+    cell = picture[::5, ::5]  # one pixel per cell
+    grey = np.array([0xD4, 0xD4, 0xD4])
+    hidden = np.triu(np.ones((8, 8), dtype=bool), k=1)
+    assert (cell[hidden] == grey).all() and not (cell[~hidden] == grey).all(axis=1).any()
+    assert cell[3, 0].tolist() == [0xCF, 0xE1, 0xF2]  # weight 0: the lightest blue
+    assert cell[5, 5].tolist() == [0x0A, 0x4A, 0x90]  # weight 1: the darkest
+    assert cell[4, 2].sum() < cell[3, 0].sum() and cell[4, 2].sum() > cell[5, 5].sum()  # 0.5 between
