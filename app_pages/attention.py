@@ -174,7 +174,8 @@ for layer in range(n_layer):  # one row of columns per layer; a phone stacks the
         label = att["labels"][layer][head]
         weak = "" if label["clear"] else ", *weak*"
         column.caption(f"**L{layer} H{head}**: {label['label']} ({label['score']:.2f}{weak})")
-        column.image(small_heatmap(layers_data[layer][head]["weights"]), width="stretch")
+        # PNG: JPEG (Streamlit's choice for an array) smears the cells' edges and tints the grey
+        column.image(small_heatmap(layers_data[layer][head]["weights"]), width="stretch", output_format="PNG")
 sinks = sum(label["habit"] == "start" and label["clear"] for layer in att["labels"] for label in layer)
 if sinks:
     st.info(

@@ -46,6 +46,12 @@ st.markdown(
 )
 snaps = evo["snapshots"]
 steps = [s["step"] for s in snaps]
+kinds = [char_kind(c) for c in chars]
+# one frame for every step's embedding map, so that the points move and the axes stay
+all_coords = [c for s in snaps for c in s["embedding_pca"]]
+pad = 0.05
+xs, ys = [c[0] for c in all_coords], [c[1] for c in all_coords]
+domain = ([min(xs) - pad, max(xs) + pad], [min(ys) - pad, max(ys) + pad])
 
 
 # A fragment: moving the step (or the head) reruns this part only, not the
@@ -79,14 +85,7 @@ def watch_it_learn():
     left, right = st.columns(2)
     with left:
         st.markdown("**Character embeddings**")
-        all_coords = [c for s in snaps for c in s["embedding_pca"]]
-        pad = 0.05
-        xs, ys = [c[0] for c in all_coords], [c[1] for c in all_coords]
-        domain = ([min(xs) - pad, max(xs) + pad], [min(ys) - pad, max(ys) + pad])
-        draw(
-            embedding_scatter(snap["embedding_pca"], chars, [char_kind(c) for c in chars], height=420, domain=domain),
-            width="stretch",
-        )
+        draw(embedding_scatter(snap["embedding_pca"], chars, kinds, height=420, domain=domain), width="stretch")
     with right:
         cfg = card["config"]
         a, b = st.columns(2)

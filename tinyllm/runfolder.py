@@ -107,17 +107,13 @@ class RunFolder:
             summary=self.read_object(self.summary),
             corpus=self.read_object(self.corpus),
         )
-        status["resumable"] = self.resumable(status["progress"], status["summary"])
+        status["resumable"] = self.latest.exists() and ended_early(status["progress"], status["summary"])
         return status
 
-    def resumable(self, progress=None, summary=None) -> bool:
+    def resumable(self) -> bool:
         """It has a resumable checkpoint and stopped or failed before its last
-        step. Reads only progress.json and summary.json (unless given them)."""
-        if not self.latest.exists():
-            return False
-        progress = progress or self.read_object(self.progress) or {}
-        summary = summary or self.read_object(self.summary)
-        return progress.get("status") in ("stopped", "failed") or summary is None
+        step: status()["resumable"], reading only progress.json and summary.json."""
+        return self.latest.exists() and ended_early(self.read_object(self.progress), self.read_object(self.summary))
 
     def writer(self) -> int | None:
         """The process id writing this folder right now, or None if nobody is
@@ -179,3 +175,8 @@ class RunFolderLock:
         if list(self.folder.path.iterdir()) == [self.folder.writer_lock]:
             self.folder.writer_lock.unlink(missing_ok=True)
             self.folder.path.rmdir()
+
+
+def ended_early(progress: dict | None, summary: dict | None) -> bool:
+    """A run that stopped or failed, or never wrote its summary (killed)."""
+    return (progress or {}).get("status") in ("stopped", "failed") or summary is None

@@ -128,25 +128,42 @@ def attention_heatmap_spec(chars: tuple, height: int, clickable: bool, marked: b
 
 
 # Vega's "blues" scheme, the colours of the big heatmaps, light to dark
-BLUES = ["cfe1f2", "bed8ec", "a8cee5", "8fc1de", "74b2d7", "5ba3cf", "4592c6", "3181bd", "206fb2", "125ca4", "0a4a90"]
+BLUES = [
+    "#cfe1f2",
+    "#bed8ec",
+    "#a8cee5",
+    "#8fc1de",
+    "#74b2d7",
+    "#5ba3cf",
+    "#4592c6",
+    "#3181bd",
+    "#206fb2",
+    "#125ca4",
+    "#0a4a90",
+]
+
+
+def rgb(colour: str) -> list:
+    """'#d4d4d4' -> [212, 212, 212]"""
+    return [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
 
 
 def small_heatmap(weights, size=384) -> np.ndarray:
     """One head's weights as a picture (rows of RGB pixels) at least `size`
     pixels wide, so that a browser shrinks it rather than blurs it, coloured
-    like the big heatmaps, the future grey. A picture,
-    not a chart: sixteen of them on one page cost the browser nothing to draw,
-    where sixteen charts of thousands of cells took seconds."""
+    like the big heatmaps, the future grey. A picture, not a chart: sixteen
+    of them on one page cost the browser nothing to draw, where sixteen
+    charts of thousands of cells took seconds."""
     values = np.clip(np.asarray(weights, dtype=np.float64), 0, 1)
-    anchors = np.array([[int(c[i : i + 2], 16) for i in (0, 2, 4)] for c in BLUES], dtype=np.float64)
+    anchors = np.array([rgb(c) for c in BLUES], dtype=np.float64)
     where = values * (len(BLUES) - 1)  # a weight's place between two anchor colours
     low = np.floor(where).astype(int).clip(0, len(BLUES) - 2)
     share = (where - low)[..., None]
-    rgb = anchors[low] * (1 - share) + anchors[low + 1] * share
+    pixels = anchors[low] * (1 - share) + anchors[low + 1] * share
     n = len(values)
-    rgb[np.triu(np.ones((n, n), dtype=bool), k=1)] = [int(HIDDEN[i : i + 2], 16) for i in (1, 3, 5)]
-    pixels = -(-size // n)  # per cell, rounded up
-    return np.repeat(np.repeat(rgb.round().astype(np.uint8), pixels, axis=0), pixels, axis=1)
+    pixels[np.triu(np.ones((n, n), dtype=bool), k=1)] = rgb(HIDDEN)
+    per_cell = -(-size // n)  # rounded up
+    return np.repeat(np.repeat(pixels.round().astype(np.uint8), per_cell, axis=0), per_cell, axis=1)
 
 
 def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
