@@ -39,6 +39,7 @@ prompt, sample = choose_text(
 )
 text, layers_data = prompt["text"], prompt["layers"]
 chars = list(text)
+head_code = inspect.getsource(Head)  # read once, not at every slider move
 
 
 @st.fragment
@@ -68,11 +69,11 @@ def head_explorer():
     numbers_col, code_col = st.columns([4, 7])
     with code_col:
         st.markdown("**The code that ran** (`tinyllm/model.py`)")
-        st.code(inspect.getsource(Head), language="python", line_numbers=True, wrap_lines=True)
+        st.code(head_code, language="python", line_numbers=True, wrap_lines=True)
     with numbers_col:
         steps = attention_steps(data, i)
-        st.markdown(f"**Position {i}, the character `{glyph(chars[i])}`, asks the earlier positions:**")
         st.markdown(
+            f"**Position {i}, the character `{glyph(chars[i])}`, asks the earlier positions:**\n\n"
             f"1. `q = self.query(x)`: its query, {hs} numbers (first 8: "
             f"{', '.join(f'{v:.2f}' for v in data['q'][i][:8])}, ...)\n"
             f"2. `q @ k.transpose / sqrt({hs})`: the dot product of q with every key, divided by "
@@ -138,8 +139,8 @@ def head_explorer():
             width="stretch",
         )
 
-    st.subheader(f"All the weights of layer {layer}, head {head}")
     st.markdown(
+        f"### All the weights of layer {layer}, head {head}\n\n"
         f"Row = the position looking (query), column = the position looked at (key). The grey "
         f"upper right is hidden by the mask: nobody sees the future. The outlined row is position {i}, "
         "explained above. **Click a cell** to explain its row."

@@ -5,6 +5,7 @@ import streamlit as st
 from tinyllm.explain import char_kind, glyph
 from ui.charts import embedding_scatter, similarity_heatmap
 from ui.data import chapter
+from ui.widgets import draw
 
 emb = chapter("embeddings")
 chars = [c["char"] for c in chapter("vocab")["chars"]]
@@ -28,7 +29,7 @@ forming their own neighbourhoods.
 )
 kinds = [char_kind(c) for c in chars]
 ex = emb["pca"]["explained"]
-st.altair_chart(
+draw(
     embedding_scatter(
         emb["pca"]["coords"], chars, kinds, x_title=f"PC 1 ({ex[0]:.0%} of the spread)", y_title=f"PC 2 ({ex[1]:.0%})"
     ),

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from tinyllm.explain import char_kind, habit_sentence, surprise_colour
-from ui.charts import FIT_WIDTH, attention_heatmap, embedding_scatter, loss_curves, metric_line, snapshot_timeline
+from ui.charts import FIT_WIDTH, attention_picture, embedding_scatter, loss_curves, metric_line, snapshot_timeline
 from ui.data import chapter
 from ui.text import coloured_text
 from ui.widgets import draw, index_slider
@@ -39,13 +39,15 @@ c2.altair_chart(metric_line([r for r in rows if r["tokens_per_s"]], "tokens_per_
 c2.caption("Training speed between evaluations.")
 
 st.subheader("Watch it learn")
+snaps = evo["snapshots"]
+steps = [s["step"] for s in snaps]
 st.markdown(
     "Saved snapshots let you scrub through training. Pick a step: the samples, the map of "
     "character embeddings (aligned to the final one so the axes do not flip), one attention "
-    "head and the predictions are all computed from the checkpoint saved at that step."
+    "head and the predictions are all computed from the checkpoint saved at that step. "
+    "Under the slider, the snapshots on a line of steps (grey: the validation loss): "
+    f"{sum(1 for s in steps if s <= steps[-1] * 0.05)} of the {len(steps)} lie in the first 5% of training."
 )
-snaps = evo["snapshots"]
-steps = [s["step"] for s in snaps]
 kinds = [char_kind(c) for c in chars]
 # one frame for every step's embedding map, so that the points move and the axes stay
 all_coords = [c for s in snaps for c in s["embedding_pca"]]
@@ -63,10 +65,6 @@ def watch_it_learn():
     )
     snap = snaps[steps.index(step)]
     draw(snapshot_timeline(rows, steps, step), width="stretch")
-    st.caption(
-        "The snapshots on a line of steps (grey: the validation loss): "
-        f"{sum(1 for s in steps if s <= steps[-1] * 0.05)} of the {len(steps)} lie in the first 5% of training."
-    )
     settings = card["train_settings"]
     measured_on = (
         f"measured during training on the same {settings['eval_batches']} batches of {settings['batch_size']} "
@@ -93,7 +91,7 @@ def watch_it_learn():
         head = index_slider("Head", cfg["n_head"], "training_head", where=b)
         label = snap["labels"][layer][head]
         st.markdown(f"**Attention of layer {layer}, head {head}** at this step: {habit_sentence(label)}.")
-        draw(attention_heatmap(snap["attention"][layer][head], list(evo["prompt"]), height=380), width="stretch")
+        draw(attention_picture(snap["attention"][layer][head], list(evo["prompt"]), height=380), width="stretch")
 
     st.markdown("**Predictions on the first sample passage at this step**, coloured by surprise:")
     text = evo["prompt"]

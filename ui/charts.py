@@ -1,13 +1,16 @@
 """Altair charts used by several pages. Native Vega-Lite: nothing loads
 from a CDN, so the pictures work offline."""
 
+import base64
 import functools
+import io
 import json
 from typing import NamedTuple
 
 import altair as alt
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from tinyllm.explain import glyph
 
@@ -37,10 +40,12 @@ def matrix_frame(matrix, row_name, col_name, value_name) -> pd.DataFrame:
     """A rows x cols matrix as a long table: one row per cell (what Altair draws)."""
     values = np.asarray(matrix, dtype=np.float32)
     rows, cols = values.shape
+    # small numbers in small types: fewer bytes for the browser to read
+    index = np.arange(max(rows, cols), dtype=np.int16)
     return pd.DataFrame(
         {
-            row_name: np.repeat(np.arange(rows), cols),
-            col_name: np.tile(np.arange(cols), rows),
+            row_name: np.repeat(index[:rows], cols),
+            col_name: np.tile(index[:cols], rows),
             value_name: values.ravel(),
         }
     )
@@ -78,41 +83,90 @@ def attention_heatmap(weights, chars, height=460, clickable=False, marked_query=
     mistaken for weight 0. clickable: a click selects its cell, in the
     selection named "cell" (fields query and key); marked_query: a row to
     outline."""
-    grid = matrix_frame(weights, "query", "key", "weight")
-    shown = np.array([glyph(c) for c in chars])
-    query, key = grid["query"].to_numpy(), grid["key"].to_numpy()
-    named = np.array([f"{n} {g}" for n, g in enumerate(shown)], dtype=object)  # "3 b": position and character
-    grid["cell"] = named[query] + " ← " + named[key]
-    hidden = key > query
-    # The grey future is a table of its own: it is the same for every head and
-    # every step, so a slider that changes the weights leaves it alone.
-    future = grid.loc[hidden, ["query", "key", "cell"]].assign(cell=lambda d: d["cell"] + " (hidden: the future)")
-    tables = {"cells": grid.loc[~hidden], "future": future}
+    seen, future = seen_and_future(matrix_frame(weights, "query", "key", "weight"))
+    tables = {"cells": seen, "future": future}
     if marked_query is not None:
         tables["marked"] = pd.DataFrame({"query": [marked_query]})
     spec = attention_heatmap_spec(tuple(chars), height, clickable, marked_query is not None)
     return Picture(spec, tables)
 
 
+def attention_picture(weights, chars, height=460) -> Picture:
+    """The same heatmap as attention_heatmap (axes, colours, grey future,
+    cells named on hover), its cells drawn as one picture: for a slider that
+    changes every weight at each move (the training scrubber), the browser
+    swaps one small image instead of colouring thousands of cells again.
+    Hovering names a cell but does not give its weight."""
+    buffer = io.BytesIO()
+    Image.fromarray(small_heatmap(weights, size=len(chars))).save(buffer, format="PNG")  # a pixel per cell
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    # the cells' positions alone, the same at every step: the browser keeps them
+    n = len(chars)
+    seen, future = seen_and_future(matrix_frame(np.zeros((n, n)), "query", "key", "weight")[["query", "key"]])
+    tables = {"picture": pd.DataFrame({"url": [url]}), "cells": seen, "future": future}
+    return Picture(attention_picture_spec(tuple(chars), height), tables)
+
+
+def seen_and_future(grid):
+    """A heatmap's long table split in two: the cells a query sees (key at or
+    before it) and the future's, hidden by the mask, without their weights.
+    The future is a table of its own because it is the same for every head
+    and every step: a slider that changes the weights leaves it alone."""
+    hidden = (grid["key"] > grid["query"]).to_numpy()
+    return grid[~hidden].reset_index(drop=True), grid.loc[hidden, ["query", "key"]].reset_index(drop=True)
+
+
+def position_axes(chars):
+    """The heatmaps' two axes of positions, labelled with the characters
+    there, and the parameter "positions" that cell_layer's labels read.
+    Fixed, not read from the rows: new weights leave the axes alone."""
+    positions = alt.Scale(domain=list(range(len(chars))))
+    x = alt.X("key:O", scale=positions, axis=axis_with_chars(chars, "key position (attended to)"))
+    y = alt.Y("query:O", scale=positions, axis=axis_with_chars(chars, "query position (looking)", every=True))
+    labels = alt.param(name="positions", value=[f"{n} {glyph(c)}" for n, c in enumerate(chars)])
+    return x, y, labels
+
+
+def cell_layer(table, x, y, future=False, tooltip=(), **encoding):
+    """The heatmap cells of a named table, each named on hover "3 b ← 1 o"
+    (the query's position and character, then the key's), future ones
+    "(hidden: the future)". The browser writes the names from the two
+    positions and the chart's "positions", once per table: the rows that
+    travel at every slider move carry numbers only."""
+    label = "positions[datum.query] + ' ← ' + positions[datum.key]"
+    if future:
+        label += " + ' (hidden: the future)'"
+    return (
+        alt.Chart(alt.Data(name=table))
+        .transform_calculate(cell=label)
+        .encode(x=x, y=y, tooltip=[alt.Tooltip("cell:N", title="query ← key"), *tooltip], **encoding)
+    )
+
+
+WEIGHT_COLOUR = alt.Color(
+    "weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=alt.Legend(title="weight")
+)
+
+
+def heatmap_spec(layers, labels, chars, height) -> str:
+    """The layers of a heatmap of len(chars) rows as one description, tall
+    enough for every row's character. Thousands of cells: drawn on a canvas,
+    not as thousands of SVG shapes, and without a screen-reader description
+    written for every cell (a canvas shows none of them, and the browser
+    would write them all again whenever the weights change)."""
+    chart = alt.layer(*layers).add_params(labels)
+    chart = chart.properties(height=max(height, 13 * len(chars)), usermeta={"embedOptions": {"renderer": "canvas"}})
+    return json.dumps(vega_lite(chart.configure_mark(aria=False)))
+
+
 @functools.lru_cache(maxsize=64)
 def attention_heatmap_spec(chars: tuple, height: int, clickable: bool, marked: bool) -> str:
     """The heatmap's description, the same for every head and every query of
     one text: built once (Altair takes a tenth of a second to build it)."""
-    # Fixed axes, not read from the rows: moving the outlined row then redraws
-    # that outline alone, not the thousands of cells.
-    positions = alt.Scale(domain=list(range(len(chars))))
-    x = alt.X("key:O", scale=positions, axis=axis_with_chars(chars, "key position (attended to)"))
-    y = alt.Y("query:O", scale=positions, axis=axis_with_chars(chars, "query position (looking)", every=True))
-    colour = alt.Color("weight:Q", scale=alt.Scale(scheme=SEQUENTIAL, domain=[0, 1]), legend=alt.Legend(title="weight"))
-    # one label per cell, not five fields: the browser works out every tooltip
-    # whenever the rows change, thousands of cells each time
-    label = alt.Tooltip("cell:N", title="query ← key")
-    seen = (
-        alt.Chart(alt.Data(name="cells"))
-        .mark_rect()
-        .encode(x=x, y=y, color=colour, tooltip=[label, alt.Tooltip("weight:Q", format=".3f")])
-    )
-    future = alt.Chart(alt.Data(name="future")).mark_rect(color=HIDDEN).encode(x=x, y=y, tooltip=[label])
+    x, y, labels = position_axes(chars)
+    weight = alt.Tooltip("weight:Q", format=".3f")
+    seen = cell_layer("cells", x, y, tooltip=[weight], color=WEIGHT_COLOUR).mark_rect()
+    future = cell_layer("future", x, y, future=True).mark_rect(color=HIDDEN)
     if clickable:
         # toggle: a click on a selected cell unselects it, so every click
         # changes the selection, even on the cell clicked last. Defined on
@@ -123,8 +177,28 @@ def attention_heatmap_spec(chars: tuple, height: int, clickable: bool, marked: b
         layers.append(
             alt.Chart(alt.Data(name="marked")).mark_rect(fill=None, stroke=MARKED, strokeWidth=2.5).encode(y=y)
         )
-    chart = alt.layer(*layers).properties(height=max(height, 13 * len(chars)))  # room for every row's character
-    return json.dumps(vega_lite(chart))
+    return heatmap_spec(layers, labels, chars, height)
+
+
+@functools.lru_cache(maxsize=16)
+def attention_picture_spec(chars: tuple, height: int) -> str:
+    """attention_picture's description, the same at every step: built once."""
+    x, y, labels = position_axes(chars)
+    # from the plot's top left corner across the whole plot, stretched
+    # (aspect=False) into sharp squares (smooth=False), not a blur
+    whole_plot = dict(x=0, y=0, align="left", baseline="top", width=alt.ExprRef("width"), height=alt.ExprRef("height"))
+    # The colour legend is the picture's: its rows have no weight to colour,
+    # but the legend shows the scale, the one the picture's pixels were
+    # coloured with.
+    picture = (
+        alt.Chart(alt.Data(name="picture"))
+        .mark_image(**whole_plot, aspect=False, smooth=False)
+        .encode(url=alt.Url("url:N"), color=WEIGHT_COLOUR, tooltip=alt.value(None))
+    )
+    # invisible cells over the picture: they name the cell under the mouse
+    seen = cell_layer("cells", x, y).mark_rect(opacity=0)
+    future = cell_layer("future", x, y, future=True).mark_rect(opacity=0)
+    return heatmap_spec([picture, seen, future], labels, chars, height)
 
 
 # Vega's "blues" scheme, the colours of the big heatmaps, light to dark
@@ -299,8 +373,12 @@ KIND_COLOURS = {
 }
 
 
-def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title="PC 2", domain=None):
-    df = pd.DataFrame(
+def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title="PC 2", domain=None) -> Picture:
+    """Characters as labelled dots at their 2-d coordinates, coloured by kind.
+    domain: ((x low, x high), (y low, y high)) to fix the axes (the training
+    scrubber keeps one frame for every step, so the dots move and the axes
+    stay); otherwise the axes fit the dots."""
+    points = pd.DataFrame(
         {
             "x": [c[0] for c in coords],
             "y": [c[1] for c in coords],
@@ -309,10 +387,17 @@ def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title=
             "id": list(range(len(chars))),
         }
     )
+    frame = tuple(tuple(axis) for axis in domain) if domain else None
+    return Picture(embedding_scatter_spec(height, x_title, y_title, frame), {"points": points})
+
+
+@functools.lru_cache(maxsize=16)
+def embedding_scatter_spec(height, x_title, y_title, frame) -> str:
+    """The scatter's description, the same at every training step: built once."""
     # padding: room for the labels of the outermost characters, never cut at the edge
-    scale_x = alt.Scale(domain=domain[0], padding=14) if domain else alt.Scale(padding=14)
-    scale_y = alt.Scale(domain=domain[1], padding=14) if domain else alt.Scale(padding=14)
-    base = alt.Chart(df).encode(
+    scale_x = alt.Scale(domain=list(frame[0]), padding=14) if frame else alt.Scale(padding=14)
+    scale_y = alt.Scale(domain=list(frame[1]), padding=14) if frame else alt.Scale(padding=14)
+    base = alt.Chart(alt.Data(name="points")).encode(
         x=alt.X("x:Q", title=x_title, scale=scale_x),
         y=alt.Y("y:Q", title=y_title, scale=scale_y),
         color=alt.Color(
@@ -324,28 +409,30 @@ def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title=
     )
     dots = base.mark_circle(size=60, opacity=0.35)
     labels = base.mark_text(fontSize=15, fontWeight="bold").encode(text=alt.Text("char:N"))
-    return (dots + labels).properties(height=height)
+    return json.dumps(vega_lite((dots + labels).properties(height=height)))
 
 
-def snapshot_timeline(rows, snapshot_steps, selected, height=60):
+def snapshot_timeline(rows, snapshot_steps, selected, height=60) -> Picture:
     """Where the snapshots lie in training, on an axis of steps: the
     validation loss as a thin line, a dot per snapshot, the selected one
     large and dark. The scrubber above it is spaced by snapshot (so that
     steps 50 and 100 stay apart on a phone); this shows their real spacing."""
     losses = pd.DataFrame({"step": [r["step"] for r in rows], "val_loss": [r["val_loss"] for r in rows]})
-    dots = losses[losses["step"].isin(snapshot_steps)].assign(selected=lambda d: d["step"] == selected)
+    dots = losses[losses["step"].isin(snapshot_steps)].reset_index(drop=True)
+    # the selected dot is a table of one row: a move redraws that dot alone
+    tables = {"losses": losses, "snapshots": dots, "selected": dots[dots["step"] == selected]}
+    return Picture(snapshot_timeline_spec(height), tables)
+
+
+@functools.lru_cache(maxsize=4)
+def snapshot_timeline_spec(height) -> str:
+    """The timeline's description, the same at every step: built once."""
     x = alt.X("step:Q", title="training step", axis=alt.Axis(format=",d"), scale=alt.Scale(nice=False))
     y = alt.Y("val_loss:Q", title=None, axis=None, scale=alt.Scale(zero=False))
-    line = alt.Chart(losses).mark_line(color="#999", strokeWidth=1).encode(x=x, y=y)
-    points = (
-        alt.Chart(dots)
-        .mark_circle(stroke="white", strokeWidth=1)
-        .encode(
-            x=x,
-            y=y,
-            size=alt.condition("datum.selected", alt.value(180), alt.value(40)),
-            color=alt.condition("datum.selected", alt.value("#1f4e79"), alt.value("#9bb3cc")),
-            tooltip=[alt.Tooltip("step:Q", format=","), alt.Tooltip("val_loss:Q", format=".3f", title="val loss")],
-        )
-    )
-    return (line + points).properties(height=height, autosize=FIT_WIDTH)
+    tooltip = [alt.Tooltip("step:Q", format=","), alt.Tooltip("val_loss:Q", format=".3f", title="val loss")]
+    line = alt.Chart(alt.Data(name="losses")).mark_line(color="#999", strokeWidth=1).encode(x=x, y=y)
+    dot = {"stroke": "white", "strokeWidth": 1}
+    dots = alt.Chart(alt.Data(name="snapshots")).mark_circle(size=40, color="#9bb3cc", **dot)
+    selected = alt.Chart(alt.Data(name="selected")).mark_circle(size=180, color="#1f4e79", **dot)
+    chart = alt.layer(line, dots.encode(x=x, y=y, tooltip=tooltip), selected.encode(x=x, y=y, tooltip=tooltip))
+    return json.dumps(vega_lite(chart.properties(height=height, autosize=FIT_WIDTH)))
