@@ -69,16 +69,19 @@ WATCH_RERUN = """() => {
   const app = document.querySelector("[data-testid='stApp']");
   window.peekRerun = new Promise((resolve) => {
     let ran = false;
-    const seen = () => {
+    // A quick rerun can go to "running" and back before the observer is
+    // called: the state it would read is already "notRunning", so it reads
+    // each change's old value too.
+    const seen = (changes) => {
       const state = app.getAttribute("data-test-script-state");
-      if (state === "running") ran = true;
+      if (state === "running" || changes.some((change) => change.oldValue === "running")) ran = true;
       if (ran && state === "notRunning") {
         observer.disconnect();
         requestAnimationFrame(() => requestAnimationFrame(() => resolve(true)));
       }
     };
     const observer = new MutationObserver(seen);
-    observer.observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
+    observer.observe(app, { attributes: true, attributeOldValue: true, attributeFilter: ["data-test-script-state"] });
     setTimeout(() => { observer.disconnect(); resolve(false); }, 60000);
   });
 }"""
