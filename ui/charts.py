@@ -40,12 +40,11 @@ def matrix_frame(matrix, row_name, col_name, value_name) -> pd.DataFrame:
     """A rows x cols matrix as a long table: one row per cell (what Altair draws)."""
     values = np.asarray(matrix, dtype=np.float32)
     rows, cols = values.shape
-    # small numbers in small types: fewer bytes for the browser to read
-    index = np.arange(max(rows, cols), dtype=np.int16)
+    # positions as small integers: fewer bytes for the browser to read
     return pd.DataFrame(
         {
-            row_name: np.repeat(index[:rows], cols),
-            col_name: np.tile(index[:cols], rows),
+            row_name: np.repeat(np.arange(rows, dtype=np.int16), cols),
+            col_name: np.tile(np.arange(cols, dtype=np.int16), rows),
             value_name: values.ravel(),
         }
     )
@@ -162,7 +161,7 @@ def heatmap_spec(layers, labels, chars, height) -> str:
 @functools.lru_cache(maxsize=64)
 def attention_heatmap_spec(chars: tuple, height: int, clickable: bool, marked: bool) -> str:
     """The heatmap's description, the same for every head and every query of
-    one text: built once (Altair takes a tenth of a second to build it)."""
+    one text: built once (Altair is slow to build it; docs/experiments.md)."""
     x, y, labels = position_axes(chars)
     weight = alt.Tooltip("weight:Q", format=".3f")
     seen = cell_layer("cells", x, y, tooltip=[weight], color=WEIGHT_COLOUR).mark_rect()
@@ -227,7 +226,7 @@ def small_heatmap(weights, size=384) -> np.ndarray:
     pixels wide, so that a browser shrinks it rather than blurs it, coloured
     like the big heatmaps, the future grey. A picture, not a chart: sixteen
     of them on one page cost the browser nothing to draw, where sixteen
-    charts of thousands of cells took seconds."""
+    charts of thousands of cells made the page slow to open."""
     values = np.clip(np.asarray(weights, dtype=np.float64), 0, 1)
     anchors = np.array([rgb(c) for c in BLUES], dtype=np.float64)
     where = values * (len(BLUES) - 1)  # a weight's place between two anchor colours

@@ -36,8 +36,8 @@ def draw(chart, where=st, **options):
 
     Streamlit names each table of a chart after a hash of its rows, and those
     names are part of the chart's description: new rows, a new description,
-    and the browser builds the whole chart again (for a 64 x 64 heatmap that
-    is most of a second). Here each table is named by its place in the chart
+    and the browser builds the whole chart again (slow for a heatmap:
+    docs/experiments.md). Here each table is named by its place in the chart
     instead, so while the chart's shape stays the same, a rerun that only
     changes the numbers (a slider move) sends just the new rows, and the
     browser swaps them into the chart already on screen.
