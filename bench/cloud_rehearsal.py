@@ -137,7 +137,9 @@ def main():
             sidebar.get_by_role("spinbutton", name="Steps").fill(str(args.steps))
             t_train = time.perf_counter()
             sidebar.get_by_role("button", name="Train").click()
-            page.wait_for_url("**/train_live")
+            # the address as the browser has it: Playwright's own record of it sometimes
+            # misses the app's switch to another page
+            page.wait_for_function("location.pathname.endsWith('/train_live')")
             page.wait_for_timeout(8000)  # the run has started its steps
             page.goto(f"{base}/playground")
             page.wait_for_selector(IDLE)

@@ -60,7 +60,9 @@ def start_training(base: str, steps: int):
         page.wait_for_selector(IDLE)
         sidebar.get_by_role("spinbutton", name="Steps").fill(str(steps))
         sidebar.get_by_role("button", name="Train").click()
-        page.wait_for_url("**/train_live")
+        # the address as the browser has it: Playwright's own record of it sometimes
+        # misses the app's switch to another page
+        page.wait_for_function("location.pathname.endsWith('/train_live')")
         browser.close()
 
 
