@@ -61,14 +61,19 @@ def start_server(run: Path, port: int, wrap=(), env=None):
 
 
 # Added to every page before it loads: counts the messages that come from the
-# server, so that a watcher can tell that a rerun has come back.
+# server, and notes when the last one came, so that a watcher can tell that a
+# rerun has come back.
 COUNT_MESSAGES = """(() => {
   window.peekMessages = 0;
+  window.peekLastMessage = 0;
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
     constructor(...args) {
       super(...args);
-      this.addEventListener("message", () => { window.peekMessages += 1; });
+      this.addEventListener("message", () => {
+        window.peekMessages += 1;
+        window.peekLastMessage = performance.now();
+      });
     }
   };
 })()"""
@@ -79,22 +84,22 @@ COUNT_MESSAGES = """(() => {
 # state to change, not merely for "idle", matters: a slider sends its new
 # value after a short pause, and until then the app still looks idle.
 WATCH_RERUN = """() => {
-  const app = document.querySelector("[data-testid='stApp']");
+  // looked up at each change, in case the app's element is replaced
+  const scriptState = () => document.querySelector("[data-testid='stApp']")?.getAttribute("data-test-script-state");
   const start = performance.now();
   const messagesBefore = window.peekMessages;
   window.peekRerun = new Promise((resolve) => {
     let ran = false;
     let painted = start;
-    let quiet = null;
     const finish = (at) => {
       observer.disconnect();
-      clearTimeout(quiet);
+      clearInterval(answeredQuietly);
       clearTimeout(giveUp);
       resolve(at - start);
     };
     const afterPaint = (then) => requestAnimationFrame(() => requestAnimationFrame(() => then(performance.now())));
     const seen = (changes) => {
-      const state = app.getAttribute("data-test-script-state");
+      const state = scriptState();
       // A quick rerun can go to "running" and back before the observer is
       // called: the state it would read is already "notRunning", so it reads
       // each change's old value too.
@@ -106,21 +111,28 @@ WATCH_RERUN = """() => {
       if (ran) {
         observer.disconnect();
         afterPaint(finish);
-      } else if (window.peekMessages > messagesBefore) {
-        // The server has answered, yet the state never showed "running": all
-        // of the rerun's messages came while the browser was busy, and it drew
-        // them in one go. The rerun ends with the page's last change, once
-        // the page has been still for a second.
+      } else {
         afterPaint((at) => { painted = at; });
-        clearTimeout(quiet);
-        quiet = setTimeout(() => finish(painted), 1000);
       }
     };
+    // A rerun whose messages all came while the browser was busy is drawn in
+    // one go: the state never shows "running" (and a rerun that draws the
+    // same page changes nothing at all). Such a rerun ends with the last
+    // message or page change, once the page has been still for a second.
+    const answeredQuietly = setInterval(() => {
+      const last = Math.max(painted, window.peekLastMessage);
+      const answered = window.peekMessages > messagesBefore;
+      if (!ran && answered && scriptState() === "notRunning" && performance.now() - last > 1000) finish(last);
+    }, 100);
     const observer = new MutationObserver(seen);
-    observer.observe(app, {
+    observer.observe(document.body, {
       attributes: true, attributeOldValue: true, childList: true, characterData: true, subtree: true,
     });
-    const giveUp = setTimeout(() => { observer.disconnect(); resolve(null); }, 60000);
+    const giveUp = setTimeout(() => {
+      observer.disconnect();
+      clearInterval(answeredQuietly);
+      resolve(null);
+    }, 60000);
   });
 }"""
 
@@ -131,7 +143,8 @@ def timed(page, act) -> float:
     act()
     took = page.evaluate("window.peekRerun")
     if took is None:
-        raise RuntimeError("the app did not rerun within 60 s")
+        state = page.get_attribute("[data-testid='stApp']", "data-test-script-state")
+        raise RuntimeError(f"the app did not rerun within 60 s (its script state now: {state})")
     return took
 
 
