@@ -138,7 +138,8 @@ WATCH_RERUN = """() => {
 
 
 def timed(page, act) -> float:
-    """Milliseconds from `act()` until the app has rerun and painted."""
+    """Milliseconds from `act()` until the app has rerun and painted, on a
+    page opened by launch() (whose message counter the watcher reads)."""
     page.evaluate(WATCH_RERUN)
     act()
     took = page.evaluate("window.peekRerun")

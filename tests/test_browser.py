@@ -5,6 +5,7 @@ PEEK_REQUIRE_BROWSER=1 makes that a failure. Screenshots of every page go to
 tests/screenshots/ (git-ignored) for a person to look at.
 """
 
+import io
 import os
 import shutil
 import socket
@@ -14,7 +15,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from ui import page_names
 
@@ -170,6 +173,21 @@ def test_attention_slider_and_heatmap_click(server, page):
     no_exception(page)
     assert table.is_visible()
     page.screenshot(path=SHOTS / "attention_clicked.png", full_page=True)
+
+
+def test_training_heatmap_draws_its_picture(server, page):
+    """The scrubber's heatmap is one picture under the axes and the legend:
+    the picture itself must be on screen, not only its frame."""
+    page.goto(f"{server}/training")
+    settle(page)
+    heading = page.get_by_text("Attention of layer")
+    chart = heading.locator("xpath=following::*[@data-testid='stVegaLiteChart'][1]")
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    pixels = np.asarray(Image.open(io.BytesIO(chart.screenshot())).convert("RGB"), dtype=int)
+    cells = pixels[:, : pixels.shape[1] * 3 // 4]  # left of the colour legend
+    blue = cells[..., 2] - cells[..., 0] > 25  # even the lightest weight's blue; not the grey, the page or the text
+    assert blue.mean() > 0.05, f"only {blue.mean():.1%} of the heatmap is blue"
 
 
 def test_write_a_head_with_a_mistake_then_fix_it(server, page):

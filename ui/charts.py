@@ -96,11 +96,11 @@ def attention_picture(weights, chars, height=460) -> Picture:
     changes every weight at each move (the training scrubber), the browser
     swaps one small image instead of colouring thousands of cells again.
     Hovering names a cell but does not give its weight."""
+    n = len(chars)
     buffer = io.BytesIO()
-    Image.fromarray(small_heatmap(weights, size=len(chars))).save(buffer, format="PNG")  # a pixel per cell
+    Image.fromarray(small_heatmap(weights, size=n)).save(buffer, format="PNG")  # a pixel per cell
     url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
     # the cells' positions alone, the same at every step: the browser keeps them
-    n = len(chars)
     seen, future = seen_and_future(matrix_frame(np.zeros((n, n)), "query", "key", "weight")[["query", "key"]])
     tables = {"picture": pd.DataFrame({"url": [url]}), "cells": seen, "future": future}
     return Picture(attention_picture_spec(tuple(chars), height), tables)
@@ -186,12 +186,13 @@ def attention_picture_spec(chars: tuple, height: int) -> str:
     # from the plot's top left corner across the whole plot, stretched
     # (aspect=False) into sharp squares (smooth=False), not a blur
     whole_plot = dict(x=0, y=0, align="left", baseline="top", width=alt.ExprRef("width"), height=alt.ExprRef("height"))
-    # The colour legend is the picture's: its rows have no weight to colour,
+    # The colour legend is the picture's: its row has no weight to colour,
     # but the legend shows the scale, the one the picture's pixels were
-    # coloured with.
+    # coloured with. invalid="show": Vega-Lite would otherwise drop that row
+    # for its missing weight, and draw no picture at all.
     picture = (
         alt.Chart(alt.Data(name="picture"))
-        .mark_image(**whole_plot, aspect=False, smooth=False)
+        .mark_image(**whole_plot, aspect=False, smooth=False, invalid="show")
         .encode(url=alt.Url("url:N"), color=WEIGHT_COLOUR, tooltip=alt.value(None))
     )
     # invisible cells over the picture: they name the cell under the mouse
