@@ -100,20 +100,25 @@ def test_every_flag_has_help():
 
 
 def test_train_flags_are_made_from_the_settings_own_descriptions():
+    from dataclasses import fields
+
     from tinyllm.cli import build_parser
     from tinyllm.model import GPTConfig
-    from tinyllm.settings import described, flag
+    from tinyllm.settings import SETTINGS, described, flag
     from tinyllm.train import TrainConfig
 
     train_parser = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
     flags = {a.option_strings[0]: a for a in train_parser._actions if a.option_strings}
     settings = described(GPTConfig) + described(TrainConfig)
     assert len(settings) == 17
+    # every field has its row in the table, and every row its field (vocab_size comes from the corpus)
+    names = {f.name for f in fields(GPTConfig)} - {"vocab_size"} | {f.name for f in fields(TrainConfig)}
+    assert set(SETTINGS) == names == {s.name for s in settings}
     for setting_field in settings:
         action = flags[flag(setting_field.name)]
         assert action.dest == setting_field.name
         assert action.default == setting_field.default and action.type is type(setting_field.default)
-        assert action.help.startswith(setting_field.metadata["help"])
+        assert action.help.startswith(setting_field.help)
 
 
 def test_the_progress_bar_writes_carriage_returns_only_to_a_terminal():

@@ -26,6 +26,23 @@ def check(tmp_path, code, checkpoint=KID, **where):
     return check_head(load_head_class(head_file(tmp_path, code)), checkpoint, **where)
 
 
+def code_lines(source: str) -> list:
+    """The lines of `forward` that run (no comment lines, no blank ones)."""
+    body = source[source.index("    def forward(self, x):") :]
+    return [line for line in body.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_the_kids_head_is_the_exercises_solution_line_for_line():
+    """model.py's Head.forward, read on the Attention page, is what a learner
+    who solves the exercise writes: the same lines, comments aside."""
+    import inspect
+
+    from tinyllm.model import Head
+
+    assert code_lines(inspect.getsource(Head)) == code_lines(SOLUTION)
+    assert len(code_lines(SOLUTION)) == 9  # the signature, B, T, C, then the seven lines of the five steps
+
+
 def test_the_solution_passes_every_step_on_the_kid_and_on_a_small_run(tmp_path, tiny_run):
     for checkpoint, where in [(KID, dict(layer=3, head=2)), (tiny_run / "model.pt", {})]:
         report = check(tmp_path, SOLUTION, checkpoint, **where)

@@ -1,5 +1,5 @@
 """The whole kid's trip, re-derived by a second path: the fused model with
-forward hooks on its modules, and GPT.trace, instead of flow.py's own loop."""
+forward hooks of this file's own, instead of the trace flow.py reads."""
 
 import numpy as np
 import pytest
@@ -45,6 +45,15 @@ def hooked_pass(model, vocab, text) -> dict:
             ("after", block),
         ]:
             handles.append(module.register_forward_hook(keep((b, name))))
+        # what the blocks read, and the heads side by side: what the projection reads
+        handles.append(
+            block.register_forward_pre_hook(lambda m, args, b=b: caught.update({(b, "before"): args[0][0].numpy()}))
+        )
+        handles.append(
+            block.attn.proj.register_forward_pre_hook(
+                lambda m, args, b=b: caught.update({(b, "heads"): args[0][0].numpy()})
+            )
+        )
     handles.append(model.ln_f.register_forward_hook(keep("ln_f")))
     try:
         logits, _ = model(torch.tensor([vocab.encode(text)]))
@@ -63,15 +72,16 @@ def test_every_stage_is_the_models_own(config):
     text = text_for(vocab, config.block_size)
     flow = full_flow(model, vocab, text)
     caught = hooked_pass(model, vocab, text)
-    readable = model.set_fast(False).trace(torch.tensor([vocab.encode(text)]))
+    with torch.no_grad():
+        readable = model.set_fast(False)(torch.tensor([vocab.encode(text)]))[0][0]  # the readable path's logits
     pos = config.block_size // 2
     for stage in stages(config.n_layer):
         mine = stage_vector(flow, stage, pos)
         b, key = stage["block"], stage["key"]
         if key == "embedding":
-            other = readable["embedding"][0, pos].numpy()
+            other = caught[(0, "before")][pos]
         elif key == "heads":
-            other = torch.cat([h["out"][0, pos] for h in readable["heads"][b]]).numpy()
+            other = caught[(b, "heads")][pos]
         elif b is None:
             other = caught[key][pos]
         else:
@@ -79,6 +89,7 @@ def test_every_stage_is_the_models_own(config):
         np.testing.assert_allclose(mine, other, atol=1e-5, err_msg=stage["label"])
     for b in range(config.n_layer):
         np.testing.assert_allclose(flow["blocks"][b]["after"], caught[(b, "after")], atol=1e-5)
+    np.testing.assert_allclose(flow["logits"], readable.numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("config", SMALL_CONFIGS, ids=lambda c: f"L{c.n_layer}H{c.n_head}")
@@ -87,7 +98,7 @@ def test_the_parts_add_up_to_the_final_stream(config):
     vocab = vocab_for(config)
     text = text_for(vocab, config.block_size, seed=3)
     flow = full_flow(model, vocab, text)
-    final = model.set_fast(False).trace(torch.tensor([vocab.encode(text)]))["residual"][-1][0].numpy()
+    final = hooked_pass(model, vocab, text)[(config.n_layer - 1, "after")]
     names = [name for name, _, _ in parts(flow)]
     # every head, every block's bias and feed-forward layer, both embeddings: once each
     assert len(names) == len(set(names)) == 2 + config.n_layer * (config.n_head + 2)

@@ -25,14 +25,14 @@ DEFAULT_KID = "artifacts/kid/model.pt"
 
 
 def add_flag(parser, setting_field):
-    """A flag made from a setting's own description (tinyllm/settings.py)."""
+    """A flag made from a setting's row in tinyllm/settings.py."""
     default = setting_field.default
     parser.add_argument(
         flag(setting_field.name),
         dest=setting_field.name,
         type=type(default),
         default=default,
-        help=f"{setting_field.metadata['help']} (default: {default})",
+        help=f"{setting_field.help} (default: {default})",
     )
 
 

@@ -24,6 +24,7 @@ from tinyllm.flow import neuron_contexts
 from tinyllm.io import atomic_write_text, read_jsonl
 from tinyllm.model import param_table
 from tinyllm.runfolder import RunFolder
+from tinyllm.trace import trace
 
 VERSION = 3  # 2: heads labelled by richer habits, on the validation slice; 3: no attention scores
 CHAPTERS = [
@@ -320,11 +321,10 @@ def head_labels(model, ids: torch.Tensor, targets: dict) -> list:
     """[[{habit, label, score, clear, offset, scores}] per head] per layer:
     each head's strongest habit on the texts ids (B, T), whose habit_targets
     are given (the same for every snapshot: computed once)."""
-    trace = model.trace(ids)
     labels = []
-    for layer in trace["heads"]:
+    for block in trace(model, ids)["blocks"]:
         row = []
-        for head in layer:
+        for head in block["heads"]:
             scores, offset = head_scores(head["weights"], targets)
             label = label_head(scores, offset)
             row.append(
@@ -339,7 +339,7 @@ def head_labels(model, ids: torch.Tensor, targets: dict) -> list:
     return labels
 
 
-def prompt_attention(trace, b: int) -> list:
+def prompt_attention(traced, b: int) -> list:
     """[layer][head] -> the Head's intermediates for prompt b of a trace."""
     return [
         [
@@ -350,20 +350,20 @@ def prompt_attention(trace, b: int) -> list:
                 k=rounded(h["k"][b], 3),
                 v=rounded(h["v"][b], 3),
             )
-            for h in layer
+            for h in block["heads"]
         ]
-        for layer in trace["heads"]
+        for block in traced["blocks"]
     ]
 
 
-def prompt_predictions(model, trace, b: int, targets: list) -> dict:
+def prompt_predictions(model, traced, b: int, targets: list) -> dict:
     """What the kid expects after each position of prompt b: its top
     candidates, the same read from every layer (logit lens), and, where the
     next character is known (targets[i] is not None), its probability and
     the loss -ln p there."""
-    probs = F.softmax(trace["logits"][b], dim=-1)  # (T, vocab)
+    probs = F.softmax(traced["logits"][b], dim=-1)  # (T, vocab)
     with torch.no_grad():
-        lens = [F.softmax(model.logit_lens(r[b]), dim=-1) for r in trace["residual"]]
+        lens = [F.softmax(model.logit_lens(block["after"][b]), dim=-1) for block in traced["blocks"]]
     target_probs = [None if t is None else float(probs[i, t]) for i, t in enumerate(targets)]
     return dict(
         targets=targets,
@@ -379,23 +379,23 @@ def analyze_text(model, vocab, text: str) -> dict:
     them for its sample prompts. Keeps the last block_size characters."""
     text = text[-model.config.block_size :]
     ids = vocab.encode(text)
-    trace = model.trace(torch.tensor([ids]))
+    traced = trace(model, torch.tensor([ids]))
     targets = ids[1:] + [None]  # the character after the text is not known
-    return dict(text=text, layers=prompt_attention(trace, 0), **prompt_predictions(model, trace, 0, targets))
+    return dict(text=text, layers=prompt_attention(traced, 0), **prompt_predictions(model, traced, 0, targets))
 
 
-def attention_chapter(run: Run, trace) -> dict:
+def attention_chapter(run: Run, traced) -> dict:
     prompts = [
-        dict(text=text[:-1], next_char=text[-1], layers=prompt_attention(trace, b))
+        dict(text=text[:-1], next_char=text[-1], layers=prompt_attention(traced, b))
         for b, text in enumerate(run.prompts)
     ]
     labels = head_labels(run.model, run.label_ids, run.label_targets)
     return dict(prompts=prompts, labels=labels, label_threshold=LABEL_THRESHOLD, label_chars=run.label_ids.numel())
 
 
-def predictions_chapter(run: Run, trace) -> dict:
+def predictions_chapter(run: Run, traced) -> dict:
     prompts = [
-        dict(text=text[:-1], **prompt_predictions(run.model, trace, b, run.y[b].tolist()))
+        dict(text=text[:-1], **prompt_predictions(run.model, traced, b, run.y[b].tolist()))
         for b, text in enumerate(run.prompts)
     ]
     mean = sum(sum(p["losses"]) for p in prompts) / sum(len(p["losses"]) for p in prompts)
@@ -421,10 +421,10 @@ def evolution_chapter(run: Run) -> dict:
         ckpt = load_checkpoint(path)
         model, _ = build_model(ckpt)
         coords, _, _ = pca_2d(model.token_embedding.weight.detach())
-        trace = model.trace(x)
-        probs = F.softmax(trace["logits"][0], dim=-1)
+        traced = trace(model, x)
+        probs = F.softmax(traced["logits"][0], dim=-1)
         row = by_step.get(ckpt["step"], {})
-        weights = [[h["weights"] for h in layer] for layer in trace["heads"]]
+        weights = [[h["weights"] for h in block["heads"]] for block in traced["blocks"]]
         snapshots.append(
             dict(
                 step=ckpt["step"],
@@ -436,7 +436,7 @@ def evolution_chapter(run: Run) -> dict:
                 labels=head_labels(model, run.label_ids, run.label_targets),
                 top=top_candidates(probs),
                 target_probs=rounded(probs.gather(1, y[:, None])[:, 0]),
-                losses=rounded(F.cross_entropy(trace["logits"][0], y, reduction="none")),
+                losses=rounded(F.cross_entropy(traced["logits"][0], y, reduction="none")),
             )
         )
     return dict(prompt=run.prompts[0][:-1], targets=y.tolist(), snapshots=snapshots)
@@ -457,14 +457,14 @@ def flow_chapter(run: Run) -> dict:
 def export_run(run_dir) -> list:
     """Write every chapter's JSON into run_dir/export/. Returns the paths."""
     run = Run(run_dir)
-    trace = run.model.trace(run.x)  # the readable path, every intermediate kept
+    traced = trace(run.model, run.x)  # the readable path, every intermediate kept
     chapters = {
         "model_card": model_card(run),
         "vocab": vocab_chapter(run),
         "embeddings": embeddings_chapter(run),
         "positions": positions_chapter(run),
-        "attention": attention_chapter(run, trace),
-        "predictions": predictions_chapter(run, trace),
+        "attention": attention_chapter(run, traced),
+        "predictions": predictions_chapter(run, traced),
         "training": training_chapter(run),
         "evolution": evolution_chapter(run),
         "flow": flow_chapter(run),

@@ -2,9 +2,9 @@
 block added to the residual stream, the feed-forward neurons, and why the
 kid predicted what it did.
 
-`trace_flow` runs the forward pass of tinyllm/model.py by hand, one stage at
-a time, with the model's own modules, and keeps every intermediate. The
-chapter "The whole kid" draws it; tests re-derive it by a second path.
+`trace_flow` takes every intermediate of one text's forward pass from the
+one trace of the real model (tinyllm/trace.py). The chapter "The whole kid"
+draws it; tests re-derive it by a second path.
 
 Direct logit attribution. The final LayerNorm divides the residual stream
 by its spread s; holding s fixed at its value for this position (the
@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from tinyllm import model as model_code
 from tinyllm.explain import glyph
+from tinyllm.trace import STREAM, trace
 
 TOP_CONTEXTS = 5  # validation contexts kept per neuron
 SLICE_CHARS = 16_384  # the fixed validation slice the neuron contexts come from: its first characters
@@ -37,44 +38,22 @@ SLICE_CHARS = 16_384  # the fixed validation slice the neuron contexts come from
 # The trace
 
 
-@torch.no_grad()
 def trace_flow(model, vocab, text: str) -> dict:
     """Every intermediate of the forward pass on `text` (its last block_size
     characters), as float32 numpy arrays indexed [..., position, dim]."""
-    model.eval()
-    cfg = model.config
-    text = text[-cfg.block_size :]
-    idx = torch.tensor([vocab.encode(text)])
-    T = idx.shape[1]
-    token = model.token_embedding(idx)[0]
-    position = model.position_embedding(torch.arange(T))
-    x = token + position
-    flow = dict(text=text, token=token, position=position, embedding=x, blocks=[])
-    for block in model.blocks:
-        ln1 = block.ln1(x)
-        heads = torch.stack([head(ln1[None])[0] for head in block.attn.heads])  # (n_head, T, hs)
-        attn = block.attn.proj(torch.cat(list(heads), dim=-1))  # what attention adds
-        mid = x + attn
-        ln2 = block.ln2(mid)
-        hidden = F.relu(block.ffwd.net[0](ln2))  # (T, 4 n_embd): the neurons
-        ffwd = block.ffwd.net[2](hidden)  # what the feed-forward layer adds
-        x = mid + ffwd
-        flow["blocks"].append(
-            dict(
-                before=flow["blocks"][-1]["after"] if flow["blocks"] else flow["embedding"],
-                ln1=ln1,
-                heads=heads,
-                attn=attn,
-                mid=mid,
-                ln2=ln2,
-                hidden=hidden,
-                ffwd=ffwd,
-                after=x,
-            )
+    text = text[-model.config.block_size :]
+    seen = trace(model, torch.tensor([vocab.encode(text)]))
+    flow = dict(text=text, token=seen["token"][0], position=seen["position"], embedding=seen["embedding"][0])
+    flow["blocks"] = [
+        dict(
+            {key: block[key][0] for key in STREAM},
+            heads=torch.stack([head["out"][0] for head in block["heads"]]),  # (n_head, T, hs)
         )
-    flow["final"] = x
-    flow["ln_f"] = model.ln_f(x)
-    flow["logits"] = model.lm_head(flow["ln_f"])
+        for block in seen["blocks"]
+    ]
+    flow["final"] = flow["blocks"][-1]["after"] if flow["blocks"] else flow["embedding"]
+    flow["ln_f"] = seen["ln_f"][0]
+    flow["logits"] = seen["logits"][0]
     flow["probs"] = F.softmax(flow["logits"], dim=-1)
     return to_numpy(flow)
 
@@ -243,29 +222,24 @@ def full_flow(model, vocab, text: str) -> dict:
 # The neurons' favourite contexts (export time)
 
 
-@torch.no_grad()
 def neuron_contexts(model, vocab, text: str, top: int = TOP_CONTEXTS) -> list:
     """For every feed-forward neuron, the positions of `text` where it fires
     most: [block][neuron] -> [[offset in text, activation], ...], strongest
     first. The text is read in consecutive windows of block_size, so the
     character at offset o saw text[o - o % block_size : o + 1]."""
-    model.eval()
     T = model.config.block_size
     usable = len(text) // T * T
     if usable == 0:
         return []
     ids = torch.tensor(vocab.encode(text[:usable])).view(-1, T)
-    flows = []
-    x = model.token_embedding(ids) + model.position_embedding(torch.arange(T))
-    for block in model.blocks:
-        mid = x + block.attn(block.ln1(x))
-        hidden = F.relu(block.ffwd.net[0](block.ln2(mid))).reshape(usable, -1)  # (characters, 4 C)
+    contexts = []
+    for block in trace(model, ids, heads=False, keep_only=("hidden",))["blocks"]:
+        hidden = block["hidden"].reshape(usable, -1)  # (characters, 4 C)
         values, offsets = hidden.topk(min(top, usable), dim=0)  # (top, 4 C)
-        flows.append(
+        contexts.append(
             [
                 [[int(o), float(f"{v:.4g}")] for o, v in zip(offsets[:, n].tolist(), values[:, n].tolist())]
                 for n in range(hidden.shape[1])
             ]
         )
-        x = mid + block.ffwd(block.ln2(mid))
-    return flows
+    return contexts

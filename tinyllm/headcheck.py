@@ -27,6 +27,7 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import HeadCodeError, build_head, describe_exception, use_heads
 from tinyllm.explain import glyph
 from tinyllm.runfolder import RunFolder
+from tinyllm.trace import trace
 
 TOLERANCE = 1e-5  # largest difference that still counts as the same number
 LOSS_TOLERANCE = 1e-4  # the loss sums thousands of such numbers
@@ -229,14 +230,12 @@ def validation_texts(run_dir: Path, block_size: int) -> list:
     return prompts
 
 
-def head_input(model, layer: int, idx):
-    """What the heads of `layer` read: the residual stream after the blocks
-    below it, through that block's first LayerNorm."""
-    T = idx.shape[1]
-    x = model.token_embedding(idx) + model.position_embedding(torch.arange(T))
-    for block in model.blocks[:layer]:
-        x = block(x)
-    return model.blocks[layer].ln1(x)
+def head_input(model, layer: int, head: int, idx) -> tuple:
+    """What the heads of `layer` read (the residual stream after the blocks
+    below it, through that block's first LayerNorm), and each step the kid's
+    Head at (layer, head) computed from it: one trace of the real kid."""
+    block = trace(model, idx)["blocks"][layer]
+    return block["ln1"], block["heads"][head]
 
 
 def passages_loss(model, ids) -> float:
@@ -261,11 +260,8 @@ def check_head(head_class, checkpoint, layer: int = 0, head: int = 0) -> dict:
     # A length other than head_size, so that a product in the wrong order cannot fit by chance.
     T = cfg.block_size if cfg.block_size != hs or cfg.block_size == 1 else cfg.block_size - 1
     texts = [p[:T] for p in (passages * 2)[:2]]  # two texts: a batch, as in training
-    x = head_input(model, layer, torch.tensor([vocab.encode(t) for t in texts]))
+    x, kid = head_input(model, layer, head, torch.tensor([vocab.encode(t) for t in texts]))
     kid_head = model.blocks[layer].attn.heads[head]
-    trace = []
-    kid_head(x, trace)
-    kid = trace[0]
     tril = kid_head.tril[:T, :T]
     report = Report(layer, head, texts[0], hs)
     try:

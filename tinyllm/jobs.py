@@ -163,7 +163,7 @@ def largest_accepted(limits: Limits) -> dict:
     most layers and heads, the longest context (within max_context), and the
     widest n_embd (a multiple of the heads) under max_params with a vocabulary
     of max_vocab. What bench/largest_run_memory.py and the tests try."""
-    form = {f.name: f.metadata["form"] for f in form_fields(GPTConfig, TrainConfig)}
+    form = {f.name: f.form for f in form_fields(GPTConfig, TrainConfig)}
     block_size = min(form["block_size"][1], limits.max_context)
     settings = dict(block_size=block_size, n_layer=form["n_layer"][1], n_head=form["n_head"][1])
     widths = range(form["n_embd"][1], 0, -settings["n_head"])

@@ -9,13 +9,17 @@ Two paths compute attention from the same parameters:
 - the fast path stacks the heads' weights and calls PyTorch's fused
   `scaled_dot_product_attention` once for all heads.
 tests/test_model.py proves they give the same numbers, so the checkpoint
-does not care which path trained it. (Writing text, one character at a
-time, has a third layout of the same arithmetic: tinyllm/decoder.py.) Dropout regularises the residual
+does not care which path trained it. Dropout regularises the residual
 stream (after attention, after the feed-forward layer) but not the attention
 weights themselves: that keeps `Head` exactly the five steps it teaches, and
 lets the fused path use PyTorch's flash-attention kernel on the CPU (with
 attention dropout it falls back to a slower one: docs/experiments.md). The
 fused path sits at the end of the file, fenced off from the reading.
+
+Elsewhere, not here: writing text one character at a time is
+tinyllm/sample.py (its KV cache, a third layout of the same arithmetic, is
+tinyllm/decoder.py); every value inside a forward pass, for the chapters,
+is caught from this very code by tinyllm/trace.py.
 """
 
 import math
@@ -25,51 +29,15 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from tinyllm.settings import setting
-
 
 @dataclass
 class GPTConfig:
-    # Filled in from the corpus: every distinct character gets an id.
-    vocab_size: int = 65
-    # The shape of the model. Each setting's description lives here, once:
-    # the command line's --help, the app's form and the error messages read it.
-    block_size: int = setting(
-        64,
-        "How many characters the kid can read at once: its context.",
-        label="Context (block size)",
-        minimum=1,
-        form=(8, 256, 8),
-    )
-    n_embd: int = setting(
-        128,
-        "Numbers in every vector inside the model (a multiple of the heads).",
-        label="Width (n_embd)",
-        minimum=1,
-        form=(16, 256, 16),
-    )
-    n_head: int = setting(
-        4,
-        "Attention heads per layer; each has n_embd / n_head numbers and looks for its own pattern.",
-        label="Heads per layer",
-        minimum=1,
-        form=(1, 8, 1),
-    )
-    n_layer: int = setting(
-        4,
-        "Transformer blocks stacked on top of each other.",
-        label="Layers",
-        minimum=1,
-        form=(1, 8, 1),
-    )
-    dropout: float = setting(
-        0.1,
-        "Fraction of activations zeroed while training (after attention and feed-forward), against memorising.",
-        label="Dropout",
-        minimum=0.0,
-        below=1.0,
-        form=(0.0, 0.5, 0.05),
-    )
+    vocab_size: int = 65  # filled in from the corpus: every distinct character gets an id
+    block_size: int = 64  # how many characters the kid reads at once: its context
+    n_embd: int = 128  # numbers in every vector inside the model (a multiple of n_head)
+    n_head: int = 4  # attention heads per layer, each with n_embd / n_head numbers
+    n_layer: int = 4  # transformer blocks stacked on top of each other
+    dropout: float = 0.1  # fraction of activations zeroed while training, against memorising
 
     @property
     def head_size(self) -> int:
@@ -101,8 +69,8 @@ class Head(nn.Module):
         # Not saved in checkpoints (persistent=False): it is rebuilt from block_size.
         self.register_buffer("tril", torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
 
-    def forward(self, x, trace=None):
-        B, T, C = x.shape
+    def forward(self, x):
+        B, T, C = x.shape  # B texts, T positions, C numbers each
         k = self.key(x)  # (B, T, hs)
         q = self.query(x)  # (B, T, hs)
         v = self.value(x)  # (B, T, hs)
@@ -112,10 +80,7 @@ class Head(nn.Module):
         # The future is hidden: -inf becomes a weight of exactly 0 after softmax.
         masked = scores.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
         weights = F.softmax(masked, dim=-1)  # each row sums to 1
-        out = weights @ v  # (B, T, hs): weighted sum of values
-        if trace is not None:
-            trace.append(dict(q=q, k=k, v=v, scores=scores, weights=weights, out=out))
-        return out
+        return weights @ v  # (B, T, hs)
 
 
 class MultiHeadAttention(nn.Module):
@@ -129,14 +94,11 @@ class MultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.fast = True  # use the fused path unless someone asks to read along
 
-    def forward(self, x, trace=None):
-        if trace is not None:
-            out = torch.cat([head(x, trace) for head in self.heads], dim=-1)  # (B, T, n_embd)
-        elif not self.fast:
-            # head(x) alone: a Head written by a learner needs no trace argument
-            out = torch.cat([head(x) for head in self.heads], dim=-1)
-        else:
+    def forward(self, x):
+        if self.fast:
             out = fused_attention(self.heads, x)  # the same numbers, faster: see the end of this file
+        else:
+            out = torch.cat([head(x) for head in self.heads], dim=-1)  # (B, T, n_embd), heads side by side
         return self.dropout(self.proj(out))
 
 
@@ -169,8 +131,8 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(config.n_embd)
         self.ffwd = FeedForward(config)
 
-    def forward(self, x, trace=None):
-        x = x + self.attn(self.ln1(x), trace)
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
         x = x + self.ffwd(self.ln2(x))
         return x
 
@@ -180,6 +142,8 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    """Characters in, a score for every possible next character out."""
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -209,47 +173,20 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx, targets=None, trace=None):
-        """idx: (B, T) character ids. Returns (logits (B, T, vocab), loss or None).
-
-        trace: a dict to fill with every intermediate (see `GPT.trace`).
-        """
+    def forward(self, idx, targets=None):
+        """idx: (B, T) character ids. Returns (logits (B, T, vocab), loss or None)."""
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"context of {T} characters is longer than block_size {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)
         x = self.drop(self.token_embedding(idx) + self.position_embedding(pos))  # (B, T, C)
-        if trace is not None:
-            trace["embedding"] = x
-            trace["residual"] = []
-            trace["heads"] = []
         for block in self.blocks:
-            heads = [] if trace is not None else None
-            x = block(x, heads)
-            if trace is not None:
-                trace["heads"].append(heads)
-                trace["residual"].append(x)
+            x = block(x)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
-        if trace is not None:
-            trace["logits"] = logits
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
         return logits, loss
-
-    @torch.no_grad()
-    def trace(self, idx) -> dict:
-        """One forward pass through the readable code, keeping everything.
-
-        Returns a dict with:
-          embedding: (B, T, C) token + position embeddings
-          heads[layer][head]: dict of q, k, v (B, T, hs), scores and weights (B, T, T), out
-          residual[layer]: (B, T, C) the residual stream after that block
-          logits: (B, T, vocab)
-        """
-        trace = {}
-        self.forward(idx, trace=trace)
-        return trace
 
     def logit_lens(self, residual):
         """Read a prediction from any layer's residual stream by applying the

@@ -34,7 +34,7 @@ from tinyllm.io import atomic_write_json, write_jsonl
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.runfolder import RunFolder, RunFolderLock
 from tinyllm.sample import SampleSettings, sample_text
-from tinyllm.settings import bound_problems, name_in, setting
+from tinyllm.settings import bound_problems, name_in
 
 # Snapshots at roughly log-spaced steps: the kid changes fastest early on.
 SNAPSHOT_STEPS = [0, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000]
@@ -43,85 +43,19 @@ EVAL_SEED = 0  # the fixed evaluation batches are the same for every run
 
 @dataclass
 class TrainConfig:
-    # How the kid is trained. Each setting's description lives here, once:
-    # the command line's --help, the app's form and the error messages read it.
-    steps: int = setting(
-        6000,
-        "How many times the kid sees a batch and adjusts its weights.",
-        label="Steps",
-        minimum=1,
-        form=(50, 20000, 50),
-    )
-    batch_size: int = setting(
-        32,
-        "Snippets of text (block_size characters each) per step: more is smoother, slower.",
-        label="Batch size",
-        minimum=1,
-        form=(1, 128, 1),
-    )
-    lr: float = setting(
-        2e-3,
-        "Peak learning rate, the size of each adjustment: too high diverges, too low crawls.",
-        label="Learning rate",
-        above=0.0,
-        form=(1e-4, 1e-2, 1e-4),
-    )
-    min_lr: float = setting(
-        1e-4,
-        "Learning rate at the end of the cosine decay (at most the peak).",
-        label="Final learning rate",
-        minimum=0.0,
-    )
-    warmup_steps: int = setting(
-        100,
-        "Steps of linear warm-up from 0 to the peak learning rate: early gradients are wild.",
-        label="Warm-up steps",
-        minimum=0,
-    )
-    weight_decay: float = setting(
-        0.1,
-        "AdamW's pull of weight matrices towards zero.",
-        label="Weight decay",
-        minimum=0.0,
-    )
-    grad_clip: float = setting(
-        1.0,
-        "Gradients with a larger norm are scaled down to this.",
-        label="Gradient clip",
-        above=0.0,
-    )
-    eval_interval: int = setting(
-        250,
-        "Evaluate, and log a sample, every this many steps.",
-        label="Evaluation interval",
-        minimum=1,
-    )
-    eval_batches: int = setting(
-        20,
-        "Fixed batches per evaluation, for train and for val (the same ones every time).",
-        label="Evaluation batches",
-        minimum=1,
-    )
-    seed: int = setting(
-        1337,
-        "The same seed repeats the same run, number for number, on the same CPU.",
-        label="Seed",
-        minimum=0,
-        below=2**63,
-        form=(0, 2**31 - 1, 1),
-    )
-    device: str = setting(
-        "auto",
-        "Where to train: auto picks CUDA, else MPS, else the CPU.",
-        label="Device",
-        choices=("auto", "cpu", "cuda", "mps"),
-    )
-    sample_chars: int = setting(
-        200,
-        "Length of the sample logged at each evaluation.",
-        label="Sample length",
-        minimum=1,
-    )
+    # How the kid is trained. Each setting's help, label and bounds: tinyllm/settings.py.
+    steps: int = 6000  # optimizer steps
+    batch_size: int = 32  # snippets of block_size characters per step
+    lr: float = 2e-3  # peak learning rate (a baby network can afford a high one)
+    min_lr: float = 1e-4  # where the cosine decay ends
+    warmup_steps: int = 100  # linear warm-up from 0: early gradients are wild
+    weight_decay: float = 0.1  # AdamW's pull of weight matrices towards zero
+    grad_clip: float = 1.0  # the largest gradient norm kept as it is
+    eval_interval: int = 250  # evaluate, and log a sample, every this many steps
+    eval_batches: int = 20  # fixed batches per evaluation
+    seed: int = 1337  # the same seed repeats the same run on the same CPU
+    device: str = "auto"  # auto: CUDA, else MPS, else the CPU
+    sample_chars: int = 200  # length of the sample logged at each evaluation
 
     def to_dict(self):
         return asdict(self)
@@ -132,7 +66,7 @@ def validate(model_config: GPTConfig, train_config: TrainConfig, corpus_chars: i
     the reader knows it: its flag (words="cli") or the form's label ("form")."""
 
     def name(setting_name):
-        return name_in(words, setting_name, (GPTConfig, TrainConfig))
+        return name_in(words, setting_name)
 
     problems = bound_problems(model_config, words) + bound_problems(train_config, words)
     if model_config.n_head >= 1 and model_config.n_embd % model_config.n_head:

@@ -13,7 +13,7 @@ from tinyllm.runs import new_run_name
 from tinyllm.settings import form_fields
 from tinyllm.train import TrainConfig
 
-# The settings the form offers, described on their dataclass fields (tinyllm/settings.py).
+# The settings the form offers, with their labels and ranges (tinyllm/settings.py).
 FORM_FIELDS = form_fields(GPTConfig, TrainConfig)
 
 
@@ -71,15 +71,15 @@ def sidebar_form():
             settings = {}
             caps = form_caps()
             for setting_field in FORM_FIELDS:
-                low, high, step = setting_field.metadata["form"]
+                low, high, step = setting_field.form
                 high = max(low, min(high, caps.get(setting_field.name, high)))
                 settings[setting_field.name] = st.number_input(
-                    setting_field.metadata["label"],
+                    setting_field.label,
                     low,
                     high,
                     step=step,
                     key=f"train_{setting_field.name}",
-                    help=setting_field.metadata["help"],
+                    help=setting_field.help,
                     format="%.4f" if setting_field.name == "lr" else None,
                 )
             upload = None
