@@ -7,7 +7,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import attention_steps, glyph, habit_sentence
+from tinyllm.explain import attention_steps, glyph
+from tinyllm.habits import habit_sentence
 from tinyllm.model import Head
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.data import chapter

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from tinyllm.export import CHAPTERS
 from tinyllm.runfolder import FILES
 from tinyllm.runs import ROOT
 from ui.data import chapter, current_run
@@ -69,18 +70,6 @@ st.dataframe(
     },
 )
 
-# Which pages read each exported file, in the reader's words
-EXPORT_READERS = {
-    "model_card": "the sidebar and most chapters (the run's settings and sizes)",
-    "vocab": "Vocabulary, Embeddings and Training",
-    "embeddings": "Embeddings",
-    "positions": "Positions",
-    "attention": "Attention",
-    "predictions": "Predictions and The whole kid (its sample texts)",
-    "training": "Meet the kid and Training",
-    "evolution": "Training (the model at every snapshot)",
-    "flow": "The whole kid (each neuron's strongest contexts)",
-}
 st.subheader("What the run folder holds")
 # A list, not a table: the descriptions wrap on a phone instead of scrolling sideways.
 lines = []
@@ -94,9 +83,7 @@ for path in sorted(run_dir.iterdir()):
     total = sum(p.stat().st_size for p in inside) / 1024
     lines.append(f"- `{path.name}/` · {len(inside)} files, {total:,.1f} KB · {FILES.get(path.name, '')}")
     for inner in inside:
-        what = (
-            f" · read by {EXPORT_READERS[inner.stem]}" if path.name == "export" and inner.stem in EXPORT_READERS else ""
-        )
+        what = f" · read by {CHAPTERS[inner.stem].read_by}" if path.name == "export" and inner.stem in CHAPTERS else ""
         lines.append(f"    - `{inner.relative_to(path).as_posix()}` · {inner.stat().st_size / 1024:,.1f} KB{what}")
 st.markdown("\n".join(lines))
 st.caption("Checkpoints load with torch.load(path, weights_only=True): plain tensors and metadata, no code.")

@@ -4,7 +4,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import char_kind, habit_sentence, surprise_colour
+from tinyllm.explain import char_kind, surprise_colour
+from tinyllm.habits import habit_sentence
 from ui.charts import FIT_WIDTH, attention_picture, embedding_scatter, loss_curves, metric_line, snapshot_timeline
 from ui.data import chapter
 from ui.text import coloured_text

@@ -8,14 +8,14 @@ import streamlit as st
 from tinyllm.explain import glyph
 from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
 from ui.charts import candidates_bar
-from ui.data import chapter, computed, model, optional_chapter
+from ui.data import chapter, computed, model
 from ui.flow import context_html, forward_diagram, pushes_chart, top_bars, vector_strip
 from ui.live import choose_plain_text
 from ui.widgets import index_slider
 
 card = chapter("model_card")
 samples = chapter("predictions")["prompts"]
-neurons = optional_chapter("flow")  # the neurons' validation contexts
+neurons = chapter("flow")  # the neurons' validation contexts
 cfg = card["config"]
 C, T, L, H = cfg["n_embd"], cfg["block_size"], cfg["n_layer"], cfg["n_head"]
 kid, vocab, _ = model()
@@ -138,7 +138,7 @@ def neuron_view(pos):
             top_bars(hidden, [f"#{n}" for n in range(hidden.size)], "activation after ReLU"), width="stretch"
         )
     with right:
-        if not neurons or not neurons["neurons"]:
+        if not neurons["neurons"]:
             st.info(
                 "This run's export has no validation contexts for its neurons (its validation text was "
                 "too short, or it was trained before they were collected)."

@@ -11,8 +11,8 @@ from torch.nn import functional as F
 
 from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
-from tinyllm.explain import HABITS
 from tinyllm.export import CHAPTERS, VERSION, export_run, read_chapter
+from tinyllm.habits import HABITS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,6 +168,25 @@ def test_export_is_deterministic(tiny_run):
     assert before == after and len(before) == len(CHAPTERS)
 
 
+def test_the_registry_is_the_one_list_of_chapters(tiny_run):
+    """export_run writes one file per registered chapter and nothing else;
+    read_chapter knows no other; each says which pages read it."""
+    written = export_run(tiny_run)
+    assert [p.stem for p in written] == list(CHAPTERS)
+    assert sorted(p.name for p in (tiny_run / "export").iterdir()) == sorted(f"{name}.json" for name in CHAPTERS)
+    assert all(CHAPTERS[name].read_by for name in CHAPTERS)
+    with pytest.raises(ValueError, match="no chapter 'scores'"):
+        read_chapter(tiny_run, "scores")
+
+
+def test_the_docs_describe_this_version_and_every_chapter():
+    docs = (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
+    assert docs.startswith(f"# The export format (version {VERSION})")
+    assert f'"version": {VERSION}' in docs
+    rows = [line.split("`")[1] for line in docs.splitlines() if line.startswith("| `")]
+    assert rows == [f"{name}.json" for name in CHAPTERS]
+
+
 def test_bad_run_folders_get_clear_errors(tiny_run, tmp_path):
     import shutil
 
@@ -248,7 +267,7 @@ def test_attention_steps_reproduce_the_exported_weights(chapters):
 def test_each_habit_is_recognised_in_a_head_that_has_it():
     """A made-up head that does exactly one thing gets that habit's label
     with a score of 1, on a text where every habit has targets."""
-    from tinyllm.export import habit_targets, head_scores, label_head
+    from tinyllm.habits import habit_targets, head_scores, label_head
 
     text = "ROMEO sees the moon and\nJULIET sees the sun at noon "
     chars = sorted(set(text))

@@ -8,6 +8,7 @@ any UTF-8 text file can be used instead (`--data PATH` or TINYLLM_DATA).
 import hashlib
 import os
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ TINYSHAKESPEARE_CHARS = 1_115_394
 TINYSHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
 CACHE_DIR = Path(os.environ.get("TINYLLM_CACHE", Path(__file__).resolve().parent.parent / ".cache"))
 TRAIN_FRACTION = 0.9  # first 90% train, last 10% validation: the standard split
+SLICE_CHARS = 16_384  # a run keeps this many first characters of its validation split (corpus_facts)
 
 
 @dataclass
@@ -135,3 +137,42 @@ def split(ids: torch.Tensor):
 def printable(ch: str) -> str:
     """A name for a character that can be shown on screen."""
     return {"\n": "\\n", " ": "space", "\t": "\\t"}.get(ch, ch)
+
+
+# --------------------------------------------------------------------------
+# What a run keeps of its corpus (its corpus.json), so that reading the run needs no corpus
+
+
+def prompt_starts(val_text: str, length: int, n: int = 3) -> list:
+    """Where to cut n sample prompts from the validation text: just after a
+    newline near 20%, 50% and 80% of it, so each starts at a line."""
+    starts = []
+    for fraction in [0.2, 0.5, 0.8][:n]:
+        start = int(fraction * len(val_text))
+        newline = val_text.find("\n", start, start + 500)
+        start = newline + 1 if newline >= 0 else start
+        starts.append(min(start, len(val_text) - length))
+    return starts
+
+
+def corpus_facts(corpus: Corpus, vocab: Vocab, block_size: int) -> dict:
+    """What a run keeps of its corpus (corpus.json), so that whoever reads
+    the run later (the export, the Head check) needs no corpus: its name
+    and checksum, character counts, three validation passages
+    of block_size + 1 characters (the model reads block_size of them; the
+    last one is the answer to the final prediction), and the start of the
+    validation split, where the feed-forward neurons' contexts are found."""
+    counts = Counter(corpus.text)
+    n_train = split_point(len(corpus.text))
+    val_text = corpus.text[n_train:]
+    prompts = [val_text[s : s + block_size + 1] for s in prompt_starts(val_text, block_size + 1)]
+    return dict(
+        name=corpus.name,
+        md5=corpus.md5,
+        chars=len(corpus.text),
+        train_chars=n_train,
+        val_chars=len(val_text),
+        counts=[counts[ch] for ch in vocab.chars],
+        prompts=prompts,
+        val_slice=val_text[:SLICE_CHARS],
+    )

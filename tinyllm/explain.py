@@ -104,31 +104,3 @@ def describe_distances(by_distance: list, shown: int = 5) -> dict:
         steady=all(a > b for a, b in zip(near, near[1:])),
         peaks=peaks,
     )
-
-
-# What a head's habits are called on the pages, by the score's name.
-HABITS = {
-    "previous": "the previous character",
-    "back": "{offset} characters back",
-    "self": "itself",
-    "start": "the first position",
-    "same": "earlier copies of its own character",
-    "after_same": "what followed its own character before",
-    "space": "the last space or newline",
-    "word_start": "the start of its word",
-    "vowel": "the last vowel",
-    "consonant": "the last consonant",
-}
-
-
-def habit_sentence(label: dict) -> str:
-    """What a head does, from its exported label: its strongest habit and
-    how much of its attention that habit explains, then the next two."""
-    others = sorted(((v, k) for k, v in label["scores"].items() if k != label["habit"]), reverse=True)[:2]
-    then = ", ".join(f"{HABITS[k].format(offset=label['offset'])} {v:.0%}" for v, k in others)
-    if label["clear"]:
-        return f"mostly attends to **{label['label']}** ({label['score']:.0%} of its attention; then {then})"
-    return (
-        f"no single habit: its strongest is **{label['label']}** with {label['score']:.0%} of its "
-        f"attention, then {then}"
-    )

@@ -6,8 +6,8 @@ so the app shows what the kid really holds. docs/export.md documents each
 file; tests/test_export.py re-derives numbers from the checkpoint to prove
 the files cannot drift from the model.
 
-Each file is {"format": "peek-export/<chapter>", "version": 1, ...}. Floats
-keep 4 significant digits: plenty for pictures, and small files.
+Each file is {"format": "peek-export/<chapter>", "version": VERSION, ...}.
+Floats keep 4 significant digits: plenty for pictures, and small files.
 """
 
 import json
@@ -19,25 +19,14 @@ from torch.nn import functional as F
 from tinyllm.checkpoint import build_model, load_checkpoint
 from tinyllm.data import printable
 from tinyllm.errors import TinyLLMError
-from tinyllm.explain import HABITS
 from tinyllm.flow import neuron_contexts
+from tinyllm.habits import LABEL_THRESHOLD, habit_targets, head_labels, label_texts
 from tinyllm.io import atomic_write_text, read_jsonl
 from tinyllm.model import param_table
 from tinyllm.runfolder import RunFolder
 from tinyllm.trace import trace
 
 VERSION = 3  # 2: heads labelled by richer habits, on the validation slice; 3: no attention scores
-CHAPTERS = [
-    "model_card",
-    "vocab",
-    "embeddings",
-    "positions",
-    "attention",
-    "predictions",
-    "training",
-    "evolution",
-    "flow",
-]
 TOP = 5  # candidates kept per prediction
 NEIGHBOURS = 5  # nearest characters kept per character
 # The character x character similarity matrix grows with the square of the
@@ -46,7 +35,6 @@ NEIGHBOURS = 5  # nearest characters kept per character
 # export's memory grows linearly with the vocabulary.
 SIMILARITY_MAX_VOCAB = 256
 NEIGHBOUR_CHUNK = 1024  # rows of similarities computed at a time
-LABEL_THRESHOLD = 0.4  # a head is named after a pattern that holds this much of its attention
 
 
 # --------------------------------------------------------------------------
@@ -121,86 +109,6 @@ def top_candidates(probs: torch.Tensor, k=TOP) -> list:
     return [[[i, p] for i, p in zip(row_ids, rounded(row_p))] for row_ids, row_p in zip(ids.tolist(), values.tolist())]
 
 
-MAX_OFFSET = 8  # how far back a "fixed offset" head may look
-
-
-VOWELS = set("aeiouAEIOU")
-
-
-def latest_before(flags: list, inclusive=False) -> list:
-    """For each position i, the latest position k < i (k <= i if inclusive)
-    whose flag is set, or -1."""
-    latest, found = [], -1
-    for i, flag in enumerate(flags):
-        if inclusive and flag:
-            found = i
-        latest.append(found)
-        if not inclusive and flag:
-            found = i
-    return latest
-
-
-def habit_targets(ids: torch.Tensor, chars) -> dict:
-    """For each habit, a (B, T, T) mask: the keys j that query i would look
-    at if the head had that habit (always j <= i). chars: the vocabulary."""
-    B, T = ids.shape
-    earlier = torch.ones(T, T, dtype=torch.bool).tril(-1)  # j < i
-    offsets = torch.arange(T)[:, None] - torch.arange(T)[None, :]  # i - j
-    same = ids[:, :, None] == ids[:, None, :]
-    after_same = torch.zeros(B, T, T, dtype=torch.bool)
-    after_same[:, :, 1:] = same[:, :, :-1] & (offsets[:, 1:] >= 0)  # ids[j - 1] == ids[i], j <= i
-    targets = dict(
-        previous=(offsets == 1).expand(B, T, T),
-        self=(offsets == 0).expand(B, T, T),
-        start=torch.zeros(B, T, T, dtype=torch.bool),
-        same=same & earlier,
-        after_same=after_same,
-    )
-    targets["start"][:, 1:, 0] = True
-    latest = {name: torch.zeros(B, T, T, dtype=torch.bool) for name in ("space", "word_start", "vowel", "consonant")}
-    for b, row in enumerate(ids.tolist()):
-        text = [chars[i] for i in row]
-        spaces = [c in " \n" for c in text]
-        found = dict(
-            space=latest_before(spaces),
-            vowel=latest_before([c in VOWELS for c in text]),
-            consonant=latest_before([c.isalpha() and c not in VOWELS for c in text]),
-        )
-        word_starts = [k + 1 for k in latest_before(spaces, inclusive=True)]
-        found["word_start"] = [s if s >= 1 and s <= i else -1 for i, s in enumerate(word_starts)]
-        for name, positions in found.items():
-            for i, j in enumerate(positions):
-                if j >= 0:
-                    latest[name][b, i, j] = True
-    return {**targets, **latest}
-
-
-def head_scores(weights: torch.Tensor, targets: dict) -> tuple:
-    """How much of a head's attention each habit explains: the weight on the
-    habit's keys, averaged over the queries that have such keys.
-    weights: (B, T, T) for B texts; targets: habit_targets of those texts.
-    `back` is the best fixed distance d from 2 to MAX_OFFSET. Returns (scores, d)."""
-    B, T, _ = weights.shape
-    scores = {}
-    for name, mask in targets.items():
-        has = mask.any(-1)
-        scores[name] = float((weights * mask).sum(-1)[has].mean()) if has.any() else 0.0
-
-    def at_offset(d):  # mean weight on position i - d, over queries i >= d
-        return float(weights[:, d:, :].diagonal(dim1=1, dim2=2).mean()) if d < T else 0.0
-
-    scores["back"], offset = max(((at_offset(d), d) for d in range(2, min(MAX_OFFSET, T - 1) + 1)), default=(0.0, 2))
-    return scores, offset
-
-
-def label_head(scores: dict, offset: int) -> dict:
-    """The habit that explains most of a head's attention, in words, with its
-    score; `clear` when it holds at least LABEL_THRESHOLD of the attention
-    (else it is only the head's strongest habit among weak ones)."""
-    name, score = max(scores.items(), key=lambda item: item[1])
-    return dict(habit=name, label=HABITS[name].format(offset=offset), score=score, clear=score >= LABEL_THRESHOLD)
-
-
 # --------------------------------------------------------------------------
 # Reading the run folder
 
@@ -242,12 +150,31 @@ class Run:
         usable = isinstance(val_slice, str) and len(val_slice) >= T and not self.vocab.unknown(val_slice)
         self.label_ids = label_texts(self.model, self.vocab, val_slice) if usable else self.x
         self.label_targets = habit_targets(self.label_ids, self.vocab.chars)
+        self.traced = trace(self.model, self.x)  # the sample prompts: every intermediate, read by two chapters
 
 
 # --------------------------------------------------------------------------
-# One function per chapter: each returns the dict written to <chapter>.json
+# One function per chapter: each returns the dict written to <chapter>.json.
+# CHAPTERS is their one list: the writer (export_run), the reader
+# (read_chapter), the tests and the Behind-the-scenes page all read it.
+
+CHAPTERS = {}  # name -> function(run) -> the dict written to export/<name>.json, in the tour's order
 
 
+def exported(name: str, read_by: str):
+    """Register the function that makes export/<name>.json. read_by: the
+    app's pages that read the file, in a reader's words (Behind the scenes
+    shows them)."""
+
+    def register(function):
+        function.read_by = read_by
+        CHAPTERS[name] = function
+        return function
+
+    return register
+
+
+@exported("model_card", read_by="the sidebar and most chapters (the run's settings and sizes)")
 def model_card(run: Run) -> dict:
     ckpt, model = run.ckpt, run.model
     last = run.log[-1]
@@ -270,6 +197,7 @@ def model_card(run: Run) -> dict:
     )
 
 
+@exported("vocab", read_by="Vocabulary, Embeddings and Training")
 def vocab_chapter(run: Run) -> dict:
     return dict(
         chars=[
@@ -279,6 +207,7 @@ def vocab_chapter(run: Run) -> dict:
     )
 
 
+@exported("embeddings", read_by="Embeddings")
 def embeddings_chapter(run: Run) -> dict:
     emb = run.model.token_embedding.weight.detach()  # (vocab, n_embd)
     coords, explained, _ = pca_2d(emb)
@@ -294,6 +223,7 @@ def embeddings_chapter(run: Run) -> dict:
     )
 
 
+@exported("positions", read_by="Positions")
 def positions_chapter(run: Run) -> dict:
     pos = run.model.position_embedding.weight.detach()  # (block_size, n_embd)
     coords, explained, _ = pca_2d(pos)
@@ -302,41 +232,6 @@ def positions_chapter(run: Run) -> dict:
         similarity=rounded(cosine_matrix(pos), 3),
         pca=dict(coords=rounded(coords), explained=rounded(explained)),
     )
-
-
-LABEL_NUMBERS = 2**23  # attention weights held at once while labelling heads (scores and weights: 64 MB)
-
-
-def label_texts(model, vocab, text: str) -> torch.Tensor:
-    """(B, T) ids: consecutive windows of text (the validation slice) to
-    measure the heads' habits on, as many as fit LABEL_NUMBERS (at most 32)."""
-    c = model.config
-    T = c.block_size
-    most = max(1, min(32, LABEL_NUMBERS // (2 * T * T * c.n_head * c.n_layer)))
-    ids = vocab.encode(text[: most * T])
-    return torch.tensor(ids[: len(ids) // T * T]).view(-1, T)
-
-
-def head_labels(model, ids: torch.Tensor, targets: dict) -> list:
-    """[[{habit, label, score, clear, offset, scores}] per head] per layer:
-    each head's strongest habit on the texts ids (B, T), whose habit_targets
-    are given (the same for every snapshot: computed once)."""
-    labels = []
-    for block in trace(model, ids)["blocks"]:
-        row = []
-        for head in block["heads"]:
-            scores, offset = head_scores(head["weights"], targets)
-            label = label_head(scores, offset)
-            row.append(
-                dict(
-                    label,
-                    score=round(label["score"], 3),
-                    offset=offset,
-                    scores={k: round(v, 3) for k, v in scores.items()},
-                )
-            )
-        labels.append(row)
-    return labels
 
 
 def prompt_attention(traced, b: int) -> list:
@@ -384,24 +279,27 @@ def analyze_text(model, vocab, text: str) -> dict:
     return dict(text=text, layers=prompt_attention(traced, 0), **prompt_predictions(model, traced, 0, targets))
 
 
-def attention_chapter(run: Run, traced) -> dict:
+@exported("attention", read_by="Attention")
+def attention_chapter(run: Run) -> dict:
     prompts = [
-        dict(text=text[:-1], next_char=text[-1], layers=prompt_attention(traced, b))
+        dict(text=text[:-1], next_char=text[-1], layers=prompt_attention(run.traced, b))
         for b, text in enumerate(run.prompts)
     ]
     labels = head_labels(run.model, run.label_ids, run.label_targets)
     return dict(prompts=prompts, labels=labels, label_threshold=LABEL_THRESHOLD, label_chars=run.label_ids.numel())
 
 
-def predictions_chapter(run: Run, traced) -> dict:
+@exported("predictions", read_by="Predictions and The whole kid (its sample texts)")
+def predictions_chapter(run: Run) -> dict:
     prompts = [
-        dict(text=text[:-1], **prompt_predictions(run.model, traced, b, run.y[b].tolist()))
+        dict(text=text[:-1], **prompt_predictions(run.model, run.traced, b, run.y[b].tolist()))
         for b, text in enumerate(run.prompts)
     ]
     mean = sum(sum(p["losses"]) for p in prompts) / sum(len(p["losses"]) for p in prompts)
     return dict(prompts=prompts, mean_loss=round(mean, 4))
 
 
+@exported("training", read_by="Meet the kid and Training")
 def training_chapter(run: Run) -> dict:
     keys = ("step", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best", "snapshot")
     return dict(
@@ -412,6 +310,7 @@ def training_chapter(run: Run) -> dict:
     )
 
 
+@exported("evolution", read_by="Training (the model at every snapshot)")
 def evolution_chapter(run: Run) -> dict:
     final_coords, _, _ = pca_2d(run.model.token_embedding.weight.detach())
     by_step = {row["step"]: row for row in run.log}
@@ -442,9 +341,7 @@ def evolution_chapter(run: Run) -> dict:
     return dict(prompt=run.prompts[0][:-1], targets=y.tolist(), snapshots=snapshots)
 
 
-# --------------------------------------------------------------------------
-
-
+@exported("flow", read_by="The whole kid (each neuron's strongest contexts)")
 def flow_chapter(run: Run) -> dict:
     """The feed-forward neurons' strongest contexts in the fixed validation
     slice (the traces themselves are computed live: a few milliseconds)."""
@@ -457,18 +354,7 @@ def flow_chapter(run: Run) -> dict:
 def export_run(run_dir) -> list:
     """Write every chapter's JSON into run_dir/export/. Returns the paths."""
     run = Run(run_dir)
-    traced = trace(run.model, run.x)  # the readable path, every intermediate kept
-    chapters = {
-        "model_card": model_card(run),
-        "vocab": vocab_chapter(run),
-        "embeddings": embeddings_chapter(run),
-        "positions": positions_chapter(run),
-        "attention": attention_chapter(run, traced),
-        "predictions": predictions_chapter(run, traced),
-        "training": training_chapter(run),
-        "evolution": evolution_chapter(run),
-        "flow": flow_chapter(run),
-    }
+    chapters = {name: make(run) for name, make in CHAPTERS.items()}  # all computed before any is written
     run.folder.export.mkdir(exist_ok=True)
     written = []
     for name, body in chapters.items():
@@ -482,6 +368,8 @@ def export_run(run_dir) -> list:
 
 def read_chapter(run_dir, name: str) -> dict:
     """Load one exported chapter, with a clear error if it is missing or stale."""
+    if name not in CHAPTERS:
+        raise ValueError(f"no chapter {name!r}: the export writes {', '.join(CHAPTERS)}")
     path = RunFolder(run_dir).chapter(name)
     if not path.is_file():
         raise TinyLLMError(f"{path} is missing. Create it with: python -m tinyllm export --run {run_dir}")

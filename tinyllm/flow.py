@@ -31,7 +31,6 @@ from tinyllm.explain import glyph
 from tinyllm.trace import STREAM, trace
 
 TOP_CONTEXTS = 5  # validation contexts kept per neuron
-SLICE_CHARS = 16_384  # the fixed validation slice the neuron contexts come from: its first characters
 
 
 # --------------------------------------------------------------------------

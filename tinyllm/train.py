@@ -19,17 +19,15 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 
 from tinyllm.checkpoint import load_checkpoint, save_checkpoint
-from tinyllm.data import Corpus, Vocab, split, split_point
+from tinyllm.data import Corpus, Vocab, corpus_facts, split, split_point
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import use_heads
-from tinyllm.flow import SLICE_CHARS
 from tinyllm.io import atomic_write_json, write_jsonl
 from tinyllm.model import GPT, GPTConfig
 from tinyllm.runfolder import RunFolder, RunFolderLock
@@ -180,40 +178,6 @@ class StopFlag:
             return lambda: None
         old = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
         return lambda: [signal.signal(s, h) for s, h in old.items()]
-
-
-def prompt_starts(val_text: str, length: int, n: int = 3) -> list:
-    """Where to cut n sample prompts from the validation text: just after a
-    newline near 20%, 50% and 80% of it, so each starts at a line."""
-    starts = []
-    for fraction in [0.2, 0.5, 0.8][:n]:
-        start = int(fraction * len(val_text))
-        newline = val_text.find("\n", start, start + 500)
-        start = newline + 1 if newline >= 0 else start
-        starts.append(min(start, len(val_text) - length))
-    return starts
-
-
-def corpus_facts(corpus: Corpus, vocab: Vocab, block_size: int) -> dict:
-    """What the export needs to know about the corpus, so that it does not
-    need the corpus itself: character counts, three validation passages
-    of block_size + 1 characters (the model reads block_size of them; the
-    last one is the answer to the final prediction), and the start of the
-    validation split, where the feed-forward neurons' contexts are found."""
-    counts = Counter(corpus.text)
-    n_train = split_point(len(corpus.text))
-    val_text = corpus.text[n_train:]
-    prompts = [val_text[s : s + block_size + 1] for s in prompt_starts(val_text, block_size + 1)]
-    return dict(
-        name=corpus.name,
-        md5=corpus.md5,
-        chars=len(corpus.text),
-        train_chars=n_train,
-        val_chars=len(val_text),
-        counts=[counts[ch] for ch in vocab.chars],
-        prompts=prompts,
-        val_slice=val_text[:SLICE_CHARS],
-    )
 
 
 def train(model_config, train_config, corpus, run_dir, resume=False, callback=None, head_class=None) -> dict:

@@ -99,16 +99,6 @@ def computed(what: str, text: str) -> dict:
     return _computed(str(run_dir), mtime_ns(RunFolder(run_dir).model), what, text)
 
 
-def optional_chapter(name: str, run_dir: Path | None = None) -> dict | None:
-    """An exported chapter that a page can do without (runs exported before
-    it existed lack it): None instead of a stop."""
-    run_dir = run_dir or current_run()
-    try:
-        return _chapter(str(run_dir), name, mtime_ns(RunFolder(run_dir).chapter(name)))
-    except TinyLLMError:
-        return None
-
-
 def model(run_dir: Path | None = None):
     """(model, vocab, checkpoint) of the selected run, loaded once and cached."""
     path = RunFolder(run_dir or current_run()).model
