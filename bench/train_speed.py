@@ -54,7 +54,7 @@ def attention_flops_per_step(config, batch_size) -> float:
 class NoAttention(torch.nn.Module):
     """Stands in for a block's attention: adds nothing to the residual stream."""
 
-    def forward(self, x, trace=None):
+    def forward(self, x):
         return torch.zeros_like(x)
 
 
