@@ -8,15 +8,18 @@ Python and a torch start, hence `slow`.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch.multiprocessing
 from helpers import tiny_configs
 
+from tinyllm.checkpoint import load_checkpoint
 from tinyllm.data import corpus_from_bytes
 from tinyllm.io import read_jsonl
 from tinyllm.settings import flag
@@ -127,3 +130,42 @@ def test_a_batch_that_does_not_divide_is_refused_naming_both_numbers(tiny_data_f
     assert refused.returncode != 0
     assert "--batch-size 15 does not divide among 2 processes" in refused.stderr
     assert not run_dir.exists()
+
+
+def children(parent: int) -> list:
+    """The process ids whose parent is `parent` (Linux's /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after the name, which may hold spaces
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if ppid == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds torchrun's processes in Linux's /proc")
+def test_sigterm_to_one_process_stops_both_at_the_same_step(tiny_data_file, tmp_path):
+    """torchrun's process 1 alone gets SIGTERM: both stop cleanly (had only
+    process 1 stopped, process 0 would wait for it at the next step's
+    gradients and fail), and the run can be resumed."""
+    run_dir = tmp_path / "run"
+    settings = {**SETTINGS, "steps": 100000, "eval_interval": 50}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command += ["-m", "tinyllm", "train", "--out", str(run_dir), "--quiet", *cli_flags(**settings)]
+    launcher = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True)
+    try:
+        deadline = time.time() + 180
+        while not (run_dir / "log.jsonl").exists() or len(read_jsonl(run_dir / "log.jsonl")) < 2:
+            assert time.time() < deadline and launcher.poll() is None
+            time.sleep(0.2)
+        process_0 = json.loads((run_dir / "progress.json").read_text())["pid"]
+        (process_1,) = [pid for pid in children(launcher.pid) if pid != process_0]
+        os.kill(process_1, signal.SIGTERM)
+        assert launcher.wait(timeout=120) == 0
+    finally:
+        launcher.kill()
+    assert json.loads((run_dir / "progress.json").read_text())["status"] == "stopped"
+    assert load_checkpoint(run_dir / "latest.pt")["step"] >= 50
