@@ -19,7 +19,7 @@ nanoGPT's own train.py at the same shape, batch and dtype when --nanogpt
 names a checkout of it (github.com/karpathy/nanoGPT; the bench writes its
 data/shakespeare_char/*.bin from the same corpus).
 
-    python -m bench.train_speed --runs [--run-steps 100] [--small] [--nanogpt PATH]
+    python -m bench.train_speed --runs [--run-steps 100] [--small] [--data PATH] [--nanogpt PATH]
 """
 
 import argparse
@@ -102,6 +102,7 @@ def main():
     parser.add_argument("--runs", action="store_true", help="time whole training runs: 1 and 2 processes, GPU")
     parser.add_argument("--run-steps", type=int, default=100, help="steps per run (timed: those after step 50)")
     parser.add_argument("--small", action="store_true", help="CPU runs at a small shape, for a busy machine")
+    parser.add_argument("--data", help="corpus for --runs (default: as tinyllm train)")
     parser.add_argument("--nanogpt", type=Path, help="a checkout of nanoGPT, to time its train.py beside peek")
     args = parser.parse_args()
     if args.runs:
@@ -215,7 +216,7 @@ def run_nanogpt(checkout: Path, shape, steps, text: str, compile: bool) -> float
 
 
 def whole_runs(args):
-    corpus = load_corpus()  # downloaded once here, not by every process
+    corpus = load_corpus(args.data)  # downloaded once here, not by every process
     data = corpus.path
     shape = SMALL if args.small else KID
     print(f"CPU, {os.cpu_count()} cores, {'small shape' if args.small else 'the kid'}: {shape}, {args.run_steps} steps")
