@@ -331,9 +331,14 @@ def train(
 
         def lock_and_open():
             held.enter_context(RunFolderLock(run_dir))  # until the run ends
-            return open_for_writing(folder, corpus, resume)
+            return open_for_writing(folder, corpus, resume), corpus.md5
 
-        resume_state = world.from_main(lock_and_open)
+        resume_state, main_md5 = world.from_main(lock_and_open)
+        if corpus.md5 != main_md5:  # on another machine, another file
+            raise TinyLLMError(
+                f"Process {world.rank} read {corpus.name} (md5 {corpus.md5}), process 0 another text "
+                f"(md5 {main_md5}): give every process the same corpus."
+            )
         if resume_state:
             model_config = GPTConfig(**resume_state["config"])
             train_config = TrainConfig(**resume_state["train"])
