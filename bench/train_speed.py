@@ -10,15 +10,38 @@ can only speed up that part (Amdahl's law), and its matrix products cannot
 run faster than the machine's matmul peak.
 
     python -m bench.train_speed [--rounds 5] [--steps 20]
+
+With --runs it times whole `python -m tinyllm train` runs instead, as a
+user starts them: one process and two (torchrun, gloo) on the CPU, at the
+same global batch; on a CUDA GPU when there is one, the kid's shape and
+nanoGPT's baby GPT (bf16, with and without --compile), and beside them
+nanoGPT's own train.py at the same shape, batch and dtype when --nanogpt
+names a checkout of it (github.com/karpathy/nanoGPT; the bench writes its
+data/shakespeare_char/*.bin from the same corpus).
+
+    python -m bench.train_speed --runs [--run-steps 100] [--small] [--data PATH] [--nanogpt PATH]
 """
 
 import argparse
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+import numpy
 import torch
 
+from tinyllm.data import load_corpus, split_point
 from tinyllm.model import GPT, GPTConfig
+from tinyllm.settings import flag
 from tinyllm.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def matmul_peak(n=1024, repeats=20) -> float:
@@ -76,7 +99,14 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="training steps per measurement")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="sequences per step")
     parser.add_argument("--dropout", type=float, default=GPTConfig.dropout, help="dropout while training")
+    parser.add_argument("--runs", action="store_true", help="time whole training runs: 1 and 2 processes, GPU")
+    parser.add_argument("--run-steps", type=int, default=100, help="steps per run (timed: those after step 50)")
+    parser.add_argument("--small", action="store_true", help="CPU runs at a small shape, for a busy machine")
+    parser.add_argument("--data", help="corpus for --runs (default: as tinyllm train)")
+    parser.add_argument("--nanogpt", type=Path, help="a checkout of nanoGPT, to time its train.py beside peek")
     args = parser.parse_args()
+    if args.runs:
+        return whole_runs(args)
 
     config = GPTConfig(vocab_size=65, dropout=args.dropout)
     batch_size = args.batch_size
@@ -128,6 +158,94 @@ def main():
     for target in (1.15, 1.25):
         budget = ms["readable"] / target - ms["none"]
         print(f"for {target:.2f}x the fused attention must take at most {budget:.1f} ms")
+
+
+# --------------------------------------------------------------------------
+# Whole runs (--runs): the command a user types, timed from its own log
+
+
+SMALL = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, batch_size=16, dropout=0.0)
+KID = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=32, dropout=0.1)
+BABY_GPT = dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, dropout=0.2)  # nanoGPT's
+
+
+def run_tinyllm(shape, steps, data, launcher, env=None, extra=()) -> float:
+    """tokens/s of `python -m tinyllm train` at this shape: its log's last row,
+    which counts the steps after the evaluation before it (51..steps for 100),
+    warm-up and evaluations left out."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = dict(shape, steps=steps, eval_interval=steps, eval_batches=2, sample_chars=10)
+        flags = [word for name, value in settings.items() for word in (flag(name), str(value))]
+        command = [*launcher, "-m", "tinyllm", "train", "--data", data, "--out", f"{tmp}/run", "--quiet", *flags]
+        done = subprocess.run(
+            [*command, *extra], cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True
+        )
+        if done.returncode:
+            raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+        rows = [json.loads(line) for line in Path(f"{tmp}/run/log.jsonl").read_text().splitlines()]
+        return rows[-1]["tokens_per_s"]
+
+
+def torchrun(n: int) -> list:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"]
+
+
+def run_nanogpt(checkout: Path, shape, steps, text: str, compile: bool) -> float:
+    """tokens/s of nanoGPT's own train.py at the same shape, batch and dtype,
+    over the same steps (51..steps), from the time it prints for every iteration."""
+    data = checkout / "data" / "shakespeare_char"  # nanoGPT's prepare.py, without its download
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    ids = numpy.array([stoi[c] for c in text], dtype=numpy.uint16)
+    n = split_point(len(text))
+    ids[:n].tofile(data / "train.bin")
+    ids[n:].tofile(data / "val.bin")
+    with open(data / "meta.pkl", "wb") as f:
+        pickle.dump(dict(vocab_size=len(chars), itos=dict(enumerate(chars)), stoi=stoi), f)
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = dict(shape, max_iters=steps, lr_decay_iters=steps, eval_interval=10**6, eval_iters=1)
+        overrides.update(log_interval=1, compile=compile, dtype="bfloat16", out_dir=tmp, always_save_checkpoint=False)
+        command = [sys.executable, "train.py", "config/train_shakespeare_char.py"]
+        command += [f"--{k}={v}" for k, v in overrides.items()]
+        done = subprocess.run(command, cwd=checkout, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"nanoGPT failed:\n{done.stderr[-2000:]}")
+    ms = {int(i): float(t) for i, t in re.findall(r"iter (\d+): loss [\d.]+, time ([\d.]+)ms", done.stdout)}
+    timed = [t for i, t in ms.items() if 50 < i <= steps]
+    return shape["batch_size"] * shape["block_size"] * len(timed) / (sum(timed) / 1000)
+
+
+def whole_runs(args):
+    corpus = load_corpus(args.data)  # downloaded once here, not by every process
+    data = corpus.path
+    shape = SMALL if args.small else KID
+    print(f"CPU, {os.cpu_count()} cores, {'small shape' if args.small else 'the kid'}: {shape}, {args.run_steps} steps")
+    one = [sys.executable]
+    figures = {
+        "1 process, all threads": run_tinyllm(shape, args.run_steps, data, one),
+        "1 process, 1 thread": run_tinyllm(shape, args.run_steps, data, one, {"OMP_NUM_THREADS": "1"}),
+        "2 processes (torchrun), 1 thread each": run_tinyllm(shape, args.run_steps, data, torchrun(2)),
+    }
+    for name, tokens in figures.items():
+        print(f"  {name:<40}{tokens:>10,.0f} tokens/s")
+    if not torch.cuda.is_available():
+        print("no CUDA GPU here: the GPU figures need one")
+        return
+    print(f"GPU: {torch.cuda.get_device_name()}, bf16 autocast, {args.run_steps} steps")
+    for name, gpu_shape in (("the kid", dict(KID, device="cuda")), ("baby GPT", dict(BABY_GPT, device="cuda"))):
+        for compile in (False, True):
+            extra = ["--compile"] if compile else []
+            peek = run_tinyllm(gpu_shape, args.run_steps, data, one, extra=extra)
+            line = f"  {name:<9} compile={compile!s:<6} peek {peek:>10,.0f} tokens/s"
+            if args.nanogpt:
+                shape_only = {k: v for k, v in gpu_shape.items() if k != "device"}
+                theirs = run_nanogpt(args.nanogpt, shape_only, args.run_steps, corpus.text, compile)
+                line += f"   nanoGPT {theirs:>10,.0f} tokens/s   peek/nanoGPT {peek / theirs:.2f}x"
+            print(line)
+    gpus = [n for n in range(2, torch.cuda.device_count() + 1) if BABY_GPT["batch_size"] % n == 0]
+    if gpus:  # one process per GPU; the global batch must divide among them
+        peek = run_tinyllm(dict(BABY_GPT, device="cuda"), args.run_steps, data, torchrun(gpus[-1]))
+        print(f"  baby GPT on {gpus[-1]} GPUs (torchrun, NCCL), the same global batch: {peek:,.0f} tokens/s")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ from dataclasses import asdict
 
 from tinyllm.checkpoint import load_model
 from tinyllm.data import load_corpus, split
+from tinyllm.distributed import is_main_process
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, HeadCodeError, load_head_class, write_template
 from tinyllm.model import GPTConfig, param_table
 from tinyllm.runs import new_run_name, runs_dir
 from tinyllm.sample import SampleSettings, generate
 from tinyllm.settings import described, flag
-from tinyllm.train import TrainConfig, configs_from, exact_loss, train
+from tinyllm.train import PRECISIONS, Engine, TrainConfig, configs_from, exact_loss, train
 
 DEFAULT_KID = "artifacts/kid/model.pt"
 
@@ -60,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--head",
         metavar="PATH",
         help="train with your own attention Head (a file from the exercise command) in every head",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=Engine.precision,
+        help="auto: bf16 autocast on a CUDA GPU that has it, else fp32 (default: auto)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model: faster steps after a compile (for GPUs)"
     )
     for setting_field in described(GPTConfig) + described(TrainConfig):
         add_flag(p, setting_field)
@@ -145,9 +155,8 @@ class ProgressBar:
 
 
 def cmd_train(args):
-    values = {
-        k: v for k, v in vars(args).items() if k not in ("command", "data", "out", "resume", "quiet", "export", "head")
-    }
+    run_options = ("command", "data", "out", "resume", "quiet", "export", "head", "precision", "compile")
+    values = {k: v for k, v in vars(args).items() if k not in run_options}
     model_config, train_config = configs_from(values)
     head_class = None
     if args.head:
@@ -162,16 +171,17 @@ def cmd_train(args):
     if args.resume:
         defaults = {**asdict(GPTConfig()), **asdict(TrainConfig())}  # the flags' defaults
         ignored = [flag(k) for k, v in values.items() if v != defaults[k]]
-        if ignored:  # a resumed run keeps the settings it started with (tinyllm/train.py)
+        if ignored and is_main_process():  # a resumed run keeps the settings it started with (tinyllm/train.py)
             print(
                 f"Note: --resume continues the run with its own settings; ignoring {', '.join(ignored)}.",
                 file=sys.stderr,
             )
     corpus = load_corpus(args.data)
     callback = None if args.quiet else ProgressBar()
-    summary = train(
-        model_config, train_config, corpus, args.out, resume=args.resume, callback=callback, head_class=head_class
-    )
+    engine = Engine(precision=args.precision, compile=args.compile)
+    summary = train(model_config, train_config, corpus, args.out, args.resume, callback, head_class, engine)
+    if not is_main_process():  # under torchrun, process 0 reports and exports
+        return
     if summary["status"] == "stopped":
         print(f"Stopped cleanly. Continue with: python -m tinyllm train --out {args.out} --resume")
     elif args.export:

@@ -12,6 +12,12 @@ sample, a log row), `save_latest` (the resumable state) and
 
 Every file is written atomically. Ctrl-C, SIGTERM or a file named STOP in
 the run folder ends the run cleanly; `resume=True` continues it.
+
+Started by torchrun, several processes train one run together
+(tinyllm/distributed.py): each takes its rows of the same global batch, and
+process 0 alone does the named parts around the step. How the step is
+computed (bf16 on a GPU, torch.compile) is an `Engine`: it changes the
+speed, not the recipe.
 """
 
 import math
@@ -19,6 +25,7 @@ import os
 import signal
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -26,6 +33,7 @@ import torch
 
 from tinyllm.checkpoint import load_checkpoint, save_checkpoint
 from tinyllm.data import Corpus, Vocab, corpus_facts, split, split_point
+from tinyllm.distributed import World, check_batch, device_for, joined, wrap
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import use_heads
 from tinyllm.io import atomic_write_json, write_jsonl
@@ -57,6 +65,27 @@ class TrainConfig:
 
     def to_dict(self):
         return asdict(self)
+
+
+@dataclass
+class Engine:
+    # How the steps are computed, not what they compute: these change the speed
+    # (and bf16 the last digits of the losses), never the recipe.
+    precision: str = "auto"  # "auto": bf16 autocast on a CUDA GPU that has it, else fp32; or "fp32", "bf16"
+    compile: bool = False  # torch.compile the model for the step: faster steps after a compile (minutes, once)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def uses_bf16(precision: str, device: str) -> bool:
+    """bf16 autocast: the matrix products in bfloat16, the loss and the weights in fp32.
+    bf16 keeps fp32's range, so unlike fp16 it needs no loss scaling."""
+    if precision not in PRECISIONS:
+        raise TinyLLMError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
+    if precision == "auto":
+        return device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    return precision == "bf16"
 
 
 def validate(model_config: GPTConfig, train_config: TrainConfig, corpus_chars: int | None = None, words="cli"):
@@ -155,10 +184,11 @@ def exact_loss(model, ids, batch_size=256, device="cpu") -> float:
 
 
 class StopFlag:
-    """Set by Ctrl-C, SIGTERM, a STOP file in the run folder, or the caller."""
+    """Set by Ctrl-C, SIGTERM, a STOP file in the run folder (folder None:
+    no file to watch), or the caller."""
 
-    def __init__(self, folder: RunFolder):
-        self.stop_file = folder.stop
+    def __init__(self, folder: RunFolder | None):
+        self.stop_file = folder.stop if folder else None
         self.requested = False
 
     def __call__(self, signum=None, frame=None):
@@ -167,7 +197,7 @@ class StopFlag:
         self.requested = True
 
     def check(self) -> bool:
-        if self.stop_file.exists():
+        if self.stop_file and self.stop_file.exists():
             self.stop_file.unlink(missing_ok=True)
             self.requested = True
         return self.requested
@@ -180,7 +210,9 @@ class StopFlag:
         return lambda: [signal.signal(s, h) for s, h in old.items()]
 
 
-def train(model_config, train_config, corpus, run_dir, resume=False, callback=None, head_class=None) -> dict:
+def train(
+    model_config, train_config, corpus, run_dir, resume=False, callback=None, head_class=None, engine=None
+) -> dict:
     """Train (or resume) a run in run_dir. Returns a summary dict with
     status "done" or "stopped", the step reached and the best val loss.
 
@@ -188,15 +220,28 @@ def train(model_config, train_config, corpus, run_dir, resume=False, callback=No
     writing the same folder is refused. resume=True continues the run with
     the settings it started with (model_config and train_config are ignored).
     head_class: a learner's attention Head (tinyllm/exercise.py) to use in
-    every head, on the readable path; None: the kid's own, fused."""
-    with RunFolderLock(run_dir):
+    every head, on the readable path; None: the kid's own, fused.
+    Under torchrun, process 0 holds the lock and is the only one to touch
+    run_dir (the others receive what it read) and to call callback."""
+    world = World.from_env()
+    with joined(world), ExitStack() as held:
         folder = RunFolder(run_dir)
-        resume_state = open_for_writing(folder, corpus, resume)
+
+        def lock_and_open():
+            held.enter_context(RunFolderLock(run_dir))  # until the run ends
+            return open_for_writing(folder, corpus, resume), corpus.md5
+
+        resume_state, main_md5 = world.from_main(lock_and_open)
+        if corpus.md5 != main_md5:  # on another machine, another file
+            raise TinyLLMError(
+                f"Process {world.rank} read {corpus.name} (md5 {corpus.md5}), process 0 another text "
+                f"(md5 {main_md5}): give every process the same corpus."
+            )
         if resume_state:
             model_config = GPTConfig(**resume_state["config"])
             train_config = TrainConfig(**resume_state["train"])
-        trainer = Trainer(folder, model_config, train_config, corpus, head_class, resume_state)
-        return trainer.run(callback or (lambda event: None))
+        trainer = Trainer(folder, model_config, train_config, corpus, head_class, resume_state, world, engine)
+        return trainer.run(callback if callback and world.is_main else lambda event: None)
 
 
 def open_for_writing(folder: RunFolder, corpus: Corpus, resume: bool) -> dict | None:
@@ -229,16 +274,22 @@ class Trainer:
     """One run being trained: its model, optimizer, data and clock, the step,
     and the named parts around the step."""
 
-    def __init__(self, folder, model_config, train_config, corpus, head_class=None, resume_state=None):
+    def __init__(
+        self, folder, model_config, train_config, corpus, head_class=None, resume_state=None, world=None, engine=None
+    ):
         self.folder, self.cfg, self.corpus = folder, train_config, corpus
+        self.world, self.engine = world or World(), engine or Engine()
         self.vocab = Vocab(resume_state["vocab"]) if resume_state else Vocab.from_text(corpus.text)
         model_config.vocab_size = len(self.vocab)
         validate(model_config, train_config, len(corpus.text))
-        self.device = pick_device(train_config.device)
-        folder.snapshots.mkdir(parents=True, exist_ok=True)
-        folder.remove_leftovers()
-        if not resume_state:
-            atomic_write_json(folder.corpus, corpus_facts(corpus, self.vocab, model_config.block_size))
+        check_batch(train_config.batch_size, self.world)
+        self.device = device_for(pick_device(train_config.device), self.world)
+        self.bf16 = uses_bf16(self.engine.precision, self.device)
+        if self.world.is_main:
+            folder.snapshots.mkdir(parents=True, exist_ok=True)
+            folder.remove_leftovers()
+            if not resume_state:
+                atomic_write_json(folder.corpus, corpus_facts(corpus, self.vocab, model_config.block_size))
 
         ids = torch.tensor(self.vocab.encode(corpus.text), dtype=torch.long)
         self.train_ids, self.val_ids = split(ids)
@@ -263,6 +314,7 @@ class Trainer:
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg.lr,
             betas=(0.9, 0.99),
+            **({"fused": True} if self.device.startswith("cuda") else {}),  # one kernel for every weight on a GPU
         )
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -277,7 +329,13 @@ class Trainer:
             self.elapsed_before = resume_state["elapsed_s"]
             self.best_val = resume_state["resume"]["best_val"]
             self.losses = resume_state["losses"]
-            self.rows = [r for r in folder.read_log() if r["step"] <= self.step]
+            if self.world.is_main:  # the others never read the run folder
+                self.rows = [r for r in folder.read_log() if r["step"] <= self.step]
+        self.world.own_dropout(cfg.seed, self.step)
+        # The step's model: compiled when asked, wrapped by DDP under torchrun. It shares its
+        # weights with self.model, the plain one that evaluates, samples and is saved.
+        compiled = torch.compile(self.model) if self.engine.compile else self.model
+        self.step_model = wrap(compiled, self.world, self.device)
         self.logged = {r["step"] for r in self.rows}
         self.snapshots = set(snapshot_steps(cfg.steps))
         self.start_step, self.loss = self.step, None
@@ -293,15 +351,17 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = random_batch(self.train_ids, self.block_size, self.cfg.batch_size, self.batch_gen)
-        _, loss = self.model(x.to(self.device), y.to(self.device))
+        self.interval_tokens += x.numel()
+        x, y = self.world.rows(x), self.world.rows(y)  # this process's share of the global batch
+        with torch.autocast(torch.device(self.device).type, torch.bfloat16, enabled=self.bf16):
+            _, loss = self.step_model(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP, this also averages the gradients over the processes
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         self.step += 1
 
-        self.interval_tokens += x.numel()
-        self.loss = loss.item()
+        self.loss = self.world.mean(loss.detach()).item()  # the global batch's loss
         if not math.isfinite(self.loss):
             self.loss = None  # progress.json is JSON: no NaN in it
             raise TinyLLMError(
@@ -312,29 +372,31 @@ class Trainer:
     # -- the parts around it -------------------------------------------------
 
     def run(self, callback) -> dict:
-        """Evaluate when due, step until the last step or a stop, then finish."""
-        stop = StopFlag(self.folder)
+        """Evaluate when due, step until the last step or a stop, then finish.
+        Under torchrun, `main` (process 0) alone does the parts around the step."""
+        main = self.world.is_main
+        stop = StopFlag(self.folder if main else None)
         restore_signals = stop.install()
         status = "done"
         self.model.train()
         try:
             while True:
-                if self.evaluation_due():
+                if main and self.evaluation_due():
                     callback(dict(kind="eval", **self.evaluate()))
                 if self.step >= self.cfg.steps:
                     break
-                if stop.check():
+                if self.world.any(stop.check()):  # every process stops at this same step
                     status = "stopped"
-                    self.save_latest()
                     break
                 self.train_step()
-                if time.time() - self.last_progress > 1.0:  # about once a second
+                if main and time.time() - self.last_progress > 1.0:  # about once a second
                     self.last_progress = time.time()
                     self.tokens_per_s = self.interval_tokens / max(1e-9, time.time() - self.interval_start)
                     progress = self.write_progress("running")
                     callback(dict(kind="step", lr=lr_at(self.step - 1, self.cfg), **progress))
         except BaseException:
-            self.write_progress("failed")
+            if main:
+                self.write_progress("failed")
             raise
         finally:
             restore_signals()
@@ -391,8 +453,9 @@ class Trainer:
             losses=self.losses,
             corpus=dict(name=self.corpus.name, md5=self.corpus.md5, chars=len(self.corpus.text)),
             elapsed_s=round(self.elapsed(), 2),
-            device=self.device,
+            device=torch.device(self.device).type,  # "cuda", not process 0's "cuda:0"
             **({"head": self.head_name} if self.head_name else {}),
+            **({"processes": self.world.size} if self.world.size > 1 else {}),
         )
 
     def save_latest(self):
@@ -426,8 +489,13 @@ class Trainer:
         return progress
 
     def finish(self, status: str) -> dict:
-        """The last progress, and for a finished run the exact loss of its
-        kept (best) checkpoint over the whole validation split."""
+        """For a stopped run the resumable state; the last progress; for a
+        finished run the exact loss of its kept (best) checkpoint over the
+        whole validation split. Another process than 0 only says how it ended."""
+        if not self.world.is_main:
+            return dict(status=status, step=self.step, best_val=None, run_dir=None, elapsed_s=round(self.elapsed(), 1))
+        if status == "stopped":
+            self.save_latest()
         progress = self.write_progress(status)
         summary = dict(
             status=status,
