@@ -586,10 +586,10 @@ def ended_without_report(outcome: dict, limits: SandboxLimits, printed: str) -> 
             f"Your code was stopped after {limits.seconds:g} s. Does it loop for ever? "
             "(The check itself takes a few seconds.)"
         )
-    elif code in (-signal.SIGXCPU, -signal.SIGKILL):
-        message = f"Your code was stopped after {limits.cpu_seconds:g} s of processor time. Does it loop for ever?"
     elif outcome["stopped"] == "output" or code == -signal.SIGXFSZ:
         message = f"Your code printed more than {limits.output_kb} KB, so it was stopped."
+    elif code in (-signal.SIGXCPU, -signal.SIGKILL):
+        message = f"Your code was stopped after {limits.cpu_seconds:g} s of processor time. Does it loop for ever?"
     elif outcome["report"].strip():
         message = (
             "The check's report came back damaged, so it is not shown. Does your code write to the "
