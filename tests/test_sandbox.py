@@ -386,3 +386,29 @@ def test_training_with_a_visitors_head_runs_in_the_jail(tmp_path, tiny_data_file
     assert canary.read_text() == "the server's"  # it wrote a file of its own, in memory
     assert "page: refused" in out and "project: refused" in out and "fork: refused" in out, out
     assert (run / "latest.pt").is_file()
+
+
+# --------------------------------------------------------------------------
+# The page
+
+
+@pytest.mark.parametrize("setting", [None, "auto", "yes"])
+def test_the_page_runs_no_code_by_default_for_a_visitor_over_loopback(tiny_run, tmp_path, monkeypatch, setting):
+    """AppTest connects as a browser on the server's own machine does, and as
+    one behind a loopback proxy that adds no header (ssh -L, socat, kubectl
+    port-forward): no address, no forwarding header. Unless the deployer says
+    on (or local), no code runs for it, and the page says why."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("PEEK_KID_DIR", str(tiny_run))
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    if setting is None:
+        monkeypatch.delenv("PEEK_VISITOR_CODE")
+    else:
+        monkeypatch.setenv("PEEK_VISITOR_CODE", setting)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=30)
+    at.run()
+    at.switch_page("app_pages/write_head.py").run()
+    assert not at.exception
+    assert not [t for t in at.text_area if t.key == "head_code"]  # no editor, no Check
+    assert "PEEK_VISITOR_CODE=off" in " ".join(str(i.value) for i in at.info)
