@@ -103,12 +103,15 @@ ATTACKS = {
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(ROOT / "artifacts" / "kid" / "model.pt"))
+    parser.add_argument("--only", help="run only the attacks whose name contains this")
     args = parser.parse_args()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)
     check_in_sandbox(SOLUTION, args.checkpoint)  # warm (the old helper imports torch once)
     for name, code in ATTACKS.items():
+        if args.only and args.only not in name:
+            continue
         code = code.replace("{server}", str(os.getpid())).replace("{port}", str(listener.getsockname()[1]))
         peak, done = [0.0], threading.Event()
 
@@ -134,7 +137,10 @@ def main():
             f"left behind {len(left)}, next check {'ok' if follow else 'FAILED'} in {follow_s:.1f} s"
         )
         for pid in left:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended on its own meanwhile
+                pass
     (ROOT / "app_pages" / "jail_probe.py").unlink(missing_ok=True)
 
 

@@ -80,22 +80,29 @@ class SandboxLimits:
 def visitor_code_setting() -> str:
     """The setting's value; a spelling not understood means off, and says so
     (in the server's log and on the pages, as the training limits do)."""
+    problem = setting_problem()
+    if problem is None:
+        return (os.environ.get(SETTING) or "off").strip().lower() or "off"
+    from tinyllm.jobs import SETTING_PROBLEMS  # the one list of settings not understood
+
+    if SETTING_PROBLEMS.get(SETTING) != problem:
+        SETTING_PROBLEMS[SETTING] = problem
+        LOG.error(problem)
+    return "off"
+
+
+def setting_problem() -> str | None:
+    """What is wrong with the setting as written, in words; None when it is understood."""
     text = os.environ.get(SETTING)
     value = (text or "off").strip().lower() or "off"
     if value in CHOICES:
-        return value
-    from tinyllm.jobs import SETTING_PROBLEMS  # the one list of settings not understood
-
+        return None
     why = (
         "auto is no longer offered: a page cannot tell the person at the machine from a visitor behind a proxy on it"
         if value == "auto"
         else "it must be off, on or local"
     )
-    problem = f"{SETTING}={text!r} is not understood: {why}. Using off: visitors' code does not run."
-    if SETTING_PROBLEMS.get(SETTING) != problem:
-        SETTING_PROBLEMS[SETTING] = problem
-        LOG.error(problem)
-    return "off"
+    return f"{SETTING}={text!r} is not understood: {why}. Using off: visitors' code does not run."
 
 
 def visitor_code_allowed(setting: str, missing: list, listens_locally: bool) -> tuple:
