@@ -413,3 +413,34 @@ def test_the_page_runs_no_code_by_default_for_a_visitor_over_loopback(tiny_run, 
     assert not [t for t in at.text_area if t.key == "head_code"]  # no editor, no Check
     said = " ".join(str(i.value) for i in at.info)
     assert ("PEEK_VISITOR_CODE=off" if setting is None else f"PEEK_VISITOR_CODE='{setting}' is not understood") in said
+
+
+# --------------------------------------------------------------------------
+# A machine without the whole jail
+
+
+def without_the_jail(monkeypatch, missing=("no network (a network namespace)",)):
+    import tinyllm.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "JAIL", {})
+    monkeypatch.setattr(sandbox, "jail_report", lambda: dict(missing=list(missing)))
+
+
+def test_a_machine_without_the_jail_runs_nothing_when_on_and_the_log_names_what_is_missing(monkeypatch, caplog):
+    from tinyllm.errors import TinyLLMError
+
+    without_the_jail(monkeypatch)
+    with caplog.at_level("ERROR", logger="peek"):
+        with pytest.raises(TinyLLMError, match="network namespace"):
+            check_in_sandbox(SOLUTION, KID)
+    assert "lacks part of the jail: no network (a network namespace)" in caplog.text
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the seccomp filter is Linux's")
+def test_local_without_the_jail_still_bans_new_processes_and_limits_memory(monkeypatch):
+    without_the_jail(monkeypatch)
+    monkeypatch.setenv("PEEK_VISITOR_CODE", "local")
+    code = attempt("fork", "import os; _ = os.fork() or os._exit(0)")
+    report = check_in_sandbox(planted(code), KID)
+    assert report["ok"] and report["jail"]["how"] == "limits"
+    assert "fork: refused" in report["printed"] and "fork: got" not in report["printed"]
