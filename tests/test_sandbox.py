@@ -105,6 +105,7 @@ def test_with_the_setting_off_nothing_runs_even_when_called_directly(monkeypatch
 
 
 @needs_jail
+@pytest.mark.slow  # several checks, each a fresh jail that imports PyTorch
 def test_the_sandbox_checks_like_the_cli():
     report = check_in_sandbox(with_mistake("softmax_dim"), KID)
     assert report["mistake"] == "softmax_dim" and report["first_failure"] == "softmax"
@@ -137,6 +138,7 @@ def test_the_sandbox_hides_the_servers_environment(monkeypatch):
 
 
 @needs_jail
+@pytest.mark.slow  # several checks, each a fresh jail that imports PyTorch
 def test_the_sandbox_survives_exit_and_floods_of_output():
     report = check_in_sandbox(planted("import sys; sys.exit(0)"), KID)
     assert "called exit()" in report["diagnosis"]
@@ -290,6 +292,7 @@ except (MemoryError, RuntimeError):
 
 
 @needs_jail
+@pytest.mark.slow  # several checks, each a fresh jail that imports PyTorch
 def test_stopping_its_parent_stops_nobody_else():
     code = attempt("stop", "import os, signal; _ = os.getppid(); os.kill(_, signal.SIGSTOP)")
     code += "\n" + attempt("stop all", "import os, signal; _ = os.kill(-1, signal.SIGSTOP)")
@@ -398,6 +401,7 @@ def test_training_with_a_visitors_head_runs_in_the_jail(tmp_path, tiny_data_file
 
 
 @pytest.mark.parametrize("setting", [None, "auto", "yes"])
+@pytest.mark.slow  # the whole app, in AppTest
 def test_the_page_runs_no_code_by_default_for_a_visitor_over_loopback(tiny_run, tmp_path, monkeypatch, setting):
     """AppTest connects as a browser on the server's own machine does, and as
     one behind a loopback proxy that adds no header (ssh -L, socat, kubectl
