@@ -50,7 +50,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from tinyllm.errors import TinyLLMError
@@ -320,7 +320,7 @@ def jail_report() -> dict:
         seen = json.loads(outcome["report"].decode().strip().splitlines()[-1])
     except (ValueError, IndexError):
         first = (outcome["printed"].decode(errors="replace").strip().splitlines() or ["no message"])[0]
-        report["missing"].append(f"namespaces: bubblewrap could not build a jail here ({first})")
+        report["missing"].append("namespaces (bubblewrap could not build a jail on this machine)")
         report["detail"] = first
         return report
     report.update(
@@ -359,7 +359,9 @@ def jail_missing() -> list:
         if not JAIL:
             JAIL.update(jail_report())
             if JAIL["missing"]:
-                LOG.error("Visitors' code: this machine lacks part of the jail: %s", "; ".join(JAIL["missing"]))
+                detail = f" (bwrap said: {JAIL['detail']})" if JAIL.get("detail") else ""
+                missing = "; ".join(JAIL["missing"])
+                LOG.error("Visitors' code: this machine lacks part of the jail: %s%s", missing, detail)
         return list(JAIL["missing"])
 
 
@@ -819,8 +821,3 @@ while True:
         continue
 sys.exit(os.waitstatus_to_exitcode(status) % 256)
 """
-
-
-def figures() -> dict:
-    """The limits as numbers (for pages and tests)."""
-    return dict(check=asdict(SandboxLimits()), train=asdict(TRAIN_LIMITS))
