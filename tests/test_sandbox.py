@@ -201,11 +201,14 @@ def test_the_jail_cannot_write_into_the_project_or_the_runs(tmp_path, monkeypatc
             attempt("run", f"import os; _ = os.remove({str(runs / 'someone' / 'model_card.json')!r})"),
             attempt("model", "import os; _ = os.remove('/run/peek/model.pt')"),
             attempt("private", "_ = open('/tmp/mine.txt', 'w').write('ok')"),
+            attempt("root", "_ = open('/mine.txt', 'w').write('x')"),  # folders in memory without a size
+            attempt("dev", "_ = open('/dev/shm/mine', 'w').write('x')"),
+            attempt("fill", "_ = [open(f'/tmp/{i}', 'wb').write(bytes(2**20)) for i in range(40)]"),
         ]
     )
     report = check_in_sandbox(planted(code), KID)
     printed = report["printed"]
-    for name in ("page", "package", "run", "model"):
+    for name in ("page", "package", "run", "model", "root", "dev", "fill"):
         assert f"{name}: refused" in printed, printed
     assert "private: got" in printed  # its own folder is writable
     assert page.read_bytes() == before and (runs / "someone" / "model_card.json").exists()

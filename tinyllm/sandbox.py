@@ -152,6 +152,7 @@ ALLOW, KILL = 0x7FFF0000, 0x80000000  # SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROC
 CLONE_THREAD = 0x00010000
 X32_BIT = 0x40000000
 DENIED = ("fork", "vfork", "ptrace", "io_uring_setup", "bpf", "perf_event_open", "keyctl", "add_key", "request_key")
+DENIED += ("unshare", "setns")  # no new namespaces from inside (with an old bwrap too)
 SYSCALLS = {  # (AUDIT_ARCH_*, {name: number}); aarch64 has no fork or vfork
     "x86_64": (
         0xC000003E,
@@ -258,26 +259,51 @@ def jail_argv(read_only: dict, writable: dict, workdir: str, limits: SandboxLimi
     """bwrap's arguments for a jail that sees `read_only` and `writable`
     ({path inside: path outside}), with a private folder in memory at /tmp;
     the command follows."""
-    argv = [shutil.which("bwrap") or "bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc"]
-    argv += ["--unshare-uts", "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session"]
-    argv += ["--cap-drop", "ALL", "--hostname", "jail"]
+    bwrap = shutil.which("bwrap") or "bwrap"
+    argv = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    argv += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "jail"]
+    if "--disable-userns" in bwrap_options(bwrap):  # bubblewrap 0.8; the seccomp filter refuses unshare anyway
+        argv.append("--disable-userns")
     for folder in SYSTEM:
         argv += ["--ro-bind-try", folder, folder]
     for folder in python_paths():
         argv += ["--ro-bind", str(folder), str(folder)]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp"]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    if "--size" in bwrap_options(bwrap):  # bubblewrap 0.7: a folder in memory, of a given size
+        argv += ["--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp"]
+    else:  # an older one: /tmp without a size would be memory without a limit; the jail gets none
+        argv += ["--dir", "/tmp"]
+    hidden = []
     # a system folder above the project, its runs or the kid (a Python in /usr, the app in /usr/src): hidden
     for secret in (ROOT, runs_dir().resolve(), kid_dir().resolve(), Path.home() / ".streamlit"):
         if any(secret.is_relative_to(Path(s)) for s in SYSTEM) or any(secret.is_relative_to(p) for p in python_paths()):
             argv += ["--tmpfs", str(secret)]
+            hidden.append(str(secret))
     for inside, outside in read_only.items():
         argv += ["--ro-bind", str(outside), str(inside)]
     for inside, outside in writable.items():
         argv += ["--bind", str(outside), str(inside)]
+    # the jail's root and /dev are folders in memory without a size: read-only (/dev/null and such stay usable)
+    for folder in ["/", "/dev", *hidden]:
+        argv += ["--remount-ro", folder]
     argv += ["--setenv", "HOME", "/tmp", "--chdir", workdir]
     if seccomp_fd is not None:
         argv += ["--seccomp", seccomp_fd]
     return argv + ["--"]
+
+
+BWRAP_OPTIONS = {}
+
+
+def bwrap_options(bwrap: str) -> str:
+    """bwrap's --help (its options), read once: older versions lack some."""
+    if bwrap not in BWRAP_OPTIONS:
+        try:
+            done = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10)
+            BWRAP_OPTIONS[bwrap] = done.stdout + done.stderr
+        except (OSError, subprocess.SubprocessError):
+            BWRAP_OPTIONS[bwrap] = ""
+    return BWRAP_OPTIONS[bwrap]
 
 
 PROBE = """
