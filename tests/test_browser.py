@@ -53,6 +53,7 @@ def server(tiny_run, tmp_path_factory, tiny_text):
     corpus.write_text(tiny_text)
     port = free_port()
     env = dict(os.environ, PEEK_KID_DIR=str(tiny_run), PEEK_RUNS_DIR=str(tmp / "runs"), TINYLLM_DATA=str(corpus))
+    env["PEEK_VISITOR_CODE"] = "on"  # the Head exercise runs code (in the jail) only when set so
     log = open(tmp / "streamlit.log", "w")
     proc = subprocess.Popen(
         [

@@ -122,6 +122,7 @@ def test_uploaded_text_trains(env):
 def test_a_visitors_head_trains_in_a_process_without_the_servers_environment(env, monkeypatch):
     from head_solutions import SOLUTION
 
+    monkeypatch.setenv("PEEK_VISITOR_CODE", "on")  # a visitor's Head runs only where the setting allows
     monkeypatch.setenv("PEEK_TEST_SECRET", "hunter2")
     spy = "        import os; print('secret:', os.environ.get('PEEK_TEST_SECRET'))\n"
     code = SOLUTION.replace("        B, T, C = x.shape", spy + "        B, T, C = x.shape", 1)

@@ -30,7 +30,7 @@ from tinyllm.io import atomic_write_bytes
 from tinyllm.model import GPTConfig, count_params
 from tinyllm.runfolder import RunFolder
 from tinyllm.runs import ROOT, check_run_name, runs_dir
-from tinyllm.sandbox import HEAD_FILE, train_in_sandbox
+from tinyllm.sandbox import HEAD_FILE, jail_training, train_in_sandbox
 from tinyllm.settings import flag, form_fields
 from tinyllm.train import TrainConfig, configs_from, validate
 
@@ -320,6 +320,8 @@ class TrainingJobs:
                 self.output.close()  # the previous run's messages are all written
             self.output = open(folder.output, "ab")  # the subprocess's own messages
             limited = head_code is not None or folder.head.is_dir()  # a visitor's code runs in it
+            if limited:  # in the jail that checks it (sandbox.py), writing only its run folder
+                cmd = jail_training(cmd, run_dir)
             self.proc = subprocess.Popen(
                 cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT, **background(limited)
             )

@@ -4,18 +4,25 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.sandbox import visitor_code_allowed, visitor_code_setting
+from tinyllm.sandbox import (
+    jail_missing,
+    listens_locally,
+    setting_problem,
+    visitor_code_allowed,
+    visitor_code_setting,
+)
 from ui.charts import labelled_axis
-
-PROXY_HEADERS = ("X-Forwarded-For", "X-Real-Ip", "Forwarded")
 
 
 def code_policy() -> tuple:
-    """(allowed, reason) for this visitor. st.context.ip_address is None when
-    the browser is connected over loopback (the server's own machine)."""
-    from_loopback = st.context.ip_address is None
-    via_proxy = any(st.context.headers.get(name) for name in PROXY_HEADERS)
-    return visitor_code_allowed(visitor_code_setting(), from_loopback, via_proxy)
+    """(allowed, reason) for every visitor alike. Never from the connection
+    (its address, its headers): behind a proxy on the server's own machine
+    (nginx, ssh -L, kubectl port-forward) a stranger arrives over loopback,
+    with whatever headers the proxy adds or leaves out."""
+    setting = visitor_code_setting()
+    missing = jail_missing() if setting != "off" else []
+    allowed, reason = visitor_code_allowed(setting, missing, listens_locally(st.get_option("server.address")))
+    return allowed, setting_problem() or reason
 
 
 def draw_steps(report: dict):
@@ -90,7 +97,8 @@ def draw_report(report: dict):
     if report.get("printed"):
         with st.expander("What your code printed"):
             st.code(report["printed"][-4000:], language=None)
+    where = "in a jail" if report.get("jail", {}).get("how") == "jail" else "in a separate process"
     st.caption(
-        f"Checked in a separate process in {report.get('wall_s', report['seconds']):.1f} s "
+        f"Checked {where} in {report.get('wall_s', report['seconds']):.1f} s "
         f"(the comparison itself: {report['seconds']:.2f} s; the rest is starting Python and PyTorch)."
     )
