@@ -149,21 +149,27 @@ def finite(values) -> list:
     return [round(v, 4) if math.isfinite(v) else None for v in values]
 
 
+def tolerance(kid) -> float:
+    """TOLERANCE for numbers of about 1; for larger ones, as many digits."""
+    finite = kid[torch.isfinite(kid)]
+    return TOLERANCE * max(1.0, finite.abs().max().item() if finite.numel() else 1.0)
+
+
 def gap_text(a, b, subject: str = "the output", verb: str = "is") -> tuple:
-    """(the largest difference, a sentence on it): NaN is said as NaN, never 'up to nan'."""
+    """(whether `a` is the kid's `b`, a sentence on it): NaN is said as NaN, never 'up to nan'."""
     if a.shape != b.shape:
-        return math.inf, f"{subject} {verb} {tuple(a.shape)}, the kid's {tuple(b.shape)}"
+        return False, f"{subject} {verb} {tuple(a.shape)}, the kid's {tuple(b.shape)}"
     if torch.isnan(a).any():
-        return math.inf, f"{subject} {verb} NaN in {int(torch.isnan(a).sum())} of {a.numel()} numbers"
+        return False, f"{subject} {verb} NaN in {int(torch.isnan(a).sum())} of {a.numel()} numbers"
     gap = (a - b).abs().max().item() if a.numel() else 0.0
-    if gap <= TOLERANCE:
-        return gap, f"{subject} {verb} the kid's within {gap:.1e}"
-    return gap, f"{subject} {verb} off the kid's by up to {gap:.3g}"
+    if gap <= tolerance(b):
+        return True, f"{subject} {verb} within {gap:.1e} of the kid's"
+    return False, f"{subject} {verb} up to {gap:.3g} away from the kid's"
 
 
 def same(a, b) -> bool:
-    """Equal within TOLERANCE, NaN where the other is NaN too."""
-    return a.shape == b.shape and torch.allclose(a, b, rtol=0, atol=TOLERANCE, equal_nan=True)
+    """Equal within the tolerance, NaN where the other is NaN too."""
+    return a.shape == b.shape and torch.allclose(a, b, rtol=0, atol=tolerance(b), equal_nan=True)
 
 
 def failed_product(products):
@@ -365,10 +371,11 @@ def lengths(block_size: int, head_size: int) -> tuple:
 
 
 @torch.no_grad()
-def check_head(head_class, checkpoint, layer: int = 0, head: int = 0) -> dict:
+def check_head(head_class, checkpoint, layer: int = 0, head: int = 0, seconds: float | None = None) -> dict:
     """Compare `head_class` with the kid's Head at (layer, head). Returns the
     report as a dict (see Report.to_dict); raises TinyLLMError only for
-    problems outside the learner's code (a missing checkpoint, a bad layer)."""
+    problems outside the learner's code (a missing checkpoint, a bad layer).
+    seconds: a time limit on the comparison (TimeUp), the checkpoint's loading not counted."""
     started = time.perf_counter()
     model, vocab, _ = load_model(checkpoint)
     cfg = model.config
@@ -383,7 +390,7 @@ def check_head(head_class, checkpoint, layer: int = 0, head: int = 0) -> dict:
     theirs = kid_head(model, layer, head)
     report = Report(layer, head, texts[0], cfg.head_size)
     try:
-        with quiet_softmax():
+        with quiet_softmax(), time_limit(seconds):
             compare_steps(report, head_class, cfg, kid_steps(theirs, head_input(model, layer, idx)))
             if report.first_failure is None:
                 x = head_input(model, layer, idx[:, :short]) if short else None
@@ -485,11 +492,11 @@ def compare_steps(report: Report, head_class, cfg, kid: dict):
         compare_softmax(report, kid, dim, weights)
 
     # 6. the weighted sum
-    gap, said = gap_text(out, kid["out"])
+    matches, said = gap_text(out, kid["out"])
     changes = not same(out, again)
     report.add(
         "weighted sum",
-        gap <= TOLERANCE and not changes,
+        matches and not changes,
         said + (", and a second run on the same text gives another" if changes else ""),
     )
     if changes:
@@ -542,7 +549,7 @@ def compare_scores(report: Report, kid, scores, n_embd: int):
         return
     yours, theirs = scores[cells], kid["scores"][cells]
     gap = (yours - theirs).abs().max().item()
-    if gap <= TOLERANCE:
+    if gap <= tolerance(theirs):
         report.add("scores", True, f"q @ kᵀ / √{report.head_size} matches the kid's within {gap:.1e}")
         return
     ratio = (yours.abs().mean() / theirs.abs().mean()).item()
@@ -581,7 +588,7 @@ def compare_mask(report: Report, kid, scores):
             f"{', '.join(map(str, rows[:5]))}{'...' if len(rows) > 5 else ''}, and softmax over nothing is NaN"
         )
     if future.any():
-        row = int(future.sum(-1).argmax())
+        row = min(T - 1, 5) if future[min(T - 1, 5)].any() else int(future.any(-1).nonzero()[0])
         given = share[0, row][~visible[row]].sum().item()
         said.append(f"the future is visible: position {row} gives {given:.0%} of its weight to positions after it")
     if past.any():
@@ -618,15 +625,15 @@ def compare_softmax(report: Report, kid, dim, weights):
         report.add("softmax", False, f"your softmax ran {how}, so the rows do not sum to 1{nan}")
         report.suspect("softmax", {None: "softmax_no_dim", 0: "softmax_batch", 1: "softmax_dim"}[along])
         return
-    gap, said = gap_text(weights, kid["weights"], "the weights", "are")
-    if gap <= TOLERANCE:
+    matches, said = gap_text(weights, kid["weights"], "the weights", "are")
+    if matches:
         report.add("softmax", True, f"every row sums to 1; {said}")
     elif torch.isnan(weights).any():
         report.add("softmax", False, f"{said}: a row of scores that is all -inf has nothing to share")
     else:
         row_gap = (weights.sum(-1) - 1).abs().max().item()
-        sums = "rows do not sum to 1" if row_gap > TOLERANCE else "rows sum to 1, but"
-        report.add("softmax", False, f"{sums}: {said}")
+        sums = "the rows do not sum to 1:" if row_gap > TOLERANCE else "the rows sum to 1, but"
+        report.add("softmax", False, f"{sums} {said}")
 
 
 # --------------------------------------------------------------------------
@@ -776,7 +783,8 @@ def compare_loss(report, head_class, model, vocab, passages):
         report.problem = report.problem or problem.to_dict()
         return
     if not math.isfinite(your_loss):
-        report.add("the whole kid", False, f"with your Head the kid's loss is {your_loss} (its own {kid_loss:.4f})")
+        said = "NaN" if math.isnan(your_loss) else f"{your_loss}"
+        report.add("the whole kid", False, f"with your Head the kid's loss is {said} (its own {kid_loss:.4f})")
         return
     report.loss = dict(kid=round(kid_loss, 6), yours=round(your_loss, 6), characters=ids[:, 1:].numel())
     gap = abs(your_loss - kid_loss)
@@ -804,8 +812,9 @@ class TimeUp(BaseException):
 
 @contextmanager
 def time_limit(seconds: float):
-    """Stop what runs inside after `seconds` (where the system has a timer signal: not on Windows)."""
-    if not hasattr(signal, "setitimer"):
+    """Stop what runs inside after `seconds` (None: no limit), where the
+    system has a timer signal (not Windows), in the main thread."""
+    if seconds is None or not hasattr(signal, "setitimer"):
         yield
         return
 
@@ -827,15 +836,19 @@ def check_head_file(path, checkpoint, layer: int = 0, head: int = 0, seconds: fl
     filename = str(Path(path).resolve())
     try:
         with time_limit(seconds):
-            return check_head(load_head_class(path), checkpoint, layer, head)
+            head_class = load_head_class(path)  # runs the file: it may loop too
+        return check_head(head_class, checkpoint, layer, head, seconds)
     except HeadCodeError as e:
         return problem_report(e.problem, layer, head)
     except TimeUp as e:
         message = f"Your code was stopped after {seconds:g} s. Does it loop for ever? (The check takes about a second.)"
         return problem_report(CodeProblem("exception", message, learner_frames(e, filename)), layer, head)
     except KeyboardInterrupt as e:
-        message = "You stopped the check (Ctrl-C) while it ran your code. Does it loop for ever?"
-        return problem_report(CodeProblem("exception", message, learner_frames(e, filename)), layer, head)
+        where = learner_frames(e, filename)
+        message = "You stopped the check (Ctrl-C)" + (
+            " while it ran your code. Does it loop for ever?" if where else "."
+        )
+        return problem_report(CodeProblem("exception", message, where), layer, head)
 
 
 # --------------------------------------------------------------------------
@@ -865,11 +878,12 @@ def require_attention(head_class, config, seed: int = 0):
         if report.problem and report.first_failure == "runs" and not report.mistake:
             raise HeadCodeError(CodeProblem(**report.problem))
         if report.first_failure:
+            title = f"{MISTAKE_TITLES[report.mistake]}. " if report.mistake else ""
             raise TinyLLMError(
-                f"This Head does not compute attention as the kid's does yet (on {T} characters, "
-                f"{report.first_failure} differs: {report.diagnosis}), and the chapters read every run with "
-                f"the kid's Head. Find the step that differs with: "
-                f"python -m tinyllm check-head {shown_path(head_class)}"
+                "This Head does not compute attention as the kid's does yet, and every chapter reads a run "
+                f"with the kid's Head, so peek does not train with it. On {T} characters (random numbers), "
+                f"the first step that differs is {report.first_failure}: {title}{report.diagnosis} See each "
+                f"step with: python -m tinyllm check-head {shown_path(head_class)}"
             )
 
 
