@@ -288,3 +288,14 @@ def test_a_head_with_dropout_and_a_saved_mask_trains_and_its_run_reads_with_the_
     assert main(args + ["--block-size", "16", "--n-embd", "32", "--n-layer", "1", "--dropout", "0.1"]) == 0
     model, _, checkpoint = load_model(tmp_path / "run" / "model.pt")  # strict: no learner's buffer in it
     assert checkpoint["step"] == 5 and not any("tril" in name for name in checkpoint["model"])
+
+
+def test_the_app_shows_the_visitors_text_in_a_report_as_text():
+    from ui.exercise import plain
+
+    said = plain("ValueError: **bold** $x$ :red[red] [link](http://example.com) <b>tag</b>\n# title")
+    assert said == (
+        r"ValueError: \*\*bold\*\* \$x\$ \:red\[red\] \[link\](http:" + "\u200b"
+        r"//example.com) \<b\>tag\</b\> \# title"
+    )
+    assert plain("No mask: the future is visible") == "No mask: the future is visible"  # the checker's own words

@@ -20,11 +20,13 @@ def code_policy() -> tuple:
 
 
 def plain(text: str) -> str:
-    """Text for st.markdown shown as itself: the reports quote the visitor's
-    error messages and the corpus's characters, so every ASCII punctuation
-    mark is escaped (no emphasis, link, math or colour directive)."""
-    text = text.replace("://", ":\u200b//")  # nor a bare address, which Markdown links by itself
-    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
+    """Text for st.markdown shown as itself, on one line: the reports quote
+    the visitor's error messages and the corpus's characters, so the marks
+    that start emphasis, code, links, HTML, math or a colour directive are
+    escaped, and a bare address is not linked."""
+    text = " ".join(text.split()).replace("://", ":\u200b//")
+    text = re.sub(r"([\\`*_\[\]<>$~|#{}])", r"\\\1", text)
+    return re.sub(r":(?=[\w/+-]+(:|\\\[))", r"\\:", text)  # :red[...], :material/icon:, :smile:
 
 
 def draw_steps(report: dict):
