@@ -329,6 +329,7 @@ def quiet_softmax():
 
 
 def kid_head(model, layer: int, head: int):
+    """The kid's Head at (layer, head): with head_input, where the checker reads the model's layout."""
     return model.blocks[layer].attn.heads[head]
 
 
