@@ -35,9 +35,9 @@ st.markdown(
 Everything in the kid is given except one piece, the idea itself: **attention**. Here you write it.
 Below is the kid's `Head` with its constructor filled in and `forward` left to you. **Check** loads the
 kid's real weights into your Head, runs it and the kid's on the same validation text, and compares
-them step by step: q, k and v, the scores, the mask, the softmax, the weighted sum. Then it puts your
-Head into all {cfg["n_layer"] * cfg["n_head"]} of the kid's heads and compares the loss. The first step
-that differs is named, with the numbers.
+them step by step: q, k and v, the scores, the mask, the softmax, the weighted sum; then again on a
+shorter text. Then it puts your Head into all {cfg["n_layer"] * cfg["n_head"]} of the kid's heads and
+compares the loss. The first step that differs is named, with the numbers.
 """
 )
 

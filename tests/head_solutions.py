@@ -39,3 +39,15 @@ def with_mistake(name: str) -> str:
     old, new = MISTAKES[name]
     assert old in SOLUTION, name
     return SOLUTION.replace(old, new, 1)
+
+
+def planted(line: str, once=False) -> str:
+    """The solution with `line` (one line, or several at the same indent) run first in forward
+    (which the check calls once per head); once: the first time only."""
+    first = "        k = self.key(x)  # (B, T, hs)\n"
+    if once:
+        line = "if not globals().get('_once'):\n    globals()['_once'] = True\n" + "".join(
+            f"    {part}\n" for part in line.splitlines()
+        )
+    lines = "".join(f"        {part}\n" for part in line.splitlines())
+    return SOLUTION.replace(first, lines + first)

@@ -1,14 +1,18 @@
 """The Head exercise: the template, the checker's diagnoses, training with a Head (the sandbox: test_sandbox.py)."""
 
 import json
+import re
+import time
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
-from head_solutions import MISTAKES, SOLUTION, with_mistake
+from head_solutions import SOLUTION, planted, with_mistake
 
 from tinyllm.cli import main
 from tinyllm.exercise import TEMPLATE, HeadCodeError, load_head_class
-from tinyllm.headcheck import STEPS, check_head
+from tinyllm.headcheck import MISTAKE_TITLES, STEPS, check_head, check_head_file, format_report, problem_report
 from tinyllm.runs import kid_dir
 
 KID = kid_dir() / "model.pt"
@@ -49,26 +53,90 @@ def test_the_solution_passes_every_step_on_the_kid_and_on_a_small_run(tmp_path, 
         assert abs(report["loss"]["yours"] - report["loss"]["kid"]) < 1e-5
 
 
-# mistake: the first step that differs
-FIRST_STEP = {
-    "no_scaling": "scores",
-    "scale_by_head_size": "scores",
-    "query_key_swapped": "scores",
-    "no_mask": "mask",
-    "zero_mask": "mask",
-    "softmax_dim": "softmax",
-    "returns_weights": "output shape",
-    "keys_not_transposed": "runs",
-}
+# --------------------------------------------------------------------------
+# The learners' Heads: tests/learner_heads holds Heads a learner might write,
+# each with its verdict in its first line: "Expect: pass." or "Expect: STEP
+# (MISTAKE)." (the first step that differs, and the mistake named there).
+
+LEARNER_HEADS = Path(__file__).resolve().parent / "learner_heads"
+EXPECT = re.compile(r"Expect: (?P<step>[^.(]+?)(?: \((?P<mistake>\w+)\))?\.")
 
 
-@pytest.mark.parametrize("mistake", sorted(MISTAKES))
-def test_each_classic_mistake_is_named_at_its_step(tmp_path, mistake):
-    report = check(tmp_path, with_mistake(mistake))
+def expectation(path) -> tuple:
+    found = EXPECT.search(path.read_text().split("\n", 1)[0])
+    return found["step"], found["mistake"]
+
+
+def check_file(path, checkpoint=KID) -> dict:
+    try:
+        return check_head(load_head_class(path), checkpoint)
+    except HeadCodeError as e:
+        return problem_report(e.problem)
+
+
+@pytest.mark.parametrize("path", sorted(LEARNER_HEADS.glob("*.py")), ids=lambda p: p.stem)
+def test_each_learners_head_passes_or_fails_at_its_step_with_its_mistake_named(path):
+    step, mistake = expectation(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning of PyTorch's leaks out, naming the checker's file
+        report = check_file(path)
+    json.dumps(report, allow_nan=False)  # the sandbox sends it as JSON: no NaN in it
+    if step == "pass":
+        assert report["ok"], (report["diagnosis"], report["steps"])
+        assert [s["name"] for s in report["steps"]] == STEPS
+        return
     assert not report["ok"]
-    assert report["first_failure"] == FIRST_STEP[mistake], report["steps"]
+    assert report["first_failure"] == step, report["steps"]
     assert report["mistake"] == mistake, report["diagnosis"]
-    assert report["diagnosis"] and report["title"]
+    assert report["diagnosis"], report["steps"]
+    text = format_report(report)
+    assert "nan" not in text.replace("NaN", "")  # NaN is said as NaN ("up to nan" says nothing)
+    if mistake:
+        assert report["title"] and report["title"].lower() not in report["diagnosis"].lower()  # said once
+
+
+def test_the_collection_holds_every_kind_of_head():
+    verdicts = [expectation(p) for p in LEARNER_HEADS.glob("*.py")]
+    assert sum(step == "pass" for step, _ in verdicts) >= 20
+    named = {mistake for _, mistake in verdicts if mistake}
+    assert named == set(MISTAKE_TITLES)  # every mistake the checker can name is made by one
+
+
+def test_the_reports_say_what_a_learner_needs(tmp_path):
+    report = check_file(LEARNER_HEADS / "tril_equals_one.py")
+    mask = next(s for s in report["steps"] if s["name"] == "mask")["detail"]
+    assert "some rows are all -inf: every position is hidden" in mask and "the future is visible" in mask
+    assert "the past is hidden" in mask
+    report = check_file(LEARNER_HEADS / "mask_not_sliced.py")
+    assert "self.tril[:T, :T]" in report["diagnosis"] and "33 characters" in report["diagnosis"]
+    report = check_file(LEARNER_HEADS / "sdpa.py")
+    assert report["ok"] and "did the five steps for you" in report["note"]
+    report = check_file(LEARNER_HEADS / "karpathy_gpt_py_own_sizes.py")
+    assert "self.key is nn.Linear(384, 32), the kid's nn.Linear(128, 32)" in report["diagnosis"]
+    for name in ("head_size_signature", "karpathy_gpt_py_no_globals"):
+        report = check_file(LEARNER_HEADS / f"{name}.py")
+        assert "__init__(self, head_size)" in report["diagnosis"], name
+        assert "The template's is __init__(self, config)" in report["diagnosis"]
+    report = check_file(LEARNER_HEADS / "values_transposed.py")
+    assert "multiplied (2, 64, 64) by (2, 32, 64)" in report["diagnosis"] and "k.transpose" not in report["diagnosis"]
+
+
+def test_a_nul_byte_is_found_on_its_line(tmp_path):
+    code = SOLUTION.replace("        v = self.value(x)", "        v = self.value(x)\0")
+    line = code[: code.index("\0")].count("\n") + 1
+    with pytest.raises(HeadCodeError) as e:
+        load_head_class(head_file(tmp_path, code))
+    assert f"Line {line} holds an invisible NUL character" in e.value.problem.message
+    assert "None" not in e.value.problem.message and "v = self.value(x)" in e.value.problem.where
+
+
+def test_the_command_lines_check_has_a_time_limit_and_a_ctrl_c(tmp_path):
+    started = time.perf_counter()
+    report = check_head_file(head_file(tmp_path, planted("while True: pass")), KID, seconds=2)
+    assert time.perf_counter() - started < 15  # the kid's loading is not counted in the 2 s
+    assert "stopped after 2 s" in report["diagnosis"] and "while True: pass" in report["problem"]["where"]
+    report = check_head_file(head_file(tmp_path, planted("raise KeyboardInterrupt")), KID)
+    assert "You stopped the check (Ctrl-C) while it ran your code" in report["diagnosis"]
 
 
 def test_the_diagnoses_carry_this_texts_numbers(tmp_path):
@@ -161,8 +229,35 @@ def test_train_with_the_solution_repeats_the_readable_run_number_for_number(tmp_
     assert read_chapter(tmp_path / "your_head", "model_card")["head"] == "my_head.py"
 
 
-def test_train_refuses_a_head_that_is_not_attention_yet(tmp_path, tiny_data_file, capsys):
-    path = head_file(tmp_path, with_mistake("no_scaling"))
-    assert main(["train", "--out", str(tmp_path / "run"), "--head", str(path), "--steps", "5", "--quiet"]) == 2
-    assert "check-head" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
+def test_train_refuses_a_head_that_is_not_attention_yet_naming_the_learners_file(tmp_path, tiny_data_file, capsys):
+    for name, step in [("no_scaling", "scores"), ("mask_not_sliced", "runs"), ("softmax_no_dim", "softmax")]:
+        path = head_file(tmp_path, (LEARNER_HEADS / f"{name}.py").read_text(), f"{name}.py")
+        args = ["train", "--out", str(tmp_path / "run"), "--head", str(path), "--steps", "5", "--quiet"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"the first step that differs is {step}: {MISTAKE_TITLES[name]}" in err
+        assert f"check-head {path}" in err and "PATH" not in err
+        assert not (tmp_path / "run").exists()
+
+
+def test_a_head_with_dropout_and_a_saved_mask_trains_and_its_run_reads_with_the_kids_head(tmp_path, tiny_data_file):
+    from tinyllm.checkpoint import load_model
+
+    path = LEARNER_HEADS / "karpathy_config.py"  # nn.Dropout on the weights, a persistent tril
+    args = ["train", "--out", str(tmp_path / "run"), "--head", str(path), "--steps", "5", "--quiet"]
+    assert main(args + ["--block-size", "16", "--n-embd", "32", "--n-layer", "1", "--dropout", "0.1"]) == 0
+    model, _, checkpoint = load_model(tmp_path / "run" / "model.pt")  # strict: no learner's buffer in it
+    assert checkpoint["step"] == 5 and not any("tril" in name for name in checkpoint["model"])
+
+
+def test_the_app_shows_the_visitors_text_in_a_report_as_text():
+    from ui.exercise import plain
+
+    said = plain("ValueError: **bold** $x$ :red[red] [link](http://example.com) <b>tag</b>\n# title")
+    assert said == (
+        r"ValueError: \*\*bold\*\* \$x\$ \:red\[red\] \[link\](http:" + "\u200b"
+        r"//example.com) \<b\>tag\</b\> \# title"
+    )
+    assert plain("No mask: the future is visible") == "No mask: the future is visible"  # the checker's own words

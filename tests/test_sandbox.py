@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from head_solutions import SOLUTION, with_mistake
+from head_solutions import SOLUTION, planted, with_mistake
 
 from tinyllm.runs import ROOT, kid_dir
 from tinyllm.sandbox import (
@@ -33,18 +33,6 @@ needs_jail = pytest.mark.skipif(bool(MISSING), reason=f"this machine lacks part 
 @pytest.fixture(autouse=True)
 def code_on(monkeypatch):
     monkeypatch.setenv("PEEK_VISITOR_CODE", "on")
-
-
-def planted(line: str, once=False) -> str:
-    """The solution with `line` (one line, or several at the same indent) run first in forward
-    (which the check calls once per head); once: the first time only."""
-    first = "        k = self.key(x)  # (B, T, hs)\n"
-    if once:
-        line = "if not globals().get('_once'):\n    globals()['_once'] = True\n" + "".join(
-            f"    {part}\n" for part in line.splitlines()
-        )
-    lines = "".join(f"        {part}\n" for part in line.splitlines())
-    return SOLUTION.replace(first, lines + first)
 
 
 # --------------------------------------------------------------------------

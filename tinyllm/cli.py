@@ -255,12 +255,11 @@ def cmd_exercise(args):
 
 
 def cmd_check_head(args):
-    from tinyllm.headcheck import check_head, format_report, problem_report
+    from tinyllm.headcheck import check_head_file, format_report
+    from tinyllm.sandbox import SandboxLimits
 
-    try:
-        report = check_head(load_head_class(args.path), args.checkpoint, args.layer, args.head)
-    except HeadCodeError as e:
-        report = problem_report(e.problem, args.layer, args.head)
+    # the app's time limit: an endless loop in the learner's code ends with a message
+    report = check_head_file(args.path, args.checkpoint, args.layer, args.head, SandboxLimits().seconds)
     print(json.dumps(report, indent=1, ensure_ascii=False) if args.json else format_report(report))
     if report["ok"] and not args.json:
         print(f"Train a kid with it: python -m tinyllm train --head {args.path}")

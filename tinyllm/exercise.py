@@ -11,6 +11,7 @@ machine, the app only inside sandbox.py's limits.
 """
 
 import errno
+import inspect
 import linecache
 import traceback
 import types
@@ -139,6 +140,25 @@ def describe_exception(error: BaseException, filename: str) -> CodeProblem:
     )
 
 
+def syntax_problem(error: Exception, source: str) -> CodeProblem:
+    """A syntax error in the learner's terms. A NUL byte (an invisible
+    character some editors and copy-pastes leave) has no line from Python:
+    find it, so that the message can say where."""
+    if "\0" in source:
+        line = source.count("\n", 0, source.index("\0")) + 1
+        return CodeProblem(
+            "syntax",
+            f"Line {line} holds an invisible NUL character (\\0), which Python cannot read: delete it "
+            "(retype the line if you cannot see it).",
+            f"line {line}: {source.splitlines()[line - 1].replace(chr(0), '').strip()}",
+        )
+    lineno, text = getattr(error, "lineno", None), (getattr(error, "text", None) or "").strip()
+    message = getattr(error, "msg", str(error))
+    if lineno is None:
+        return CodeProblem("syntax", f"Syntax error: {message}")
+    return CodeProblem("syntax", f"Syntax error on line {lineno}: {message}", f"line {lineno}: {text}")
+
+
 def load_head_class(path) -> type:
     """Run the learner's file and return its `Head` class, or raise
     HeadCodeError saying what is wrong, pointing at their own lines."""
@@ -152,11 +172,8 @@ def load_head_class(path) -> type:
     filename = str(path.resolve())
     try:
         code = compile(source, filename, "exec")
-    except SyntaxError as e:
-        line = (e.text or "").rstrip()
-        raise HeadCodeError(
-            CodeProblem("syntax", f"Syntax error on line {e.lineno}: {e.msg}", f"line {e.lineno}: {line.strip()}")
-        ) from None
+    except (SyntaxError, ValueError) as e:  # ValueError: a NUL byte, in older Pythons
+        raise HeadCodeError(syntax_problem(e, source)) from None
     linecache.checkcache(filename)  # tracebacks quote the file as it is now
     module = types.ModuleType("learner_head")
     module.__file__ = filename
@@ -173,26 +190,78 @@ def load_head_class(path) -> type:
     return head_class
 
 
+LINEARS = ("key", "query", "value")  # the kid's weights, the only ones a learner's Head is given
+
+
 def build_head(head_class, config, state: dict):
-    """A learner's Head holding given weights, or HeadCodeError in their terms."""
+    """A learner's Head holding the kid's weights from `state`, in eval mode
+    (dropout off, as the kid is when it is checked), or HeadCodeError in
+    their terms. Only the three Linear weights are copied: a buffer such as
+    the mask (`tril`, saved or not) is the learner's own."""
+    head = make_head(head_class, config)
+    load_linears(head, state, config)
+    return head.eval()
+
+
+def make_head(head_class, config):
+    """Build the Head as the kid builds its own, Head(config); a Head written
+    as in Karpathy's gpt.py, __init__(self, head_size), as gpt.py builds it,
+    Head(head_size): it reads n_embd and block_size from its own file."""
     filename = getattr(head_class, "source_file", "")
     try:
-        head = head_class(config)
-    except (Exception, SystemExit) as e:
-        raise HeadCodeError(describe_exception(e, filename)) from None
+        first = next(iter(inspect.signature(head_class).parameters), None)
+    except (TypeError, ValueError):
+        first = None
     try:
-        head.load_state_dict(state)
-    except RuntimeError:
-        names = sorted(head.state_dict())
+        return head_class(config.head_size if first == "head_size" else config)
+    except (Exception, SystemExit) as e:
+        problem = describe_exception(e, filename)
+        if first != "config" and isinstance(e, (TypeError, AttributeError, NameError)):
+            problem.message = f"{signature_advice(first)} ({problem.message})"
+        raise HeadCodeError(problem) from None
+
+
+def signature_advice(first) -> str:
+    yours = "__init__(self)" if first is None else f"__init__(self, {first}, ...)"
+    if first == "head_size":
+        yours = "__init__(self, head_size), as in Karpathy's gpt.py, which reads n_embd, block_size and dropout from "
+        yours += "its file's global variables"
+    return (
+        f"Your Head is built with {yours}. The template's is __init__(self, config): the kid passes its "
+        "config, so that one Head fits a kid of any size; read config.n_embd, config.block_size and "
+        "head_size = config.n_embd // config.n_head from it"
+    )
+
+
+def load_linears(head, state: dict, config):
+    """Copy the kid's key, query and value weights into `head`, or say what does not fit, with the shapes."""
+    wrong = []
+    for name in LINEARS:
+        mine, kid = getattr(head, name, None), state[f"{name}.weight"]
+        if not isinstance(mine, nn.Linear):
+            wrong.append(f"self.{name} is {'missing' if mine is None else type(mine).__name__}")
+        elif mine.weight.shape != kid.shape:
+            wrong.append(
+                f"self.{name} is nn.Linear({mine.in_features}, {mine.out_features}), the kid's "
+                f"nn.Linear({kid.shape[1]}, {kid.shape[0]})"
+            )
+        elif mine.bias is not None:
+            wrong.append(f"self.{name} has a bias, the kid's has none (bias=False)")
+    extra = [n for n, _ in head.named_parameters() if n.split(".")[0] not in LINEARS]
+    if extra:
+        wrong.append(f"your Head has weights the kid's has not: {', '.join(extra)}")
+    if wrong:
         raise HeadCodeError(
             CodeProblem(
                 "structure",
-                "The kid's weights do not fit your Head: it needs exactly self.key, self.query and "
-                "self.value, each nn.Linear(n_embd, head_size, bias=False), as in the template "
-                f"(yours has: {', '.join(names) or 'no weights'}).",
+                f"The kid's weights do not fit your Head: {'; '.join(wrong)}. It needs self.key, self.query "
+                f"and self.value, each nn.Linear(n_embd, head_size, bias=False): here "
+                f"nn.Linear({config.n_embd}, {config.head_size}, bias=False), as in the template.",
             )
-        ) from None
-    return head
+        )
+    with torch.no_grad():
+        for name in LINEARS:
+            getattr(head, name).weight.copy_(state[f"{name}.weight"])
 
 
 def use_heads(model, head_class):
@@ -205,6 +274,9 @@ def use_heads(model, head_class):
             heads = nn.ModuleList()
             for old in block.attn.heads:
                 new = build_head(head_class, model.config, old.state_dict())
+                for module in new.modules():  # the learner's buffers stay out of checkpoints, as the kid's mask does
+                    for name, buffer in list(module.named_buffers(recurse=False)):
+                        module.register_buffer(name, buffer, persistent=False)
                 heads.append(new.to(old.key.weight.device))
             block.attn.heads = heads
     return model.set_fast(False)
