@@ -13,6 +13,7 @@ never runs code from it. The metadata says what the weights are:
   corpus            {"name", "md5", "chars"}
   elapsed_s, device how long training took so far, and where
   head              only for a run trained with a learner's Head: its file's name
+  processes         only for a run trained by several processes (torchrun): how many
   model             the state dict (float16 in snapshots, to keep them small)
   resume            only in latest.pt: optimizer and random-number states
 """
