@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,10 +11,9 @@ from head_solutions import MISTAKES, SOLUTION, with_mistake
 from tinyllm.cli import main
 from tinyllm.exercise import TEMPLATE, HeadCodeError, load_head_class
 from tinyllm.headcheck import STEPS, check_head
-from tinyllm.runs import kid_dir
 from tinyllm.sandbox import SandboxLimits, check_in_sandbox, visitor_code_allowed
 
-KID = kid_dir() / "model.pt"
+KID = Path(__file__).resolve().parent.parent / "artifacts" / "kid" / "model.pt"
 
 
 def head_file(tmp_path, code, name="my_head.py"):

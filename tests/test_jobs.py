@@ -6,8 +6,8 @@ import time
 import pytest
 
 from tinyllm.errors import TinyLLMError
-from tinyllm.jobs import Limits, TrainingJobs, resumable_runs, run_status
-from tinyllm.runs import list_runs
+from tinyllm.jobs import Limits, TrainingJobs
+from tinyllm.runfolder import RunFolder, list_runs, resumable_runs, training_runs
 
 TINY = dict(steps=60, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0, lr=3e-3, seed=0)
 
@@ -38,7 +38,7 @@ def test_a_run_trains_exports_and_is_listed(env, tiny_run):
     status = wait(jobs)
     assert status["returncode"] == 0, (env / "runs" / "first" / "train.out").read_text()
     assert status["summary"]["step"] == 60 and status["progress"]["status"] == "done"
-    listed = {run.name: run for run in list_runs()}
+    listed = {run.name: run for run in list_runs(tiny_run)}
     assert listed["first"].exported and listed["first"].steps == 60
     assert digest(tiny_run) == kid_before  # the committed kid is never touched
 
@@ -59,7 +59,7 @@ def test_second_start_is_refused_while_one_runs(env):
     # resume it, then stop it again: it continued from where it was
     jobs.start("long", {}, resume=True)
     deadline = time.time() + 60
-    while (run_status(env / "runs" / "long")["progress"] or {}).get("step", 0) <= step + 5:
+    while (RunFolder(env / "runs" / "long").status()["progress"] or {}).get("step", 0) <= step + 5:
         assert time.time() < deadline and jobs.running()
         time.sleep(0.2)
     jobs.stop()
@@ -71,7 +71,7 @@ def test_killed_run_leaves_a_resumable_checkpoint_and_readable_log(env):
     jobs = TrainingJobs()
     run_dir = jobs.start("killed", {**TINY, "steps": 5000})
     deadline = time.time() + 60
-    while len(run_status(run_dir)["rows"]) < 3:
+    while len(RunFolder(run_dir).status()["rows"]) < 3:
         assert time.time() < deadline
         time.sleep(0.2)
     jobs.proc.kill()  # no chance to clean up: SIGKILL
@@ -132,7 +132,7 @@ def test_a_visitors_head_trains_in_a_process_without_the_servers_environment(env
     assert status["returncode"] == 0, out
     assert "secret: None" in out and "hunter2" not in out
     assert (env / "runs" / "with-my-head" / "head" / "my_head.py").read_text() == code
-    assert {run.name: run for run in list_runs()}["with-my-head"].exported
+    assert {run.name: run for run in list_runs(env)}["with-my-head"].exported
 
 
 @pytest.mark.parametrize("value", ["2M", "five", "", "-1", "nan", "inf"])
@@ -161,6 +161,13 @@ def test_delete_refuses_the_kid_a_path_and_the_training_run(env):
     try:
         with pytest.raises(TinyLLMError, match="training"):
             jobs.delete("long")
+        deadline = time.time() + 60
+        while RunFolder(env / "runs" / "long").writer() is None:
+            assert time.time() < deadline and jobs.running()
+            time.sleep(0.1)
+        # a slot that did not start it (another server, or a cleared cache) asks the folder's lock
+        with pytest.raises(TinyLLMError, match="training"):
+            TrainingJobs().delete("long")
     finally:
         jobs.stop()
         wait(jobs)
@@ -172,24 +179,23 @@ def test_a_run_left_training_by_a_killed_server_is_recognised_and_stopped(env):
     """The old server's job (a first TrainingJobs) keeps training; a new server
     (a second TrainingJobs) never offers it for Resume, refuses a second
     run, and its Stop stops that very process."""
-    from tinyllm.jobs import orphan_runs
-
     old_server = TrainingJobs()
     old_server.start("orphan", {**TINY, "steps": 5000})
     orphan = old_server.proc
     deadline = time.time() + 60
-    while "orphan" not in orphan_runs() or not (env / "runs" / "orphan" / "latest.pt").exists():
+    while "orphan" not in training_runs() or not (env / "runs" / "orphan" / "latest.pt").exists():
         assert time.time() < deadline and orphan.poll() is None
         time.sleep(0.2)
     new_server = TrainingJobs()
-    assert orphan_runs() == {"orphan": orphan.pid}
+    assert new_server.others() == training_runs() == {"orphan": orphan.pid}
+    assert old_server.others() == {}  # its own run
     assert "orphan" not in resumable_runs()
     with pytest.raises(TinyLLMError, match=f"still training \\(process {orphan.pid}\\)"):
         new_server.start("second", TINY)
     new_server.stop_orphan("orphan")
     assert orphan.wait(timeout=60) == 0
-    assert run_status(env / "runs" / "orphan")["progress"]["status"] == "stopped"
-    assert orphan_runs() == {} and resumable_runs() == ["orphan"]
+    assert RunFolder(env / "runs" / "orphan").status()["progress"]["status"] == "stopped"
+    assert training_runs() == {} and resumable_runs() == ["orphan"]
 
 
 def test_resuming_applies_the_servers_limits_to_the_runs_own_settings(env, tiny_corpus):

@@ -16,7 +16,7 @@ from tinyllm.data import load_corpus, split
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, HeadCodeError, load_head_class, write_template
 from tinyllm.model import GPTConfig, param_table
-from tinyllm.runs import new_run_name, runs_dir
+from tinyllm.runfolder import new_run_name, runs_dir
 from tinyllm.sample import SampleSettings, generate
 from tinyllm.settings import described, flag
 from tinyllm.train import TrainConfig, configs_from, exact_loss, train

@@ -34,7 +34,8 @@ from pathlib import Path
 
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import CodeProblem, HeadCodeError, load_head_class
-from tinyllm.runs import ROOT
+
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # where the helper imports tinyllm from
 
 SETTING = "PEEK_VISITOR_CODE"
 CHOICES = ("auto", "on", "off")
@@ -99,7 +100,10 @@ class Helper:
         self.proc = None
 
     def start(self):
-        boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tinyllm.sandbox import helper_main; helper_main()"
+        boot = (
+            f"import sys; sys.path.insert(0, {str(PACKAGE_PARENT)!r}); "
+            "from tinyllm.sandbox import helper_main; helper_main()"
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-c", boot],
             cwd=tempfile.gettempdir(),

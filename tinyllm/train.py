@@ -226,7 +226,7 @@ class StopFlag:
     """Set by Ctrl-C, SIGTERM, a STOP file in the run folder, or the caller."""
 
     def __init__(self, folder: RunFolder):
-        self.stop_file = folder.stop
+        self.folder = folder
         self.requested = False
 
     def __call__(self, signum=None, frame=None):
@@ -235,8 +235,7 @@ class StopFlag:
         self.requested = True
 
     def check(self) -> bool:
-        if self.stop_file.exists():
-            self.stop_file.unlink(missing_ok=True)
+        if self.folder.stop_asked():
             self.requested = True
         return self.requested
 
