@@ -36,6 +36,7 @@ if missing and os.environ.get("PEEK_REQUIRE_BROWSER"):
     raise RuntimeError("PEEK_REQUIRE_BROWSER is set but Chromium or Playwright is missing")
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,  # a server, a browser, seconds per page
     pytest.mark.skipif(missing, reason="needs Debian's chromium and the playwright package"),
 ]
 

@@ -137,12 +137,14 @@ def planted(line: str) -> str:
     return SOLUTION.replace(first, f"        {line}\n{first}")
 
 
+@pytest.mark.slow
 def test_the_sandbox_checks_like_the_cli():
     report = check_in_sandbox(with_mistake("softmax_dim"), KID)
     assert report["mistake"] == "softmax_dim" and report["first_failure"] == "softmax"
     assert check_in_sandbox(SOLUTION, KID, layer=2, head=1)["ok"]
 
 
+@pytest.mark.slow
 def test_the_sandbox_stops_an_endless_loop_within_its_time():
     limits = SandboxLimits(seconds=6)
     started = time.perf_counter()
@@ -164,6 +166,7 @@ def test_the_sandbox_hides_the_servers_environment(monkeypatch):
     assert report["ok"] and "seen: None" in report["printed"] and "hunter2" not in report["printed"]
 
 
+@pytest.mark.slow
 def test_the_sandbox_survives_exit_and_floods_of_output():
     report = check_in_sandbox(planted("import sys; sys.exit(0)"), KID)
     assert "called exit()" in report["diagnosis"]
@@ -177,6 +180,7 @@ def test_the_sandbox_survives_exit_and_floods_of_output():
 # Training with a learner's Head
 
 
+@pytest.mark.slow
 def test_train_with_the_solution_repeats_the_readable_run_number_for_number(tmp_path, tiny_corpus, monkeypatch):
     from helpers import tiny_configs
 

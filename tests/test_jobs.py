@@ -1,6 +1,7 @@
 """Background training for the app: one job at a time, clean stops, safe limits."""
 
 import hashlib
+import os
 import time
 
 import pytest
@@ -31,6 +32,7 @@ def digest(folder):
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_run_trains_exports_and_is_listed(env, tiny_run):
     kid_before = digest(tiny_run)
     jobs = TrainingJobs()
@@ -43,6 +45,7 @@ def test_a_run_trains_exports_and_is_listed(env, tiny_run):
     assert digest(tiny_run) == kid_before  # the committed kid is never touched
 
 
+@pytest.mark.slow
 def test_second_start_is_refused_while_one_runs(env):
     jobs = TrainingJobs()
     jobs.start("long", {**TINY, "steps": 5000})
@@ -67,6 +70,7 @@ def test_second_start_is_refused_while_one_runs(env):
     assert status["progress"]["step"] > step and status["progress"]["status"] == "stopped"
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_a_resumable_checkpoint_and_readable_log(env):
     jobs = TrainingJobs()
     run_dir = jobs.start("killed", {**TINY, "steps": 5000})
@@ -110,6 +114,7 @@ def test_bad_requests_are_refused(env, name, settings, upload, message):
     assert not (env / "runs" / name).exists()  # for ../escape: nothing outside runs/ either
 
 
+@pytest.mark.slow
 def test_uploaded_text_trains(env):
     jobs = TrainingJobs()
     jobs.start("mine", {**TINY, "steps": 20}, ("hello world, hello peek. " * 200).encode(), "mine.txt")
@@ -119,6 +124,7 @@ def test_uploaded_text_trains(env):
         jobs.start("mine", TINY)
 
 
+@pytest.mark.slow
 def test_a_visitors_head_trains_in_a_process_without_the_servers_environment(env, monkeypatch):
     from head_solutions import SOLUTION
 
@@ -152,6 +158,7 @@ def test_a_bad_limit_setting_falls_back_to_its_default_with_a_message(monkeypatc
     assert Limits().max_steps == 700
 
 
+@pytest.mark.slow
 def test_delete_refuses_the_kid_a_path_and_the_training_run(env):
     jobs = TrainingJobs()
     for name in ("kid", "../escape", "nothing-here"):
@@ -175,6 +182,7 @@ def test_delete_refuses_the_kid_a_path_and_the_training_run(env):
     assert not (env / "runs" / "long").exists()
 
 
+@pytest.mark.slow
 def test_a_run_left_training_by_a_killed_server_is_recognised_and_stopped(env):
     """The old server's job (a first TrainingJobs) keeps training; a new server
     (a second TrainingJobs) never offers it for Resume, refuses a second
@@ -213,3 +221,58 @@ def test_resuming_applies_the_servers_limits_to_the_runs_own_settings(env, tiny_
         TrainingJobs(Limits(max_steps=1000)).start("from-the-cli", {}, resume=True)
     with pytest.raises(TinyLLMError, match="parameters"):
         TrainingJobs(Limits(max_steps=10_000, max_params=1_000)).start("from-the-cli", {}, resume=True)
+
+
+def test_no_reader_waits_on_a_fifo_in_a_run_folder(env, tiny_run):
+    """Every reader of run-folder files, with each file a FIFO: each gives an
+    answer (nothing there, or an error in words) at once, never waits."""
+    import shutil
+    import threading
+
+    from helpers import fifo_run, release_fifos
+
+    from tinyllm.runfolder import RunFolderLock
+
+    runs = env / "runs"
+    shutil.copytree(tiny_run, runs / "piped")
+    names = ["progress.json", "summary.json", "corpus.json", "log.jsonl", "STOP", ".writer", "latest.pt"]
+    fifos = fifo_run(runs / "piped", names)
+    shutil.copytree(tiny_run, runs / "out-piped")  # resumable as far as start() checks, but for its train.out
+    fifos += fifo_run(runs / "out-piped", ["train.out"])
+    outcome = {}
+
+    def read_everything():
+        folder = RunFolder(runs / "piped")
+        status = folder.status()
+        assert status["progress"] is status["summary"] is status["corpus"] is None and status["rows"] == []
+        assert folder.writer() is None and folder.state() is None
+        assert training_runs() == {} and resumable_runs() == []
+        assert {run.name: run for run in list_runs(tiny_run)}["piped"].exported  # its model card is a file
+        with pytest.raises(TinyLLMError, match="lock file"):
+            RunFolderLock(folder.path).__enter__()
+        with pytest.raises(TinyLLMError, match="checkpoint"):
+            TrainingJobs().start("piped", {}, resume=True)
+        with pytest.raises(TinyLLMError, match="train.out is not a file"):
+            TrainingJobs().start("out-piped", {}, resume=True)
+        folder.ask_to_stop(1)  # replaces the FIFO named STOP
+        assert (folder.path / "STOP").read_text() == "1"
+        folder.stop.unlink()
+        os.mkfifo(folder.stop)
+        folder.remove_leftovers()  # a STOP that is not a file is not a stop for this process
+        assert not folder.stop.exists()
+        outcome["done"] = True
+
+    def run():
+        try:
+            read_everything()
+        except BaseException as e:  # handed to the test
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    release_fifos(fifos)
+    assert not thread.is_alive(), "a reader waited on a FIFO"
+    if "error" in outcome:
+        raise outcome["error"]
+    assert outcome["done"]

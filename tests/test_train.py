@@ -131,6 +131,7 @@ def test_resume_needs_the_same_corpus(tiny_run, tmp_path):
         train(None, None, other, tiny_run, resume=True)
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_a_resumable_run(tmp_path, tiny_text):
     corpus = tmp_path / "rhymes.txt"
     corpus.write_text(tiny_text)
@@ -227,6 +228,7 @@ def test_a_stale_stop_file_and_leftover_temporary_files_are_cleared(tiny_corpus,
     assert not list(run_dir.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_a_run_folder_has_one_writer(tiny_corpus, tiny_data_file, tmp_path):
     from tinyllm.runfolder import RunFolder, RunFolderLock
 
@@ -326,6 +328,7 @@ def test_a_run_takes_exactly_the_textbook_steps(tmp_path, tiny_corpus):
 
 
 @pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="needs tinyshakespeare beside the project (../shared)")
+@pytest.mark.slow
 def test_the_kids_recipe_repeats_the_kids_first_200_steps(tmp_path):
     """The committed kid's own settings and corpus, stopped at step 200: the
     logged losses equal the kid's. Exactly on the CPU that trained it; another
@@ -417,6 +420,7 @@ def killed_runs(root, corpus_path, kills) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_killed_at_every_write_it_resumes_or_restarts_to_the_same_losses(tmp_path, tiny_data_file):
     """Every file the run writes, killed before and after its rename: what is
     left either resumes (it has a resumable checkpoint) or starts again, as

@@ -110,8 +110,8 @@ class ProgressBar:
 
     LOG_EVERY = 30.0
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr  # the one at the time of the run, not at import
         self.terminal = hasattr(stream, "isatty") and stream.isatty()
         self.start = "\r" if self.terminal else ""
         self.last_line = -self.LOG_EVERY

@@ -127,7 +127,7 @@ class RunFolder:
             summary=self.read_object(self.summary),
             corpus=self.read_object(self.corpus),
         )
-        status["resumable"] = self.latest.exists() and ended_early(status["progress"], status["summary"])
+        status["resumable"] = self.latest.is_file() and ended_early(status["progress"], status["summary"])
         counts = (status["corpus"] or {}).get("counts")
         if isinstance(counts, list) and counts:
             status["uniform_loss"] = math.log(len(counts))
@@ -136,7 +136,7 @@ class RunFolder:
     def resumable(self) -> bool:
         """It has a resumable checkpoint and stopped or failed before its last
         step: status()["resumable"], reading only progress.json and summary.json."""
-        return self.latest.exists() and ended_early(self.read_object(self.progress), self.read_object(self.summary))
+        return self.latest.is_file() and ended_early(self.read_object(self.progress), self.read_object(self.summary))
 
     def writer(self) -> int | None:
         """The process id writing this folder right now, or None if nobody is
