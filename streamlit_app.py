@@ -7,7 +7,8 @@ and the navigation over the chapters in app_pages/. Run with:
 import streamlit as st
 import torch
 
-from tinyllm.runs import list_runs
+from tinyllm.runfolder import list_runs
+from ui.data import kid_dir
 from ui.training import sidebar_form
 
 # Every computation a page asks for is small (one text through the kid, one
@@ -40,7 +41,7 @@ navigation = st.navigation({"The tour": CHAPTERS, "Tools": TOOLS})
 
 # --- the sidebar every page shares: which run the chapters show -------------
 with st.sidebar:
-    runs = list_runs()
+    runs = list_runs(kid_dir())
     names = [run.name for run in runs]
     if st.session_state.get("run") not in names:
         st.session_state["run"] = "kid"

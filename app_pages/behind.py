@@ -1,17 +1,18 @@
 """Chapter 9: how the kid and its data were made, and how to do it yourself."""
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from tinyllm.export import CHAPTERS
 from tinyllm.runfolder import FILES
-from tinyllm.runs import ROOT
 from ui.data import chapter, current_run
 
 card = chapter("model_card")
 run_dir = current_run()
 cfg, settings = card["config"], card["train_settings"]
-shown_dir = run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir
+shown_dir = run_dir.relative_to(Path.cwd()) if run_dir.is_relative_to(Path.cwd()) else run_dir
 
 st.title("Behind the scenes")
 st.markdown(

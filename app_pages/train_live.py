@@ -3,8 +3,8 @@
 import streamlit as st
 
 from tinyllm.errors import TinyLLMError
-from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS, orphan_runs, resumable_runs
-from tinyllm.runs import runs_dir
+from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS
+from tinyllm.runfolder import resumable_runs, runs_dir
 from ui.charts import loss_curves
 from ui.training import jobs, my_runs
 
@@ -20,9 +20,7 @@ sees the same run; there is one at a time. When it finishes it is exported and a
 )
 
 job = jobs()
-for name, pid in orphan_runs().items():
-    if job.running() and pid == job.proc.pid:
-        continue  # this server's own run
+for name, pid in job.others().items():
     st.warning(
         f"Run '{name}' is still training in process {pid}, started before this server restarted. "
         "No other run can start until it ends.",
@@ -108,7 +106,7 @@ if not yours:
     st.caption("Runs you start in this browser tab are listed here, and only you can delete them.")
 else:
     name = st.selectbox("Run", yours, key="train_live_delete_name")
-    training_it = job.running() and job.status()["name"] == name
+    training_it = job.training(name)  # asked of its folder's lock, whoever started it
     if st.button(
         "Delete",
         icon=":material/delete:",

@@ -5,8 +5,7 @@ import streamlit as st
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, TEMPLATE
 from tinyllm.jobs import PRESETS
-from tinyllm.runfolder import RunFolder
-from tinyllm.runs import new_run_name
+from tinyllm.runfolder import RunFolder, new_run_name
 from tinyllm.sandbox import check_in_sandbox
 from ui.data import chapter, current_run
 from ui.exercise import code_policy, draw_report

@@ -5,16 +5,24 @@ touches the network.
 """
 
 import hashlib
+import os
 import random
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import make_text, tiny_configs
 
 from tinyllm.data import corpus_from_bytes
 from tinyllm.train import train
 
 KID = Path(__file__).resolve().parent.parent / "artifacts" / "kid"
+
+# One thread, here and in the processes the tests start: the tests' models are
+# tiny, and on a busy machine two threads that wait for each other made a
+# 120-step training 5 times slower. The app does the same (streamlit_app.py).
+torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def kid_fingerprint() -> dict:

@@ -3,6 +3,7 @@ text. Plain functions (fixtures live in conftest.py); tests import them
 with `from helpers import ...`."""
 
 import random
+import time
 
 import torch
 
@@ -58,3 +59,38 @@ def tiny_configs(**overrides):
     )
     settings.update({k: v for k, v in overrides.items() if k in train_keys})
     return model, TrainConfig(**settings)
+
+
+def release_fifos(paths, seconds=30.0):
+    """For `seconds`, let go of anyone waiting to read one of these FIFOs (it
+    opens the writing end: the reader sees an empty file), so that code that
+    wrongly waits on one fails its test instead of hanging the test run."""
+    import os
+    import threading
+
+    def release():
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            for path in paths:
+                try:  # succeeds only while a reader has it open, or waits to
+                    os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+    threading.Thread(target=release, daemon=True).start()
+
+
+def fifo_run(run_dir, names):
+    """Replace these files of a run folder by FIFOs (a writer never comes);
+    returns their paths."""
+    import os
+
+    fifos = []
+    for name in names:
+        path = run_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+        fifos.append(path)
+    return fifos

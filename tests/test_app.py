@@ -154,6 +154,7 @@ def test_missing_export_is_explained_not_a_traceback(tmp_path, monkeypatch):
     assert "python -m tinyllm export" in at.info[0].value
 
 
+@pytest.mark.slow
 def test_live_training_view_run_selector_and_playground(app_env, tiny_data_file):
     from ui.training import jobs
 
@@ -190,6 +191,7 @@ def test_live_training_view_run_selector_and_playground(app_env, tiny_data_file)
     assert "never seen" in texts(at)
 
 
+@pytest.mark.slow
 def test_sidebar_shows_a_running_job_on_every_page(app_env, tiny_data_file):
     from ui.training import jobs
 
@@ -207,6 +209,7 @@ def test_sidebar_shows_a_running_job_on_every_page(app_env, tiny_data_file):
             time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_write_head_checks_the_code_and_names_each_mistake(app_env, monkeypatch):
     from head_solutions import SOLUTION, with_mistake
 
@@ -279,7 +282,7 @@ def test_whole_kid_follows_stage_position_neuron_and_text(app_env):
     assert not at.exception and "never seen" in texts(at)
 
 
-@pytest.mark.parametrize("run", ["smallest_run", "largest_run"])
+@pytest.mark.parametrize("run", ["smallest_run", pytest.param("largest_run", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_the_smallest_and_the_largest_run(run, page, tmp_path, monkeypatch, request):
     """The runs at both ends of what the limits accept (conftest.py)."""
@@ -445,3 +448,83 @@ def test_the_training_form_offers_no_more_than_the_server_trains(app_env, monkey
     steps, context = at.sidebar.number_input(key="train_steps"), at.sidebar.number_input(key="train_block_size")
     assert (steps.max, context.max) == (1000, 24)
     assert steps.value == 1000 and context.value == 24  # the quick preset asks for 4,000 and 32
+
+
+# Files of a run folder that become FIFOs (a writer never comes) in the tests below.
+FIFO_FILES = [
+    "progress.json",
+    "summary.json",
+    "corpus.json",
+    "log.jsonl",
+    "STOP",
+    "train.out",
+    ".writer",
+    "latest.pt",
+    "export/model_card.json",
+]
+
+
+def test_a_fifo_in_a_run_folder_hangs_no_page(app_env, tmp_path):
+    """A FIFO named progress.json (or any other file of a run folder): every
+    page lists the runs, and reading a FIFO waits for a writer that never
+    comes. Every page must render at once, for the run listed beside it and
+    for that run selected. (The pages run in a thread: one that waits on a
+    FIFO fails the test, and is let go afterwards, instead of hanging it.)"""
+    import shutil
+    import threading
+
+    from helpers import fifo_run, release_fifos
+
+    runs = tmp_path / "runs"
+    shutil.copytree(app_env, runs / "piped")
+    fifos = fifo_run(runs / "piped", FIFO_FILES)
+    pages = []
+
+    def visit():
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.run()
+        at.sidebar.selectbox(key="run").set_value("piped").run()
+        for page in PAGES:
+            at.switch_page(f"app_pages/{page}.py").run()
+            pages.append((page, list(at.exception)))
+
+    thread = threading.Thread(target=visit, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    release_fifos(fifos)
+    assert not thread.is_alive(), f"a page waited on a FIFO (rendered: {[page for page, _ in pages]})"
+    assert [page for page, _ in pages] == PAGES
+    assert not [(page, errors) for page, errors in pages if errors]
+
+
+@pytest.mark.slow
+def test_a_cleared_cache_forgets_no_training_run(app_env, tiny_data_file):
+    """Streamlit's clear_cache message, which any client can send, clears every
+    st.cache_resource. The training slot must not live there: after it, the
+    run still shows as training (not as one left by a restarted server), and
+    its owner still cannot delete it while it trains."""
+    import streamlit as st
+
+    from tinyllm.runfolder import RunFolder
+    from ui.training import jobs
+
+    at = open_page("train_live")
+    at.session_state["my_runs"] = {"mine-training"}
+    run_dir = jobs().start("mine-training", dict(steps=5000, batch_size=8, block_size=16, n_embd=32, n_layer=1))
+    try:
+        deadline = time.time() + 60
+        while RunFolder(run_dir).writer() is None:
+            assert time.time() < deadline and jobs().running()
+            time.sleep(0.1)
+        st.cache_resource.clear()  # what the clear_cache message does (with st.cache_data.clear())
+        st.cache_data.clear()
+        at.run()
+        assert not at.exception
+        assert "started before this server restarted" not in " ".join(w.value for w in at.warning)
+        assert at.button(key="train_live_delete").disabled
+        assert at.sidebar.button(key="train_stop_sidebar")  # the sidebar shows it running
+        assert jobs().running() and jobs().name == "mine-training"
+    finally:
+        jobs().stop()
+        while jobs().running():
+            time.sleep(0.1)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ui import page_names
+from ui import APP_PAGES, page_names
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,6 +36,7 @@ if missing and os.environ.get("PEEK_REQUIRE_BROWSER"):
     raise RuntimeError("PEEK_REQUIRE_BROWSER is set but Chromium or Playwright is missing")
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,  # a server, a browser, seconds per page
     pytest.mark.skipif(missing, reason="needs Debian's chromium and the playwright package"),
 ]
 
@@ -46,71 +47,92 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Server:
+    """`streamlit run streamlit_app.py` on a free port, with these variables set."""
+
+    def __init__(self, tmp: Path, **env):
+        self.log_path = tmp / "streamlit.log"
+        self.log = open(self.log_path, "w")
+        port = free_port()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "streamlit_app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=dict(os.environ, **env),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:  # the health check is not a page: no script runs for it
+            try:
+                if urllib.request.urlopen(f"{self.base}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            assert time.time() < deadline and self.proc.poll() is None, "streamlit did not start"
+            time.sleep(0.3)
+
+    def stop(self) -> str:
+        """Stop it; its log, which must hold no traceback and no warning."""
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+        server_log = self.log_path.read_text()
+        assert "Traceback" not in server_log, server_log
+        assert "Warning" not in server_log and "WARNING" not in server_log, server_log
+        return server_log
+
+
 @pytest.fixture(scope="module")
 def server(tiny_run, tmp_path_factory, tiny_text):
     tmp = tmp_path_factory.mktemp("browser")
     corpus = tmp / "rhymes.txt"
     corpus.write_text(tiny_text)
-    port = free_port()
-    env = dict(os.environ, PEEK_KID_DIR=str(tiny_run), PEEK_RUNS_DIR=str(tmp / "runs"), TINYLLM_DATA=str(corpus))
-    env["PEEK_VISITOR_CODE"] = "on"  # the Head exercise runs code (in the jail) only when set so
-    log = open(tmp / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    running = Server(
+        tmp,
+        PEEK_KID_DIR=str(tiny_run),
+        PEEK_RUNS_DIR=str(tmp / "runs"),
+        TINYLLM_DATA=str(corpus),
+        PEEK_VISITOR_CODE="on",  # the Head exercise runs code (in the jail) only when set so
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        assert time.time() < deadline and proc.poll() is None, "streamlit did not start"
-        time.sleep(0.3)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
-    server_log = (tmp / "streamlit.log").read_text()
-    assert "Traceback" not in server_log, server_log
-    assert "Warning" not in server_log and "WARNING" not in server_log, server_log
+    yield running.base
+    running.stop()
+
+
+def launch(p):
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
 def page(server):
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         page.set_default_timeout(60_000)
         yield page
@@ -242,9 +264,15 @@ def test_train_stop_resume_and_play(server, page):
     settle(page)
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.locator("[data-testid='stExpander'] summary").first.click()
-    steps = sidebar.get_by_role("spinbutton", name="Steps")
-    steps.fill("3000")
-    steps.press("Enter")
+    # a small model, long enough to be stopped while it trains (the quick preset's takes minutes)
+    for label, value in [("Steps", "3000"), ("Context (block size)", "16"), ("Width (n_embd)", "32")]:
+        field = sidebar.get_by_role("spinbutton", name=label)
+        field.fill(value)
+        field.press("Enter")
+    for label, value in [("Layers", "1"), ("Batch size", "8")]:
+        field = sidebar.get_by_role("spinbutton", name=label)
+        field.fill(value)
+        field.press("Enter")
     settle(page)
     sidebar.get_by_role("button", name="Train").click()
     # the address as the browser has it: Playwright's own record of it sometimes
@@ -279,3 +307,27 @@ def test_train_stop_resume_and_play(server, page):
     expect(page.get_by_text("characters/s")).to_be_visible()
     no_exception(page)
     page.screenshot(path=SHOTS / "playground_written.png", full_page=True)
+
+
+@pytest.mark.parametrize("name", page_names())
+def test_no_page_opens_without_the_frame(name, tiny_run, tmp_path):
+    """A page file's own address, as the very first request a fresh server
+    gets (before any visitor's script has run st.navigation): the page comes
+    through the frame, with its shared sidebar, or not at all. Streamlit's
+    automatic discovery would serve a file in a pages/ folder on its own."""
+    assert (APP_PAGES / f"{name}.py").is_file()
+    server = Server(tmp_path, PEEK_KID_DIR=str(tiny_run), PEEK_RUNS_DIR=str(tmp_path / "runs"))
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.set_default_timeout(60_000)
+            page.goto(f"{server.base}/{name}")
+            settle(page)
+            sidebar = page.locator("[data-testid='stSidebar']")
+            expect(sidebar.get_by_text("Run to look inside")).to_be_visible()  # the frame's own sidebar
+            expect(sidebar.locator("[data-testid='stSidebarNav']")).to_be_visible()  # st.navigation's list
+            no_exception(page)
+            browser.close()
+    finally:
+        server.stop()

@@ -13,9 +13,8 @@ from head_solutions import SOLUTION, planted, with_mistake
 from tinyllm.cli import main
 from tinyllm.exercise import TEMPLATE, HeadCodeError, load_head_class
 from tinyllm.headcheck import MISTAKE_TITLES, STEPS, check_head, check_head_file, format_report, problem_report
-from tinyllm.runs import kid_dir
 
-KID = kid_dir() / "model.pt"
+KID = Path(__file__).resolve().parent.parent / "artifacts" / "kid" / "model.pt"
 
 
 def head_file(tmp_path, code, name="my_head.py"):
@@ -206,6 +205,7 @@ def test_cli_exercise_and_check_head(tmp_path, capsys):
 # Training with a learner's Head
 
 
+@pytest.mark.slow
 def test_train_with_the_solution_repeats_the_readable_run_number_for_number(tmp_path, tiny_corpus, monkeypatch):
     from helpers import tiny_configs
 

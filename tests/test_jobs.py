@@ -1,13 +1,14 @@
 """Background training for the app: one job at a time, clean stops, safe limits."""
 
 import hashlib
+import os
 import time
 
 import pytest
 
 from tinyllm.errors import TinyLLMError
-from tinyllm.jobs import Limits, TrainingJobs, resumable_runs, run_status
-from tinyllm.runs import list_runs
+from tinyllm.jobs import Limits, TrainingJobs
+from tinyllm.runfolder import RunFolder, list_runs, resumable_runs, training_runs
 
 TINY = dict(steps=60, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0, lr=3e-3, seed=0)
 
@@ -31,6 +32,7 @@ def digest(folder):
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_run_trains_exports_and_is_listed(env, tiny_run):
     kid_before = digest(tiny_run)
     jobs = TrainingJobs()
@@ -38,11 +40,12 @@ def test_a_run_trains_exports_and_is_listed(env, tiny_run):
     status = wait(jobs)
     assert status["returncode"] == 0, (env / "runs" / "first" / "train.out").read_text()
     assert status["summary"]["step"] == 60 and status["progress"]["status"] == "done"
-    listed = {run.name: run for run in list_runs()}
+    listed = {run.name: run for run in list_runs(tiny_run)}
     assert listed["first"].exported and listed["first"].steps == 60
     assert digest(tiny_run) == kid_before  # the committed kid is never touched
 
 
+@pytest.mark.slow
 def test_second_start_is_refused_while_one_runs(env):
     jobs = TrainingJobs()
     jobs.start("long", {**TINY, "steps": 5000})
@@ -59,7 +62,7 @@ def test_second_start_is_refused_while_one_runs(env):
     # resume it, then stop it again: it continued from where it was
     jobs.start("long", {}, resume=True)
     deadline = time.time() + 60
-    while (run_status(env / "runs" / "long")["progress"] or {}).get("step", 0) <= step + 5:
+    while (RunFolder(env / "runs" / "long").status()["progress"] or {}).get("step", 0) <= step + 5:
         assert time.time() < deadline and jobs.running()
         time.sleep(0.2)
     jobs.stop()
@@ -67,11 +70,12 @@ def test_second_start_is_refused_while_one_runs(env):
     assert status["progress"]["step"] > step and status["progress"]["status"] == "stopped"
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_a_resumable_checkpoint_and_readable_log(env):
     jobs = TrainingJobs()
     run_dir = jobs.start("killed", {**TINY, "steps": 5000})
     deadline = time.time() + 60
-    while len(run_status(run_dir)["rows"]) < 3:
+    while len(RunFolder(run_dir).status()["rows"]) < 3:
         assert time.time() < deadline
         time.sleep(0.2)
     jobs.proc.kill()  # no chance to clean up: SIGKILL
@@ -110,6 +114,7 @@ def test_bad_requests_are_refused(env, name, settings, upload, message):
     assert not (env / "runs" / name).exists()  # for ../escape: nothing outside runs/ either
 
 
+@pytest.mark.slow
 def test_uploaded_text_trains(env):
     jobs = TrainingJobs()
     jobs.start("mine", {**TINY, "steps": 20}, ("hello world, hello peek. " * 200).encode(), "mine.txt")
@@ -119,6 +124,7 @@ def test_uploaded_text_trains(env):
         jobs.start("mine", TINY)
 
 
+@pytest.mark.slow
 def test_a_visitors_head_trains_in_a_process_without_the_servers_environment(env, monkeypatch):
     from head_solutions import SOLUTION
 
@@ -133,7 +139,7 @@ def test_a_visitors_head_trains_in_a_process_without_the_servers_environment(env
     assert status["returncode"] == 0, out
     assert "secret: None" in out and "hunter2" not in out
     assert (env / "runs" / "with-my-head" / "head" / "my_head.py").read_text() == code
-    assert {run.name: run for run in list_runs()}["with-my-head"].exported
+    assert {run.name: run for run in list_runs(env)}["with-my-head"].exported
 
 
 @pytest.mark.parametrize("value", ["2M", "five", "", "-1", "nan", "inf"])
@@ -153,6 +159,7 @@ def test_a_bad_limit_setting_falls_back_to_its_default_with_a_message(monkeypatc
     assert Limits().max_steps == 700
 
 
+@pytest.mark.slow
 def test_delete_refuses_the_kid_a_path_and_the_training_run(env):
     jobs = TrainingJobs()
     for name in ("kid", "../escape", "nothing-here"):
@@ -162,6 +169,13 @@ def test_delete_refuses_the_kid_a_path_and_the_training_run(env):
     try:
         with pytest.raises(TinyLLMError, match="training"):
             jobs.delete("long")
+        deadline = time.time() + 60
+        while RunFolder(env / "runs" / "long").writer() is None:
+            assert time.time() < deadline and jobs.running()
+            time.sleep(0.1)
+        # a slot that did not start it (another server, or a cleared cache) asks the folder's lock
+        with pytest.raises(TinyLLMError, match="training"):
+            TrainingJobs().delete("long")
     finally:
         jobs.stop()
         wait(jobs)
@@ -169,28 +183,28 @@ def test_delete_refuses_the_kid_a_path_and_the_training_run(env):
     assert not (env / "runs" / "long").exists()
 
 
+@pytest.mark.slow
 def test_a_run_left_training_by_a_killed_server_is_recognised_and_stopped(env):
     """The old server's job (a first TrainingJobs) keeps training; a new server
     (a second TrainingJobs) never offers it for Resume, refuses a second
     run, and its Stop stops that very process."""
-    from tinyllm.jobs import orphan_runs
-
     old_server = TrainingJobs()
     old_server.start("orphan", {**TINY, "steps": 5000})
     orphan = old_server.proc
     deadline = time.time() + 60
-    while "orphan" not in orphan_runs() or not (env / "runs" / "orphan" / "latest.pt").exists():
+    while "orphan" not in training_runs() or not (env / "runs" / "orphan" / "latest.pt").exists():
         assert time.time() < deadline and orphan.poll() is None
         time.sleep(0.2)
     new_server = TrainingJobs()
-    assert orphan_runs() == {"orphan": orphan.pid}
+    assert new_server.others() == training_runs() == {"orphan": orphan.pid}
+    assert old_server.others() == {}  # its own run
     assert "orphan" not in resumable_runs()
     with pytest.raises(TinyLLMError, match=f"still training \\(process {orphan.pid}\\)"):
         new_server.start("second", TINY)
     new_server.stop_orphan("orphan")
     assert orphan.wait(timeout=60) == 0
-    assert run_status(env / "runs" / "orphan")["progress"]["status"] == "stopped"
-    assert orphan_runs() == {} and resumable_runs() == ["orphan"]
+    assert RunFolder(env / "runs" / "orphan").status()["progress"]["status"] == "stopped"
+    assert training_runs() == {} and resumable_runs() == ["orphan"]
 
 
 def test_resuming_applies_the_servers_limits_to_the_runs_own_settings(env, tiny_corpus):
@@ -208,3 +222,58 @@ def test_resuming_applies_the_servers_limits_to_the_runs_own_settings(env, tiny_
         TrainingJobs(Limits(max_steps=1000)).start("from-the-cli", {}, resume=True)
     with pytest.raises(TinyLLMError, match="parameters"):
         TrainingJobs(Limits(max_steps=10_000, max_params=1_000)).start("from-the-cli", {}, resume=True)
+
+
+def test_no_reader_waits_on_a_fifo_in_a_run_folder(env, tiny_run):
+    """Every reader of run-folder files, with each file a FIFO: each gives an
+    answer (nothing there, or an error in words) at once, never waits."""
+    import shutil
+    import threading
+
+    from helpers import fifo_run, release_fifos
+
+    from tinyllm.runfolder import RunFolderLock
+
+    runs = env / "runs"
+    shutil.copytree(tiny_run, runs / "piped")
+    names = ["progress.json", "summary.json", "corpus.json", "log.jsonl", "STOP", ".writer", "latest.pt"]
+    fifos = fifo_run(runs / "piped", names)
+    shutil.copytree(tiny_run, runs / "out-piped")  # resumable as far as start() checks, but for its train.out
+    fifos += fifo_run(runs / "out-piped", ["train.out"])
+    outcome = {}
+
+    def read_everything():
+        folder = RunFolder(runs / "piped")
+        status = folder.status()
+        assert status["progress"] is status["summary"] is status["corpus"] is None and status["rows"] == []
+        assert folder.writer() is None and folder.state() is None
+        assert training_runs() == {} and resumable_runs() == []
+        assert {run.name: run for run in list_runs(tiny_run)}["piped"].exported  # its model card is a file
+        with pytest.raises(TinyLLMError, match="lock file"):
+            RunFolderLock(folder.path).__enter__()
+        with pytest.raises(TinyLLMError, match="checkpoint"):
+            TrainingJobs().start("piped", {}, resume=True)
+        with pytest.raises(TinyLLMError, match="train.out is not a file"):
+            TrainingJobs().start("out-piped", {}, resume=True)
+        folder.ask_to_stop(1)  # replaces the FIFO named STOP
+        assert (folder.path / "STOP").read_text() == "1"
+        folder.stop.unlink()
+        os.mkfifo(folder.stop)
+        folder.remove_leftovers()  # a STOP that is not a file is not a stop for this process
+        assert not folder.stop.exists()
+        outcome["done"] = True
+
+    def run():
+        try:
+            read_everything()
+        except BaseException as e:  # handed to the test
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    release_fifos(fifos)
+    assert not thread.is_alive(), "a reader waited on a FIFO"
+    if "error" in outcome:
+        raise outcome["error"]
+    assert outcome["done"]

@@ -9,11 +9,11 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from head_solutions import SOLUTION, planted, with_mistake
 
-from tinyllm.runs import ROOT, kid_dir
 from tinyllm.sandbox import (
     SandboxLimits,
     check_in_sandbox,
@@ -25,7 +25,8 @@ from tinyllm.sandbox import (
     visitor_code_setting,
 )
 
-KID = kid_dir() / "model.pt"
+ROOT = Path(__file__).resolve().parent.parent  # the project
+KID = ROOT / "artifacts" / "kid" / "model.pt"
 MISSING = jail_missing()
 needs_jail = pytest.mark.skipif(bool(MISSING), reason=f"this machine lacks part of the jail: {MISSING}")
 
@@ -94,6 +95,7 @@ def test_with_the_setting_off_nothing_runs_even_when_called_directly(monkeypatch
 
 @needs_jail
 @pytest.mark.slow  # several checks, each a fresh jail that imports PyTorch
+@pytest.mark.slow
 def test_the_sandbox_checks_like_the_cli():
     report = check_in_sandbox(with_mistake("softmax_dim"), KID)
     assert report["mistake"] == "softmax_dim" and report["first_failure"] == "softmax"
@@ -102,6 +104,7 @@ def test_the_sandbox_checks_like_the_cli():
 
 
 @needs_jail
+@pytest.mark.slow
 def test_the_sandbox_stops_an_endless_loop_within_its_time():
     limits = SandboxLimits(seconds=8)
     started = time.perf_counter()
@@ -127,6 +130,7 @@ def test_the_sandbox_hides_the_servers_environment(monkeypatch):
 
 @needs_jail
 @pytest.mark.slow  # several checks, each a fresh jail that imports PyTorch
+@pytest.mark.slow
 def test_the_sandbox_survives_exit_and_floods_of_output():
     report = check_in_sandbox(planted("import sys; sys.exit(0)"), KID)
     assert "called exit()" in report["diagnosis"]

@@ -17,7 +17,7 @@ from tinyllm.distributed import is_main_process
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, HeadCodeError, load_head_class, write_template
 from tinyllm.model import GPTConfig, param_table
-from tinyllm.runs import new_run_name, runs_dir
+from tinyllm.runfolder import new_run_name, runs_dir
 from tinyllm.sample import SampleSettings, generate
 from tinyllm.settings import described, flag
 from tinyllm.train import PRECISIONS, Engine, TrainConfig, configs_from, exact_loss, train
@@ -120,8 +120,8 @@ class ProgressBar:
 
     LOG_EVERY = 30.0
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr  # the one at the time of the run, not at import
         self.terminal = hasattr(stream, "isatty") and stream.isatty()
         self.start = "\r" if self.terminal else ""
         self.last_line = -self.LOG_EVERY

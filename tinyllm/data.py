@@ -20,7 +20,8 @@ from tinyllm.io import atomic_write_bytes
 TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINYSHAKESPEARE_CHARS = 1_115_394
 TINYSHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
-CACHE_DIR = Path(os.environ.get("TINYLLM_CACHE", Path(__file__).resolve().parent.parent / ".cache"))
+# the download cache: $TINYLLM_CACHE, else .cache in the working folder (never beside the installed package)
+CACHE_DIR = Path(os.environ.get("TINYLLM_CACHE", ".cache")).absolute()
 TRAIN_FRACTION = 0.9  # first 90% train, last 10% validation: the standard split
 SLICE_CHARS = 16_384  # a run keeps this many first characters of its validation split (corpus_facts)
 

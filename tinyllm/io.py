@@ -1,10 +1,13 @@
 """Atomic file writes: a crash leaves either the old file or the new one,
 never half of one. Write to a temporary file beside the target, then rename
-(os.replace is atomic on the same file system)."""
+(os.replace is atomic on the same file system). And reads that take regular
+files only: a FIFO or a device in a run folder is refused, never waited on."""
 
+import errno
 import io
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -40,12 +43,32 @@ def atomic_torch_save(obj, path):
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def open_regular(path, flags: int) -> int:
+    """os.open(path, flags), but only a regular file: anything else (a FIFO,
+    a device, a folder) raises OSError. Opened non-blocking, so that opening
+    a FIFO returns at once (reading one would wait for a writer for ever)."""
+    fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0), 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
+def read_regular(path, tail: int | None = None) -> bytes:
+    """The bytes of a regular file (its last `tail` bytes if given); OSError
+    for a missing file or anything that is not a regular file."""
+    with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as f:
+        if tail is not None:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - tail))
+        return f.read()
+
+
 def read_jsonl(path) -> list:
     """Rows of a JSON-lines file; raises ValueError naming a damaged line."""
     rows = []
     # split on "\n" only: splitlines() also splits on characters that JSON
     # leaves unescaped inside strings (U+0085, U+2028, U+2029), as a sample may hold
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
+    for n, line in enumerate(read_regular(path).decode("utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -6,6 +6,10 @@ a subprocess, the very command a person types, and reads what it writes in
 its run folder (progress.json, log.jsonl). Stopping drops a STOP file in the
 folder: the run saves a resumable checkpoint and exits cleanly.
 
+Who is training what is read from the run folders' locks (tinyllm/runfolder.py),
+not from this object: a second TrainingJobs, a restarted server or a cleared
+cache sees the same busy slot and the same guard against deleting a live run.
+
 Limits for a shared deployment come from environment variables with safe
 defaults (LIMIT_SETTINGS below); a value that is not understood is reported
 once in the server's log and on the training page, and the default is used.
@@ -26,11 +30,10 @@ from pathlib import Path
 from tinyllm.checkpoint import load_checkpoint
 from tinyllm.data import Vocab, corpus_from_bytes
 from tinyllm.errors import TinyLLMError
-from tinyllm.io import atomic_write_bytes
+from tinyllm.io import atomic_write_bytes, open_regular, read_regular
 from tinyllm.model import GPTConfig, count_params
-from tinyllm.runfolder import RunFolder
-from tinyllm.runs import ROOT, check_run_name, runs_dir
-from tinyllm.sandbox import HEAD_FILE, jail_training, train_in_sandbox
+from tinyllm.runfolder import RunFolder, check_run_name, runs_dir, training_runs
+from tinyllm.sandbox import HEAD_FILE, PACKAGE_PARENT, jail_training, train_in_sandbox
 from tinyllm.settings import flag, form_fields
 from tinyllm.train import TrainConfig, configs_from, validate
 
@@ -178,44 +181,16 @@ def settings_flags(settings: dict) -> list:
     return [arg for k, v in settings.items() for arg in (flag(k), str(v))]
 
 
-def run_status(run_dir: Path) -> dict:
-    """What a run folder says about itself (RunFolder.status), with the loss
-    of a uniform guess over its vocabulary for the charts."""
-    status = RunFolder(run_dir).status()
-    counts = (status["corpus"] or {}).get("counts")
-    if isinstance(counts, list) and counts:
-        status["uniform_loss"] = math.log(len(counts))
-    return status
-
-
-def resumable_runs() -> list:
-    """Names of runs in runs_dir() that stopped before their last step and
-    that no process is writing (a run left training by a server that was
-    killed is still being written: it is not offered)."""
-    if not runs_dir().is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in runs_dir().iterdir()
-        if p.is_dir() and RunFolder(p).resumable() and RunFolder(p).writer() is None
-    )
-
-
-def orphan_runs() -> dict:
-    """{name: pid} of runs in runs_dir() being written by a process this
-    server did not start (for example one left by a server that was killed)."""
-    if not runs_dir().is_dir():
-        return {}
-    writers = {p.name: RunFolder(p).writer() for p in runs_dir().iterdir() if p.is_dir()}
-    return {name: pid for name, pid in writers.items() if pid is not None}
-
-
 def background(limited: bool) -> dict:
     """Popen arguments for a training process: TRAINING_THREADS threads and
     NICENESS, plus the sandbox's limits when a visitor's code runs in it."""
     options = train_in_sandbox() if limited else dict(env=dict(os.environ))
     if TRAINING_THREADS:
         options["env"] = {**options["env"], "OMP_NUM_THREADS": str(TRAINING_THREADS)}
+    # `python -m tinyllm` finds this very package, installed or in a checkout,
+    # from the server's working folder (where runs and the download cache live)
+    path = [str(PACKAGE_PARENT)] + [p for p in [options["env"].get("PYTHONPATH")] if p]
+    options["env"]["PYTHONPATH"] = os.pathsep.join(path)
     limit = options.get("preexec_fn")
 
     def before_start():  # runs in the new process, before it starts Python
@@ -228,7 +203,9 @@ def background(limited: bool) -> dict:
 
 
 class TrainingJobs:
-    """The server's single training slot. Thread-safe; shared by all visitors."""
+    """The server's single training slot. Thread-safe; shared by all visitors
+    (shared_jobs()). It remembers the process it started, to report how that
+    ended; whether a run is training is always asked of the run folders."""
 
     def __init__(self, limits: Limits | None = None):
         self.limits = limits or Limits()
@@ -240,7 +217,20 @@ class TrainingJobs:
         self.output = None
 
     def running(self) -> bool:
+        """The run this object started is still running."""
         return self.proc is not None and self.proc.poll() is None
+
+    def others(self) -> dict:
+        """{name: pid} of runs being trained by processes this object did not
+        start (one left by a server that was killed, or another server's)."""
+        own = self.proc.pid if self.running() else None
+        return {name: pid for name, pid in training_runs().items() if pid != own}
+
+    def training(self, name: str) -> bool:
+        """Whether run `name` is training: its folder's lock is held, whoever
+        holds it, or it is the run this object has just started (its process
+        may not have taken the lock yet)."""
+        return (self.running() and self.name == name) or RunFolder(runs_dir() / name).writer() is not None
 
     def busy_message(self) -> str:
         minutes = (time.time() - self.started_at) / 60
@@ -268,9 +258,9 @@ class TrainingJobs:
         with self.lock:
             if self.running():
                 raise TinyLLMError(self.busy_message())
-            orphans = orphan_runs()  # our own run has ended (not running), its lock with it
-            if orphans:
-                name_, pid = next(iter(orphans.items()))
+            others = self.others()  # our own run has ended (not running), its lock with it
+            if others:
+                name_, pid = next(iter(others.items()))
                 raise TinyLLMError(
                     f"The server is busy: run '{name_}' is still training (process {pid}), "
                     "started before the server restarted. Stop it on this page, or wait for it."
@@ -318,13 +308,15 @@ class TrainingJobs:
                     cmd += ["--head", str(head_path)]
             if self.output is not None:
                 self.output.close()  # the previous run's messages are all written
-            self.output = open(folder.output, "ab")  # the subprocess's own messages
+            try:  # the subprocess's own messages
+                self.output = os.fdopen(open_regular(folder.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
+            except OSError:
+                self.output = None
+                raise TinyLLMError(f"Run '{name}' is damaged: its {folder.output.name} is not a file.") from None
             limited = head_code is not None or folder.head.is_dir()  # a visitor's code runs in it
             if limited:  # in the jail that checks it (sandbox.py), writing only its run folder
                 cmd = jail_training(cmd, run_dir)
-            self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT, **background(limited)
-            )
+            self.proc = subprocess.Popen(cmd, stdout=self.output, stderr=subprocess.STDOUT, **background(limited))
             self.name, self.run_dir, self.started_at = name, run_dir, time.time()
             return run_dir
 
@@ -336,7 +328,7 @@ class TrainingJobs:
         if not run_dir.is_dir() or run_dir.is_symlink():
             raise TinyLLMError(f"There is no run named '{name}'.")
         with self.lock:
-            if self.running() and self.run_dir == run_dir:
+            if self.training(name):
                 raise TinyLLMError(f"Run '{name}' is training: stop it first.")
             shutil.rmtree(run_dir)
 
@@ -344,23 +336,24 @@ class TrainingJobs:
         """Ask a run that another server process started to stop cleanly: a
         STOP file naming the process that writes it (the one Stop stops)."""
         check_run_name(name)
-        pid = RunFolder(runs_dir() / name).writer()
+        folder = RunFolder(runs_dir() / name)
+        pid = folder.writer()
         if pid is None:
             raise TinyLLMError(f"Run '{name}' is not training.")
-        RunFolder(runs_dir() / name).stop.write_text(str(pid))
+        folder.ask_to_stop(pid)
 
     def stop(self):
         """Ask the running job to stop cleanly (it saves a resumable checkpoint)."""
         if self.running():
             # the STOP file names the process it is for: the run started moments
             # ago may not have cleared a stale one yet (tinyllm/train.py)
-            RunFolder(self.run_dir).stop.write_text(str(self.proc.pid))
+            RunFolder(self.run_dir).ask_to_stop(self.proc.pid)
 
     def status(self) -> dict:
         """The current (or last) job: name, whether it runs, and its run folder's status."""
         if self.run_dir is None:
             return dict(name=None, running=False)
-        status = run_status(self.run_dir)
+        status = RunFolder(self.run_dir).status()
         status.update(
             name=self.name,
             run_dir=self.run_dir,
@@ -368,6 +361,24 @@ class TrainingJobs:
             returncode=None if self.proc is None else self.proc.poll(),
         )
         if not status["running"] and status["returncode"] not in (0, None):
-            out = RunFolder(self.run_dir).output.read_text(errors="replace")[-600:]
+            try:
+                out = read_regular(RunFolder(self.run_dir).output, tail=600).decode(errors="replace")
+            except OSError:
+                out = ""
             status["error"] = out.strip().splitlines()[-1] if out.strip() else "training failed"
         return status
+
+
+_shared = None
+_shared_lock = threading.Lock()
+
+
+def shared_jobs() -> TrainingJobs:
+    """The server's one TrainingJobs, made on first use. A plain module global,
+    not a Streamlit cache: any client can send Streamlit's clear_cache, which
+    would hand the next visitor a fresh slot that forgot its running process."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = TrainingJobs()
+        return _shared

@@ -54,7 +54,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyllm.errors import TinyLLMError
-from tinyllm.runs import ROOT, kid_dir, runs_dir
+from tinyllm.runfolder import runs_dir
+
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # where the jail imports tinyllm from
 
 SETTING = "PEEK_VISITOR_CODE"
 CHOICES = ("off", "on", "local")
@@ -244,8 +246,8 @@ def python_paths() -> list:
         path = Path(p).resolve()
         if not path.is_dir() or path in folders or path == Path("/"):
             continue
-        if path == ROOT or ROOT.is_relative_to(path) or path.is_relative_to(ROOT):
-            if path.is_relative_to(ROOT) and path != ROOT and path.name in (".venv", "venv"):
+        if path == PACKAGE_PARENT or PACKAGE_PARENT.is_relative_to(path) or path.is_relative_to(PACKAGE_PARENT):
+            if path.is_relative_to(PACKAGE_PARENT) and path != PACKAGE_PARENT and path.name in (".venv", "venv"):
                 folders.append(path)  # a virtual environment kept in the project: code, no secrets
             continue
         folders.append(path)
@@ -274,8 +276,8 @@ def jail_argv(read_only: dict, writable: dict, workdir: str, limits: SandboxLimi
     else:  # an older one: /tmp without a size would be memory without a limit; the jail gets none
         argv += ["--dir", "/tmp"]
     hidden = []
-    # a system folder above the project, its runs or the kid (a Python in /usr, the app in /usr/src): hidden
-    for secret in (ROOT, runs_dir().resolve(), kid_dir().resolve(), Path.home() / ".streamlit"):
+    # a system folder above the project or its runs (a Python in /usr, the app in /usr/src): hidden
+    for secret in (PACKAGE_PARENT, runs_dir().resolve(), Path.home() / ".streamlit"):
         if any(secret.is_relative_to(Path(s)) for s in SYSTEM) or any(secret.is_relative_to(p) for p in python_paths()):
             argv += ["--tmpfs", str(secret)]
             hidden.append(str(secret))
@@ -336,7 +338,7 @@ def jail_report() -> dict:
     try:
         outcome = run_limited(
             jail_argv({}, {}, "/tmp", SandboxLimits(), seccomp_fd=SECCOMP_FD if report["seccomp"] else None)
-            + [sys.executable, "-I", "-c", PROBE, str(ROOT / "app_pages"), str(listener.getsockname()[1])],
+            + [sys.executable, "-I", "-c", PROBE, str(PACKAGE_PARENT / "app_pages"), str(listener.getsockname()[1])],
             SandboxLimits(seconds=30),
             jailed=True,
         )
@@ -590,7 +592,7 @@ def check_in_sandbox(code: str, checkpoint, layer=0, head=0, limits: SandboxLimi
                 files = {INSIDE / "model.pt": checkpoint, INSIDE / HEAD_FILE: mine}
                 if run.corpus.is_file():
                     files[INSIDE / "corpus.json"] = run.corpus
-                files[ROOT / "tinyllm"] = ROOT / "tinyllm"
+                files[PACKAGE_PARENT / "tinyllm"] = PACKAGE_PARENT / "tinyllm"
                 request.update(checkpoint=str(INSIDE / "model.pt"), code=str(INSIDE / HEAD_FILE), workdir="/tmp")
                 argv = jail_argv(files, {}, "/tmp", limits, SECCOMP_FD)
             else:
@@ -598,7 +600,7 @@ def check_in_sandbox(code: str, checkpoint, layer=0, head=0, limits: SandboxLimi
                 work.mkdir()
                 request.update(checkpoint=str(checkpoint), code=str(mine), workdir=str(work))
                 argv = []
-            argv += [sys.executable, "-I", "-c", CHILD.format(root=str(ROOT)), json.dumps(request)]
+            argv += [sys.executable, "-I", "-c", CHILD.format(root=str(PACKAGE_PARENT)), json.dumps(request)]
             outcome = run_limited(argv, limits, jailed=how == "jail")
     finally:
         CHECK_LOCK.release()
@@ -804,11 +806,11 @@ def jail_training(cmd: list, run_dir: Path, limits: SandboxLimits = TRAIN_LIMITS
     if how_code_runs() != "jail":
         return [sys.executable, "-I", "-c", SECCOMP_EXEC, program.hex() if program else "", *cmd]
     run_dir = Path(run_dir).resolve()
-    read_only = {ROOT / "tinyllm": ROOT / "tinyllm"}
+    read_only = {PACKAGE_PARENT / "tinyllm": PACKAGE_PARENT / "tinyllm"}
     for corpus in (os.environ.get("TINYLLM_DATA"), CACHE_DIR / "tinyshakespeare.txt"):
         if corpus and Path(corpus).is_file():
             read_only[Path(corpus).resolve()] = Path(corpus).resolve()
-    argv = jail_argv(read_only, {run_dir: run_dir}, str(ROOT), limits, seccomp_fd=SECCOMP_FD)
+    argv = jail_argv(read_only, {run_dir: run_dir}, str(PACKAGE_PARENT), limits, seccomp_fd=SECCOMP_FD)
     # bwrap reads the filter from a descriptor: this small launcher, outside the jail, makes it
     launcher = [sys.executable, "-I", "-c", SECCOMP_BWRAP, program.hex(), str(limits.seconds)]
     return launcher + argv + cmd
@@ -821,7 +823,7 @@ from tinyllm.sandbox import install_seccomp
 if sys.argv[1]:
     install_seccomp(bytes.fromhex(sys.argv[1]))
 os.execv(sys.argv[2], sys.argv[2:])
-""".replace("{root!r}", repr(str(ROOT)))
+""".replace("{root!r}", repr(str(PACKAGE_PARENT)))
 
 SECCOMP_BWRAP = """
 import os, signal, sys

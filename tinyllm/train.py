@@ -188,7 +188,7 @@ class StopFlag:
     no file to watch), or the caller."""
 
     def __init__(self, folder: RunFolder | None):
-        self.stop_file = folder.stop if folder else None
+        self.folder = folder
         self.requested = False
 
     def __call__(self, signum=None, frame=None):
@@ -197,8 +197,7 @@ class StopFlag:
         self.requested = True
 
     def check(self) -> bool:
-        if self.stop_file and self.stop_file.exists():
-            self.stop_file.unlink(missing_ok=True)
+        if self.folder and self.folder.stop_asked():
             self.requested = True
         return self.requested
 

@@ -6,7 +6,8 @@ computes, never this folder).
 
 from pathlib import Path
 
-APP_PAGES = Path(__file__).resolve().parent.parent / "app_pages"
+APP_DIR = Path(__file__).resolve().parent.parent  # the app's folder: the committed kid lies beside it
+APP_PAGES = APP_DIR / "app_pages"
 
 
 def page_names() -> list:

@@ -16,8 +16,8 @@ from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
 from tinyllm.export import analyze_text, export_run, read_chapter
 from tinyllm.flow import full_flow
-from tinyllm.runfolder import RunFolder
-from tinyllm.runs import RUN_NAME, kid_dir, run_info, runs_dir
+from tinyllm.runfolder import RUN_NAME, RunFolder, run_info, runs_dir
+from ui import APP_DIR
 
 
 def mtime_ns(path: Path) -> int:
@@ -37,6 +37,11 @@ def _model(path: str, mtime: int):
     model, vocab, ckpt = load_model(path)
     model.requires_grad_(False)  # shared and read-only: nobody trains the cached copy
     return model, vocab, ckpt
+
+
+def kid_dir() -> Path:
+    """The kid the app shows first: $PEEK_KID_DIR, else artifacts/kid beside the app."""
+    return Path(os.environ.get("PEEK_KID_DIR", APP_DIR / "artifacts" / "kid"))
 
 
 def current_run() -> Path:

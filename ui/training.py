@@ -1,15 +1,17 @@
 """The training tool: the sidebar form with its Train button, and the shared job.
 
-The job manager is one object per server process (st.cache_resource), so
-every visitor sees the same running job and a second start is refused.
+The job manager is one object per server process (tinyllm.jobs.shared_jobs,
+not a Streamlit cache, which any client can clear), and whether a run trains
+is read from its folder's lock: every visitor sees the same running job and a
+second start is refused.
 """
 
 import streamlit as st
 
 from tinyllm.errors import TinyLLMError
-from tinyllm.jobs import PRESETS, QUICK_TAKES, TrainingJobs
+from tinyllm.jobs import PRESETS, QUICK_TAKES, TrainingJobs, shared_jobs
 from tinyllm.model import GPTConfig
-from tinyllm.runs import new_run_name
+from tinyllm.runfolder import new_run_name
 from tinyllm.settings import form_fields
 from tinyllm.train import TrainConfig
 
@@ -17,9 +19,8 @@ from tinyllm.train import TrainConfig
 FORM_FIELDS = form_fields(GPTConfig, TrainConfig)
 
 
-@st.cache_resource
 def jobs() -> TrainingJobs:
-    return TrainingJobs()
+    return shared_jobs()
 
 
 def form_caps() -> dict:
