@@ -21,6 +21,11 @@ TINYSHAKESPEARE_CHARS = 1_115_394
 TINYSHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
 CACHE_DIR = Path(os.environ.get("TINYLLM_CACHE", Path(__file__).resolve().parent.parent / ".cache"))
 TRAIN_FRACTION = 0.9  # first 90% train, last 10% validation: the standard split
+DOWNLOAD_FAILED = "Could not download tinyshakespeare"  # how the message starts (the app recognises it)
+
+
+class DownloadError(TinyLLMError):
+    """tinyshakespeare could not be downloaded: the app offers an upload instead."""
 
 
 @dataclass
@@ -65,7 +70,8 @@ def corpus_from_bytes(data: bytes, name: str, path: str = "") -> Corpus:
     except UnicodeDecodeError as e:
         raise TinyLLMError(f"{name} is not UTF-8 text (byte {e.start} cannot be decoded).") from None
     if len(text) < 2:
-        raise TinyLLMError(f"{name} is empty: the kid needs text to read.")
+        what = "is empty" if not text else "holds a single character"
+        raise TinyLLMError(f"{name} {what}: the kid needs at least two characters to learn which follows which.")
     md5 = md5_of(data)
     if md5 == TINYSHAKESPEARE_MD5:
         name = "tinyshakespeare"
@@ -77,8 +83,8 @@ def download_tinyshakespeare(dest: Path):
         with urllib.request.urlopen(TINYSHAKESPEARE_URL, timeout=30) as response:
             data = response.read()
     except OSError as e:
-        raise TinyLLMError(
-            f"Could not download tinyshakespeare ({e}). Without a network connection, "
+        raise DownloadError(
+            f"{DOWNLOAD_FAILED} ({e}). Without a network connection, "
             "point tinyllm at a local copy: pass --data PATH/TO/input.txt or set "
             "TINYLLM_DATA=PATH/TO/input.txt (any UTF-8 text file works). "
             f"Or put the file at {dest} yourself."

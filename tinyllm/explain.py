@@ -132,3 +132,8 @@ def habit_sentence(label: dict) -> str:
         f"no single habit: its strongest is **{label['label']}** with {label['score']:.0%} of its "
         f"attention, then {then}"
     )
+
+
+def count(n: int, noun: str) -> str:
+    """'1 block', '4 blocks', '1,024 characters': a number with its noun, singular for one."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

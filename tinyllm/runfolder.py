@@ -5,6 +5,8 @@ every one of those reaches a file through `RunFolder`, never by spelling
 its name. FILES says what each holds (the Behind the scenes chapter prints it).
 """
 
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -30,6 +32,7 @@ FILES = {  # file name in a run folder: what it holds
     "upload": "the text a visitor uploaded to train on (runs started from the app)",
     "head": "a visitor's own attention Head, used in every head (runs started from the app)",
     "train.out": "the training process's own messages (runs started from the app)",
+    "owner": "a hash of the secret of the browser that started the run (runs started from the app)",
     ".writer": "locked by the one process writing the folder, with its process id inside",
 }
 STATES = ("running", "stopped", "failed", "done")  # what progress.json's status may say
@@ -62,6 +65,20 @@ class RunFolder:
     upload = property(lambda self: self.file("upload"))
     head = property(lambda self: self.file("head"))
     output = property(lambda self: self.file("train.out"))
+    owner = property(lambda self: self.file("owner"))
+
+    @staticmethod
+    def owner_hash(secret: str) -> str:
+        """What the owner file holds: a hash, so the folder never holds the secret itself."""
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def owned_by(self, secret: str) -> bool:
+        """Whether the browser holding `secret` started this run."""
+        try:
+            written = self.owner.read_text(encoding="ascii", errors="replace")[:64]
+        except OSError:
+            return False
+        return hmac.compare_digest(written, self.owner_hash(secret))
 
     def snapshot(self, step: int) -> Path:
         return self.snapshots / f"step_{step:06d}.pt"

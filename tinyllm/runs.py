@@ -37,6 +37,7 @@ class RunInfo:
     problem: str | None = None  # why an exported run cannot be shown, in a visitor's words
     state: str | None = None  # RunFolder.state(): running, stopped, failed, done (None: no record)
     checkpoint: bool = False  # has its kept checkpoint: something inside to show once exported
+    best_step: int | None = None  # the step of the kept checkpoint (lowest validation loss)
 
 
 def is_count(value) -> bool:
@@ -57,7 +58,8 @@ def run_info(name: str, path: Path) -> RunInfo:
     val = card.get("exact_val_loss") or card.get("val_loss")
     if not (is_count(params) and is_count(steps) and isinstance(val, (int, float)) and not isinstance(val, bool)):
         return RunInfo(name, path, False, problem="its model card lacks the parameter count, steps or loss")
-    return RunInfo(name, path, True, params, steps, float(val))
+    best = card.get("best_step")
+    return RunInfo(name, path, True, params, steps, float(val), best_step=best if is_count(best) else None)
 
 
 def modified(path: Path) -> float:
