@@ -74,7 +74,11 @@ st.caption(
 
 st.subheader("A sample of its writing")
 final = training["samples"][-1]
-st.caption(f"Written at step {final['step']:,}, starting from a newline, seed 0. Try your own in the Playground.")
+st.caption(
+    f"Written at step {final['step']:,}, starting from a newline, seed 0"
+    + (f" (the kid kept is step {card['best_step']:,}'s: the Playground writes with it)" if kept else "")
+    + ". Try your own in the Playground."
+)
 st.code(final["text"], language=None, wrap_lines=True)
 
 st.subheader("The tour")
