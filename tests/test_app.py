@@ -233,6 +233,33 @@ def test_write_head_checks_the_code_and_names_each_mistake(app_env, monkeypatch)
     assert "**Step 1.**" in texts(at)
 
 
+@pytest.mark.slow
+def test_training_with_your_head_offline_offers_a_text_of_your_own(app_env, monkeypatch, tmp_path):
+    """No copy of tinyshakespeare and a download that fails at once (a proxy on
+    a closed local port, never the network): Train says so and offers the upload."""
+    import socket
+
+    from head_solutions import SOLUTION
+
+    from ui.training import jobs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.delenv("TINYLLM_DATA", raising=False)
+    monkeypatch.setattr("tinyllm.data.CACHE_DIR", tmp_path / "cache")
+    for name in ("https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, closed)
+    monkeypatch.setenv("PEEK_VISITOR_CODE", "on")
+    at = open_page("write_head")
+    at.text_area(key="head_code").set_value(SOLUTION).run()
+    at.button(key="head_check").click().run()
+    assert at.radio(key="head_corpus").options == ["tinyshakespeare", "my own text file"]
+    at.button(key="head_train").click().run()
+    assert not at.exception and not jobs().running()
+    assert "could not be downloaded" in at.error[0].value and "--data" not in at.error[0].value
+
+
 def test_write_head_without_running_code(app_env, monkeypatch):
     monkeypatch.setenv("PEEK_VISITOR_CODE", "off")
     at = open_page("write_head")

@@ -228,8 +228,10 @@ def visitor() -> str:
     """This browser's secret: from its cookie (so that it survives a reload),
     else a new one, which the browser is asked to keep (for 30 days)."""
     if "visitor" not in st.session_state:
-        kept = st.context.cookies.get(COOKIE, "")
-        st.session_state["visitor"] = kept if SECRET.fullmatch(kept) else secrets.token_urlsafe(24)
+        kept = st.context.cookies.get(COOKIE)  # (not a string in a test's AppTest)
+        st.session_state["visitor"] = (
+            kept if isinstance(kept, str) and SECRET.fullmatch(kept) else secrets.token_urlsafe(24)
+        )
     secret = st.session_state["visitor"]
     if st.context.cookies.get(COOKIE) != secret and not st.session_state.get("visitor_cookie_set"):
         st.session_state["visitor_cookie_set"] = True
@@ -251,6 +253,8 @@ def my_runs() -> set:
 
 # --- a run, in a visitor's words ----------------------------------------------
 
+# A sentence written for someone at a terminal: a command, a flag or an environment variable.
+TERMINAL_ADVICE = re.compile(r"python -m|(?:^|\s)--[a-z]|\b[A-Z]+_[A-Z_]+=")
 # A path on the server (after a space, a quote or a bracket, or at the start): shown by its last part only.
 SERVER_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\][^\s'\"()]+")
 
@@ -261,7 +265,9 @@ def visitor_words(message: str) -> str:
     message = message.strip().removeprefix("error: ")
     if message.startswith(DOWNLOAD_FAILED):
         return "tinyshakespeare could not be downloaded on this server"
-    return SERVER_PATH.sub(lambda m: Path(m.group()).name, message).rstrip(".")
+    # the package's advice for a terminal ("Create it with: python -m tinyllm ...") is left out
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", message) if not TERMINAL_ADVICE.search(s)]
+    return SERVER_PATH.sub(lambda m: Path(m.group()).name, " ".join(sentences)).rstrip(".")
 
 
 def failure_reason(run_dir: Path) -> str:
