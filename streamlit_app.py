@@ -9,7 +9,7 @@ import torch
 
 from tinyllm.runfolder import list_runs
 from ui.data import kid_dir
-from ui.training import sidebar_form
+from ui.training import kept_note, sidebar_form, visitor
 
 # Every computation a page asks for is small (one text through the kid, one
 # character written); one thread does it about twice as fast as two that
@@ -40,20 +40,42 @@ TOOLS = [
 navigation = st.navigation({"The tour": CHAPTERS, "Tools": TOOLS})
 
 # --- the sidebar every page shares: which run the chapters show -------------
+
+
+def run_label(name: str) -> str:
+    """A run in the selector, marked when there is nothing inside it to show yet."""
+    info = by_name[name]
+    if info.exported or info.checkpoint or info.problem:
+        return name
+    return f"{name} (training now)" if info.state == "running" else f"{name} (failed: nothing to show)"
+
+
+visitor()  # this browser's secret, which makes the runs it starts its own
 with st.sidebar:
     runs = list_runs(kid_dir())
-    names = [run.name for run in runs]
-    if st.session_state.get("run") not in names:
+    by_name = {run.name: run for run in runs}
+    # the choice survives a reload in the address (?run=...)
+    if "run" not in st.session_state and st.query_params.get("run") in by_name:
+        st.session_state["run"] = st.query_params["run"]
+    if st.session_state.get("run") not in by_name:
         st.session_state["run"] = "kid"
     st.selectbox(
         "Run to look inside",
-        names,
+        list(by_name),
         key="run",
+        format_func=run_label,
         help="The committed kid, or a run you trained (it appears here once exported).",
     )
-    run = runs[names.index(st.session_state["run"])]
+    if st.session_state["run"] == "kid":
+        st.query_params.pop("run", None)
+    else:
+        st.query_params["run"] = st.session_state["run"]
+    run = by_name[st.session_state["run"]]
     if run.exported:
         st.caption(f"{run.params:,} parameters · {run.steps:,} steps · validation loss {run.val_loss:.3f}")
+        kept = kept_note(run.best_step, run.steps)
+        if kept:
+            st.caption(kept[0].upper() + kept[1:] + ".")
     elif run.problem:
         st.caption(f"This run cannot be shown: {run.problem}.")
     elif run.state == "running":

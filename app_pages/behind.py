@@ -1,18 +1,32 @@
 """Chapter 9: how the kid and its data were made, and how to do it yourself."""
 
-from pathlib import Path
+import shlex
 
 import pandas as pd
 import streamlit as st
 
+from tinyllm.data import TINYSHAKESPEARE_MD5
+from tinyllm.explain import count
 from tinyllm.export import CHAPTERS
-from tinyllm.runfolder import FILES
-from ui.data import chapter, current_run
+from tinyllm.model import GPTConfig
+from tinyllm.runfolder import FILES, RunFolder
+from tinyllm.sandbox import HEAD_FILE
+from tinyllm.settings import described, flag
+from tinyllm.train import TrainConfig
+from ui import APP_DIR
+from ui.data import chapter, current_run, kid_dir
 
 card = chapter("model_card")
 run_dir = current_run()
 cfg, settings = card["config"], card["train_settings"]
-shown_dir = run_dir.relative_to(Path.cwd()) if run_dir.is_relative_to(Path.cwd()) else run_dir
+# the run folder as the project knows it; a folder moved out of the project by the
+# server's settings is named by the setting, never by where it is on the server
+if run_dir.is_relative_to(APP_DIR):
+    shown_dir = run_dir.relative_to(APP_DIR).as_posix()
+elif run_dir == kid_dir():
+    shown_dir = "$PEEK_KID_DIR"
+else:
+    shown_dir = f"$PEEK_RUNS_DIR/{run_dir.name}"
 
 st.title("Behind the scenes")
 st.markdown(
@@ -21,7 +35,7 @@ Everything in this tour comes from one folder, `{shown_dir}`,
 made by two commands of the `tinyllm` package (plain PyTorch, a few hundred readable lines).
 
 **The model** is the classic decoder from Andrej Karpathy's "Let's build GPT": token and position
-embeddings, {cfg["n_layer"]} blocks of {cfg["n_head"]}-head causal self-attention and a 4x ReLU feed-forward
+embeddings, {count(cfg["n_layer"], "block")} of {cfg["n_head"]}-head causal self-attention and a 4x ReLU feed-forward
 layer (each behind a LayerNorm, each added to the residual stream), a final LayerNorm and a linear
 layer to {cfg["vocab_size"]} logits. Width {cfg["n_embd"]}, context {cfg["block_size"]} characters,
 dropout {cfg["dropout"]}.
@@ -37,33 +51,65 @@ one with the best validation loss (step {card["best_step"]:,}).
 """
 )
 
+
+def quoted(path: str) -> str:
+    """A path for the shell; a $SETTING at its start stays expandable."""
+    if path.startswith("$"):
+        setting, _, rest = path.partition("/")
+        return setting + ("/" + shlex.quote(rest) if rest else "")
+    return shlex.quote(path)
+
+
+def run_commands() -> str:
+    """The commands that made this run and look at it, with its own folder and settings."""
+    folder = RunFolder(run_dir)
+    out = quoted(shown_dir)
+    values = {**cfg, **settings}
+    names = [f.name for f in described(GPTConfig) + described(TrainConfig) if f.name in values]
+    flags = [f"{flag(name)} {shlex.quote(str(values[name]))}" for name in names]
+    data, note = "", "downloads tinyshakespeare once"
+    if card["corpus"]["md5"] != TINYSHAKESPEARE_MD5:
+        uploads = sorted(p.name for p in folder.upload.glob("*")) if folder.upload.is_dir() else []
+        if uploads:
+            data, note = f" --data {quoted(f'{shown_dir}/upload/{uploads[0]}')}", "the text it was given"
+        else:
+            data, note = f" --data {shlex.quote(card['corpus']['name'])}", "its text: give its path"
+    head = f" --head {quoted(f'{shown_dir}/head/{HEAD_FILE}')}" if (folder.head / HEAD_FILE).is_file() else ""
+    checkpoint = quoted(f"{shown_dir}/model.pt")
+    lines = [
+        "# install, then start this app",
+        "pip install -r requirements.txt && streamlit run streamlit_app.py",
+        "",
+        f"# the command that made it ({note}); to train it again, give another --out: the same seed",
+        "# on the same CPU repeats it number for number",
+        f"python -m tinyllm train --out {out}{data}{head} \\",
+        *[f"    {f} \\" for f in flags[:-1]],
+        f"    {flags[-1]}",
+        f"python -m tinyllm train --out {out}{data}{head} --resume   # after Ctrl-C or a STOP file",
+        "",
+        "# look at it, let it write, measure it",
+        f"python -m tinyllm show --checkpoint {checkpoint}",
+        f'python -m tinyllm sample --checkpoint {checkpoint} --prompt "ROMEO:" --temperature 0.8',
+        f"python -m tinyllm eval --checkpoint {checkpoint}{data}",
+        "",
+        "# write the JSON this app reads, then pick the run in the sidebar",
+        f"python -m tinyllm export --run {out}",
+    ]
+    return "\n".join(lines)
+
+
 st.subheader("Do it yourself")
-st.code(
-    """# install, then start this app
-pip install -r requirements.txt && streamlit run streamlit_app.py
-
-# train a kid (downloads tinyshakespeare once; offline: --data path/to/input.txt)
-python -m tinyllm train --out artifacts/runs/mine
-python -m tinyllm train --out artifacts/runs/mine --resume   # after Ctrl-C or a STOP file
-
-# look at it, let it write, measure it
-python -m tinyllm show --checkpoint artifacts/runs/mine/model.pt
-python -m tinyllm sample --checkpoint artifacts/runs/mine/model.pt --prompt "ROMEO:" --temperature 0.8
-python -m tinyllm eval --checkpoint artifacts/runs/mine/model.pt
-
-# write the JSON this app reads, then pick the run in the sidebar
-python -m tinyllm export --run artifacts/runs/mine""",
-    language="bash",
-    wrap_lines=True,
-)
+st.markdown("The commands that made this very run, and that look inside it, run from the project's folder:")
+st.code(run_commands(), language="bash", wrap_lines=True)
 
 st.subheader("Parameters, module by module")
-params = pd.DataFrame(card["params"])
+params = pd.DataFrame(card["params"] + [{"module": "total", "count": card["total_params"]}])
 params["share"] = 100 * params["count"] / card["total_params"]
 st.dataframe(
     params,
     hide_index=True,
     width="stretch",
+    height=35 * (len(params) + 1) + 3,  # every row, the total included: no scrolling inside the table
     column_config={
         "count": st.column_config.NumberColumn("count", format="localized"),
         # one format for every row: 1.02%, 0.02%, 39.80%

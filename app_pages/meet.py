@@ -3,10 +3,11 @@
 import streamlit as st
 
 from tinyllm.data import TINYSHAKESPEARE_MD5
-from tinyllm.explain import duration, perplexity
+from tinyllm.explain import count, duration, perplexity
 from ui.charts import loss_curves
 from ui.data import chapter
 from ui.flow import forward_diagram
+from ui.training import kept_note
 
 card = chapter("model_card")
 training = chapter("training")
@@ -28,6 +29,10 @@ trained: nothing is made up, nothing is a toy example.
 """
 )
 
+kept = kept_note(card.get("best_step"), card["steps"])
+if kept:  # the kid on these pages is the kept checkpoint, not the last step
+    st.info(f"This run {kept}. Every page shows the kid of step {card['best_step']:,}.", icon=":material/history:")
+
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Parameters", f"{card['total_params']:,}")
 c2.metric("Characters it knows", cfg["vocab_size"])
@@ -36,8 +41,8 @@ c4.metric("Validation loss", f"{loss:.3f}", delta=f"{loss - uniform:.2f} vs a un
 
 st.subheader("The whole picture")
 st.markdown(
-    f"Every guess goes through the same path: characters become vectors, {cfg['n_layer']} blocks each "
-    f"add what attention ({cfg['n_head']} heads) and a feed-forward layer computed, and the result "
+    f"Every guess goes through the same path: characters become vectors, {count(cfg['n_layer'], 'block')} "
+    f"each add what attention ({count(cfg['n_head'], 'head')}) and a feed-forward layer computed, and the result "
     f"becomes one score per character."
 )
 st.image(forward_diagram(cfg, compact=True))
@@ -69,7 +74,11 @@ st.caption(
 
 st.subheader("A sample of its writing")
 final = training["samples"][-1]
-st.caption(f"Written at step {final['step']:,}, starting from a newline, seed 0. Try your own in the Playground.")
+st.caption(
+    f"Written at step {final['step']:,}, starting from a newline, seed 0"
+    + (f" (the kid kept is step {card['best_step']:,}'s: the Playground writes with it)" if kept else "")
+    + ". Try your own in the Playground."
+)
 st.code(final["text"], language=None, wrap_lines=True)
 
 st.subheader("The tour")

@@ -103,7 +103,11 @@ elif result:
         "Hover for the number."
     )
     pick = st.slider("Look at character", 0, len(written) - 1, 0, key="playground_pick") if len(written) > 1 else 0
-    st.markdown(f"`{result['prompt'].replace(chr(10), '↵')}` then:")
+    if result["prompt"]:
+        st.markdown(f"`{result['prompt'].replace(chr(10), '↵')}` then:")
+    else:
+        start = "a newline" if "\n" in vocab.stoi else "the first character of its vocabulary"
+        st.markdown(f"The prompt was empty, so it started from {start}, then:")
     coloured_text(
         [w["char"] for w in written],
         [surprise_colour(-math.log(max(w["prob"], 1e-9))) for w in written],

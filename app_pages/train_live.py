@@ -6,14 +6,14 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS
 from tinyllm.runfolder import resumable_runs, runs_dir
 from ui.charts import loss_curves
-from ui.training import jobs, my_runs
+from ui.training import failure_reason, jobs, kept_note, my_runs, visitor_words
 
 st.title("Train your own kid")
 st.markdown(
     """
 Set the knobs in the sidebar (**Train a new kid**) and press **Train**. The run happens on the
-server in the background, through the same command you would type (`python -m tinyllm train`), so
-you can switch pages, or close the tab and come back: it keeps going. Everyone visiting this app
+server in the background, through the same command you could type yourself (*Behind the scenes*
+shows it), so you can switch pages, or close the tab and come back: it keeps going. Everyone visiting this app
 sees the same run; there is one at a time. When it finishes it is exported and appears in the
 **Run to look inside** selector, so every chapter can show *your* kid.
 """
@@ -36,7 +36,7 @@ for problem in SETTING_PROBLEMS.values():  # this server's limits, as its deploy
 @st.fragment(run_every=1.0 if job.running() else None)
 def live_view():
     status = job.status()
-    if status["name"] is None:
+    if status["name"] is None or not status["run_dir"].is_dir():  # none yet, or deleted since
         st.info(
             "No run started since the server started. Use **Train a new kid** in the sidebar; "
             f"the *quick* preset takes {QUICK_TAKES} on a small server.",
@@ -60,26 +60,40 @@ def live_view():
         st.toast("Stopping cleanly: a resumable checkpoint is being saved.")
 
     rows = status["rows"]
+    # the checkpoint it keeps: the evaluation with the lowest validation loss so far
+    kept_step = next((row["step"] for row in reversed(rows) if row.get("best")), None)
     if len(rows) > 1:
-        st.altair_chart(loss_curves(rows, status.get("uniform_loss", rows[0]["val_loss"]), height=280), width="stretch")
+        uniform = status.get("uniform_loss", rows[0]["val_loss"])
+        st.altair_chart(loss_curves(rows, uniform, kept_step, height=280), width="stretch")
+        st.caption("Green line: the step it keeps, where its validation loss is lowest so far.")
     elif running:
         st.caption("The loss curves appear after the second evaluation.")
     if rows:
         st.markdown(f"**What it writes at step {rows[-1]['step']:,}:**")
         st.code(rows[-1]["sample"], language=None, wrap_lines=True)
+        if kept_step is not None and kept_step < rows[-1]["step"]:
+            st.caption(
+                f"The kid it keeps is step {kept_step:,}'s (its validation loss was lowest there): the "
+                "chapters and the Playground show that one."
+            )
 
     if running:
         st.session_state["train_live_was_running"] = True
         return
     if status.get("error"):
-        st.error(f"The run failed: {status['error']}")
+        st.error(f"The run failed at step {step:,} because {failure_reason(status['run_dir'])}.")
+        if visitor_words(status["error"]).startswith("tinyshakespeare could not"):
+            st.info("Train on a text of your own: in the sidebar, choose **my own text file** as the corpus.")
     elif progress.get("status") == "stopped":
         st.warning(f"Stopped at step {step:,}. It can be resumed below.")
     elif status.get("summary"):
         summary = status["summary"]
+        kept = kept_note(summary.get("best_step"), summary["step"])
         st.success(
-            f"Done: {summary['step']:,} steps in {summary['elapsed_s']:.0f} s, validation loss "
-            f"{summary['exact_val_loss']:.3f}. It is in the sidebar's run selector."
+            f"Done: {summary['step']:,} steps in {summary['elapsed_s']:.0f} s"
+            + (f"; {kept}" if kept else "")
+            + f". Validation loss of the kid it kept: {summary['exact_val_loss']:.3f}. "
+            "It is in the sidebar's run selector."
         )
     if st.session_state.pop("train_live_was_running", False):
         st.rerun(scope="app")  # the chapters and the run selector pick up the new run
@@ -103,7 +117,7 @@ else:
 st.subheader("Your runs")
 yours = sorted(name for name in my_runs() if (runs_dir() / name).is_dir())
 if not yours:
-    st.caption("Runs you start in this browser tab are listed here, and only you can delete them.")
+    st.caption("Runs you start in this browser are listed here, and only you can delete them.")
 else:
     name = st.selectbox("Run", yours, key="train_live_delete_name")
     training_it = job.training(name)  # asked of its folder's lock, whoever started it
@@ -119,5 +133,5 @@ else:
         except TinyLLMError as e:
             st.error(str(e))
         else:
-            my_runs().discard(name)
+            st.session_state.get("my_runs", set()).discard(name)
             st.rerun(scope="app")  # the run selector forgets it

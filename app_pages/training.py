@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import char_kind, surprise_colour
+from tinyllm.explain import char_kind, count, surprise_colour
 from tinyllm.habits import habit_sentence
 from ui.charts import FIT_WIDTH, attention_picture, embedding_scatter, loss_curves, metric_line, snapshot_timeline
 from ui.data import chapter
@@ -21,8 +21,8 @@ st.title("Training")
 st.markdown(
     f"""
 The kid started as random numbers and guessed uniformly: loss {training["uniform_loss"]:.2f}. Each
-**training step** shows it {card["train_settings"]["batch_size"]} random snippets of
-{card["config"]["block_size"]} characters, measures its surprise at every next character, and nudges
+**training step** shows it {count(card["train_settings"]["batch_size"], "random snippet")} of
+{count(card["config"]["block_size"], "character")}, measures its surprise at every next character, and nudges
 all {card["total_params"]:,} parameters a little in the direction that would have made it less
 surprised (gradient descent, with the AdamW optimizer).
 
@@ -46,8 +46,9 @@ st.markdown(
     "Saved snapshots let you scrub through training. Pick a step: the samples, the map of "
     "character embeddings (aligned to the final one so the axes do not flip), one attention "
     "head and the predictions are all computed from the checkpoint saved at that step. "
-    "Under the slider, the snapshots on a line of steps (grey: the validation loss): "
-    f"{sum(1 for s in steps if s <= steps[-1] * 0.05)} of the {len(steps)} lie in the first 5% of training."
+    "Under the slider, a dot for each snapshot, under its stop, and the validation loss between them (grey). "
+    f"The stops are evenly spaced, the steps are not: {sum(1 for s in steps if s <= steps[-1] * 0.05)} of the "
+    f"{len(steps)} snapshots lie in the first 5% of training, where the kid changes fastest."
 )
 kinds = [char_kind(c) for c in chars]
 # one frame for every step's embedding map, so that the points move and the axes stay
@@ -103,30 +104,43 @@ def watch_it_learn():
 watch_it_learn()
 
 st.subheader("Every head's pattern, over training")
-label_rows = [
-    {"step": s["step"], "head": f"L{li}H{hi}", "pattern": lab["label"], "score": lab["score"]}
-    for s in snaps
-    for li, layer in enumerate(s["labels"])
-    for hi, lab in enumerate(layer)
-]
-st.altair_chart(
-    alt.Chart(pd.DataFrame(label_rows))
-    .mark_line(point=True)
-    .encode(
-        x=alt.X("step:Q", scale=alt.Scale(type="symlog"), title="training step (log-like scale)"),
-        y=alt.Y("score:Q", title="share of attention its main habit explains"),
-        # every head in the legend (Vega drops entries that do not fit its height)
-        color=alt.Color("head:N", legend=alt.Legend(orient="bottom", columns=8, symbolLimit=0, title=None)),
-        tooltip=[
-            alt.Tooltip("step:Q"),
-            alt.Tooltip("head:N"),
-            alt.Tooltip("pattern:N"),
-            alt.Tooltip("score:Q", format=".2f"),
-        ],
-    )
-    .properties(height=260, autosize=FIT_WIDTH),  # the legend below, not inside the height
-    width="stretch",
+st.markdown(
+    "How much of each head's attention its main habit explains, at every snapshot: one chart per layer, "
+    "one colour per head (hover a point for the habit's name)."
 )
+# labels where heads specialise too: 0, 10, 30, 100, 300, 1,000, ... up to the last step
+step_ticks = [0] + [v for e in range(1, 8) for v in (10**e, 3 * 10**e) if v <= steps[-1]]
+per_row = 2  # two layers side by side on a wide screen; one under the other on a phone
+for first in range(0, len(snaps[0]["labels"]), per_row):
+    for where, li in zip(st.columns(per_row), range(first, min(first + per_row, len(snaps[0]["labels"])))):
+        label_rows = [
+            {"step": s["step"], "head": f"head {hi}", "pattern": lab["label"], "score": lab["score"]}
+            for s in snaps
+            for hi, lab in enumerate(s["labels"][li])
+        ]
+        where.altair_chart(
+            alt.Chart(pd.DataFrame(label_rows), title=f"Layer {li}")
+            .mark_line(point=True)
+            .encode(
+                x=alt.X(
+                    "step:Q",
+                    scale=alt.Scale(type="symlog", nice=False),
+                    axis=alt.Axis(values=step_ticks, format=",d"),
+                    title="training step (log-like scale)",
+                ),
+                y=alt.Y("score:Q", title="share its main habit explains", scale=alt.Scale(domain=[0, 1])),
+                # every head in the legend, in rows of 4 that fit a phone (at most 8 heads: 8 colours)
+                color=alt.Color("head:N", legend=alt.Legend(orient="bottom", columns=4, symbolLimit=0, title=None)),
+                tooltip=[
+                    alt.Tooltip("step:Q", format=","),
+                    alt.Tooltip("head:N"),
+                    alt.Tooltip("pattern:N"),
+                    alt.Tooltip("score:Q", format=".2f"),
+                ],
+            )
+            .properties(height=220, autosize=FIT_WIDTH),  # the legend below, not inside the height
+            width="stretch",
+        )
 
 st.subheader("What it wrote at every evaluation")
 

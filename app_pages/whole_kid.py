@@ -5,7 +5,7 @@ from collections import Counter
 
 import streamlit as st
 
-from tinyllm.explain import glyph
+from tinyllm.explain import count, glyph
 from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
 from ui.charts import candidates_bar
 from ui.data import chapter, computed, model
@@ -25,7 +25,7 @@ st.title("The whole kid")
 st.markdown(
     f"""
 The chapters so far took the kid apart. Here it works as one: a text goes in, and at every position
-a vector of **{C} numbers**, the *residual stream*, is passed up through {L} blocks. Each block
+a vector of **{C} numbers**, the *residual stream*, is passed up through {count(L, "block")}. Each block
 **adds** to it twice: once what attention gathered from earlier positions, once what its
 feed-forward layer computed in place. At the top, the stream becomes one score per character.
 Pick a stage in the diagram's slider to see the real vector there, and what that stage changed.

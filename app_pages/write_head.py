@@ -4,12 +4,11 @@ import streamlit as st
 
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, TEMPLATE
-from tinyllm.jobs import PRESETS
-from tinyllm.runfolder import RunFolder, new_run_name
+from tinyllm.runfolder import RunFolder
 from tinyllm.sandbox import check_in_sandbox
 from ui.data import chapter, current_run
 from ui.exercise import code_policy, draw_report
-from ui.training import jobs, watch
+from ui.training import train_with_head
 
 HINTS = [
     "**Step 1.** k, q and v are three linear maps of the same x: `k = self.key(x)`, `q = self.query(x)`, "
@@ -118,25 +117,6 @@ with results:
         st.info("Fill in the five steps of `forward`, then press **Check**.", icon=":material/edit:")
     passed = bool(last and last["asked"] == asked and last["report"]["ok"])
     if passed:
-        quick = PRESETS["quick"]
-        st.markdown(
-            f"**Train a kid with your Head.** Every head of a new kid will run your `forward`: the "
-            f"quick preset ({quick['steps']:,} steps, {quick['n_layer']} layers of {quick['n_head']} heads)."
-        )
-        if st.button(
-            "Train a quick kid with your Head",
-            icon=":material/model_training:",
-            key="head_train",
-            disabled=jobs().running(),
-        ):
-            name = new_run_name()
-            try:
-                jobs().start(name, quick, head_code=code)
-            except TinyLLMError as e:
-                st.error(str(e))
-            else:
-                watch(name)
-        if jobs().running():
-            st.caption("The server is training another run: one at a time.")
+        train_with_head(code)
     st.markdown("**Stuck?** Hints open one at a time.")
     hints()

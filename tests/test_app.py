@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tinyllm.jobs import PRESETS
 from ui import page_names
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -151,7 +152,8 @@ def test_missing_export_is_explained_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
     at = open_page("meet")
     assert not at.exception
-    assert "python -m tinyllm export" in at.info[0].value
+    assert "the kid's pages cannot be read" in at.info[0].value
+    assert "python -m" not in at.info[0].value and str(tmp_path) not in at.info[0].value  # words, not commands
 
 
 @pytest.mark.slow
@@ -232,6 +234,33 @@ def test_write_head_checks_the_code_and_names_each_mistake(app_env, monkeypatch)
     assert not at.success  # the report was for layer 0
     at.button(key="head_hint").click().run()
     assert "**Step 1.**" in texts(at)
+
+
+@pytest.mark.slow
+def test_training_with_your_head_offline_offers_a_text_of_your_own(app_env, monkeypatch, tmp_path):
+    """No copy of tinyshakespeare and a download that fails at once (a proxy on
+    a closed local port, never the network): Train says so and offers the upload."""
+    import socket
+
+    from head_solutions import SOLUTION
+
+    from ui.training import jobs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.delenv("TINYLLM_DATA", raising=False)
+    monkeypatch.setattr("tinyllm.data.CACHE_DIR", tmp_path / "cache")
+    for name in ("https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, closed)
+    monkeypatch.setenv("PEEK_VISITOR_CODE", "on")
+    at = open_page("write_head")
+    at.text_area(key="head_code").set_value(SOLUTION).run()
+    at.button(key="head_check").click().run()
+    assert at.radio(key="head_corpus").options == ["tinyshakespeare", "my own text file"]
+    at.button(key="head_train").click().run()
+    assert not at.exception and not jobs().running()
+    assert "could not be downloaded" in at.error[0].value and "--data" not in at.error[0].value
 
 
 def test_write_head_without_running_code(app_env, monkeypatch):
@@ -446,8 +475,14 @@ def test_the_training_form_offers_no_more_than_the_server_trains(app_env, monkey
     at.run()
     assert not at.exception
     steps, context = at.sidebar.number_input(key="train_steps"), at.sidebar.number_input(key="train_block_size")
-    assert (steps.max, context.max) == (1000, 24)
+    assert "(50 to 1000)" in steps.help and "(8 to 24)" in context.help
     assert steps.value == 1000 and context.value == 24  # the quick preset asks for 4,000 and 32
+    # more than that is refused with the field's name (the browser test sees it next to Train)
+    from ui.training import settings_problem
+
+    assert settings_problem(dict(PRESETS["quick"], steps=1000, block_size=24)) is None
+    too_many = settings_problem(dict(PRESETS["quick"], steps=1001, block_size=24))
+    assert too_many == "Steps must be from 50 to 1000 (it is 1001)."
 
 
 # Files of a run folder that become FIFOs (a writer never comes) in the tests below.

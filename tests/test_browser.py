@@ -6,6 +6,7 @@ tests/screenshots/ (git-ignored) for a person to look at.
 """
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_text
 from PIL import Image
 
 from ui import APP_PAGES, page_names
@@ -50,7 +52,7 @@ def free_port():
 class Server:
     """`streamlit run streamlit_app.py` on a free port, with these variables set."""
 
-    def __init__(self, tmp: Path, **env):
+    def __init__(self, tmp: Path, unset=(), **env):
         self.log_path = tmp / "streamlit.log"
         self.log = open(self.log_path, "w")
         port = free_port()
@@ -71,7 +73,7 @@ class Server:
                 "false",
             ],
             cwd=ROOT,
-            env=dict(os.environ, **env),
+            env={k: v for k, v in dict(os.environ, **env).items() if k not in unset or k in env},
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -98,16 +100,49 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory, tiny_text):
+def runs_root(tmp_path_factory):
+    """The runs folder of the server the tests share (PEEK_RUNS_DIR)."""
+    return tmp_path_factory.mktemp("browser_runs")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory, tiny_text, runs_root):
     tmp = tmp_path_factory.mktemp("browser")
     corpus = tmp / "rhymes.txt"
     corpus.write_text(tiny_text)
     running = Server(
         tmp,
         PEEK_KID_DIR=str(tiny_run),
-        PEEK_RUNS_DIR=str(tmp / "runs"),
+        PEEK_RUNS_DIR=str(runs_root),
         TINYLLM_DATA=str(corpus),
         PEEK_VISITOR_CODE="on",  # the Head exercise runs code (in the jail) only when set so
+    )
+    yield running.base
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def offline_runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("offline_runs")
+
+
+@pytest.fixture(scope="module")
+def offline_server(tiny_run, tmp_path_factory, offline_runs):
+    """A server with no copy of tinyshakespeare whose download fails at once:
+    no TINYLLM_DATA, an empty cache, and a proxy on a closed local port (the
+    download never reaches the network)."""
+    tmp = tmp_path_factory.mktemp("offline")
+    closed = f"http://127.0.0.1:{free_port()}"
+    proxies = [k for k in os.environ if k.lower().endswith("_proxy")]
+    running = Server(
+        tmp,
+        unset=["TINYLLM_DATA", *proxies],
+        PEEK_KID_DIR=str(tiny_run),
+        PEEK_RUNS_DIR=str(offline_runs),
+        TINYLLM_CACHE=str(tmp / "cache"),
+        https_proxy=closed,
+        HTTPS_PROXY=closed,
+        no_proxy="",
     )
     yield running.base
     running.stop()
@@ -331,3 +366,219 @@ def test_no_page_opens_without_the_frame(name, tiny_run, tmp_path):
             browser.close()
     finally:
         server.stop()
+
+
+# --- what the person in the browser is told -------------------------------
+
+# Words for someone at a terminal, never for the person in the browser.
+TERMINAL_WORDS = ("python -m", "--data", "TINYLLM_DATA", "--out", "/tmp/", str(ROOT))
+
+
+def assert_for_visitor(page):
+    text = page.locator("[data-testid='stApp']").inner_text()
+    for words in TERMINAL_WORDS:
+        assert words not in text, f"{words!r} shown to a visitor:\n{text[:3000]}"
+
+
+def open_sidebar(page):
+    """At phone width the sidebar starts closed: open it."""
+    if page.locator("[data-testid='stSidebar'][data-collapsed='false']").count() == 0:
+        page.locator("[data-testid='stExpandSidebarButton']").click()
+        page.wait_for_timeout(500)
+    return page.locator("[data-testid='stSidebar']")
+
+
+def open_training_form(page):
+    sidebar = open_sidebar(page)
+    summary = sidebar.locator("[data-testid='stExpander'] summary").first
+    if sidebar.get_by_role("button", name="Train").count() == 0:
+        summary.click()
+    return sidebar
+
+
+def choose_run(page, name):
+    open_sidebar(page).locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option").filter(has_text=name).first.click()
+    settle(page)
+
+
+def fake_run(runs, name, progress, output):
+    """A run folder as a run that never reached a checkpoint leaves it."""
+    (runs / name).mkdir()
+    (runs / name / "progress.json").write_text(json.dumps(progress))
+    (runs / name / "train.out").write_text(output)
+
+
+@pytest.mark.slow
+def test_offline_training_and_unfinished_runs_speak_to_the_visitor(offline_server, offline_runs, page, tmp_path):
+    """Item 1: no download, no command line: the form offers the upload; a
+    failed or training run's chapters say so in words, never with a path."""
+    page.set_viewport_size({"width": 1400, "height": 1600})
+    page.goto(f"{offline_server}/train_live")
+    settle(page)
+    sidebar = open_training_form(page)
+    sidebar.get_by_role("button", name="Train").click()
+    expect(sidebar.get_by_text("could not be downloaded")).to_be_visible(timeout=30_000)
+    expect(sidebar.locator("[data-testid='stFileUploaderDropzone']")).to_be_visible()
+    settle(page)
+    no_exception(page)
+    assert_for_visitor(page)
+    page.screenshot(path=SHOTS / "offline_form_1400.png", full_page=True)
+    # the upload it offers trains
+    poem = tmp_path / "poem.txt"
+    poem.write_text(make_text(60))
+    sidebar.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(poem)
+    steps = sidebar.get_by_role("spinbutton", name="Steps")
+    steps.fill("50")
+    sidebar.get_by_role("textbox", name="Run name").fill("offline-upload")
+    sidebar.get_by_role("button", name="Train").click()
+    page.wait_for_function("location.pathname.endsWith('/train_live')")
+    expect(page.get_by_text("Done:")).to_be_visible(timeout=240_000)
+
+    fake_run(
+        offline_runs,
+        "broken",
+        dict(status="failed", step=0, steps=4000),
+        f"error: Could not download tinyshakespeare (refused). Pass --data PATH or set TINYLLM_DATA=PATH. "
+        f"Or put the file at {offline_runs}/.cache/tinyshakespeare.txt yourself.\n",
+    )
+    fake_run(offline_runs, "busy", dict(status="running", step=10, steps=4000, pid=1), "")
+    for width in (1400, 390):
+        page.set_viewport_size({"width": width, "height": 1600})
+        page.goto(f"{offline_server}/attention")
+        settle(page)
+        choose_run(page, "broken")
+        expect(page.get_by_text("failed").first).to_be_visible()
+        no_exception(page)
+        assert_for_visitor(page)
+        page.screenshot(path=SHOTS / f"failed_run_chapter_{width}.png", full_page=True)
+    page.goto(f"{offline_server}/playground")
+    settle(page)
+    assert_for_visitor(page)
+    page.set_viewport_size({"width": 1400, "height": 1600})
+    choose_run(page, "busy")
+    expect(page.get_by_text("still training").first).to_be_visible()
+    assert_for_visitor(page)
+    page.set_viewport_size({"width": 1400, "height": 2200})
+
+
+OWL = """The Owl and the Pussy-cat went to sea
+In a beautiful pea-green boat,
+They took some honey, and plenty of money,
+Wrapped up in a five-pound note.
+The Owl looked up to the stars above,
+And sang to a small guitar,
+O lovely Pussy! O Pussy my love,
+What a beautiful Pussy you are,
+You are, you are!
+What a beautiful Pussy you are!
+Pussy said to the Owl, You elegant fowl!
+How charmingly sweet you sing!
+O let us be married! too long we have tarried:
+But what shall we do for a ring?
+They sailed away, for a year and a day,
+To the land where the Bong-Tree grows
+And there in a wood a Piggy-wig stood
+With a ring at the end of his nose.
+"""
+
+
+@pytest.fixture(scope="module")
+def memorised_run(runs_root):
+    """A run that learned a short poem by heart: its validation loss was
+    lowest early, so the checkpoint it keeps is not its last step."""
+    from helpers import tiny_configs
+
+    from tinyllm.data import corpus_from_bytes
+    from tinyllm.export import export_run
+    from tinyllm.train import train
+
+    run_dir = runs_root / "poem"
+    poem = corpus_from_bytes(OWL.encode(), "owl.txt")
+    summary = train(*tiny_configs(steps=120, eval_interval=10), poem, run_dir)
+    export_run(run_dir)
+    assert summary["best_step"] < summary["step"], summary  # the test needs a run that memorised
+    return run_dir, summary
+
+
+@pytest.mark.slow
+def test_a_kept_checkpoint_before_the_last_step_is_said_everywhere(server, page, memorised_run):
+    """Item 2: the sidebar and Meet the kid say which step was kept, and why."""
+    _, summary = memorised_run
+    kept = f"kept step {summary['best_step']:,} of {summary['step']:,}"
+    page.goto(f"{server}/")
+    settle(page)
+    choose_run(page, "poem")
+    expect(page.locator("[data-testid='stSidebar']").get_by_text(kept)).to_be_visible()
+    expect(page.locator("[data-testid='stMain']").get_by_text(kept).first).to_be_visible()
+    no_exception(page)
+    page.screenshot(path=SHOTS / "meet_memorised.png", full_page=True)
+
+
+@pytest.mark.slow
+def test_the_sidebar_on_a_phone_while_training(server, runs_root, page):
+    """Item 3: a wrong field is named beside Train; after Train the sidebar
+    closes on a phone; its progress moves; after Stop it stops offering Stop."""
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto(f"{server}/train_live")
+    settle(page)
+    sidebar = open_training_form(page)
+    layers = sidebar.get_by_role("spinbutton", name="Layers")
+    layers.fill("99")
+    layers.press("Tab")
+    sidebar.get_by_role("button", name="Train").click()
+    settle(page)
+    expect(sidebar.locator("[data-testid='stAlert']").filter(has_text="Layers")).to_be_visible(timeout=10_000)
+    page.screenshot(path=SHOTS / "form_invalid_390.png", full_page=True)
+    layers.fill("2")
+    layers.press("Tab")
+    sidebar.get_by_role("spinbutton", name="Steps").fill("3000")
+    sidebar.get_by_role("textbox", name="Run name").fill("phone")
+    sidebar.get_by_role("button", name="Train").click()
+    page.wait_for_function("location.pathname.endsWith('/train_live')")
+    settle(page)
+    expect(page.locator("[data-testid='stSidebar'][data-collapsed='true']")).to_have_count(1, timeout=10_000)
+    bar = page.locator("[data-testid='stMain'] [data-testid='stProgress']").first
+    expect(bar).not_to_contain_text("step 0 of", timeout=60_000)
+    page.screenshot(path=SHOTS / "train_live_390.png", full_page=True)
+    sidebar = open_sidebar(page)
+    line = sidebar.locator("[data-testid='stProgress']").first
+    expect(line).to_contain_text("step")
+    first = line.inner_text()
+    page.wait_for_timeout(3000)
+    assert line.inner_text() != first, "the sidebar's progress did not move"
+    sidebar.get_by_role("button", name="Stop").click()
+    expect(sidebar.get_by_role("button", name="Stop")).to_have_count(0, timeout=60_000)
+    expect(page.get_by_text("It can be resumed below")).to_be_visible(timeout=60_000)
+    no_exception(page)
+    shutil.rmtree(runs_root / "phone")  # not offered for resuming to the tests after this one
+    page.set_viewport_size({"width": 1400, "height": 2200})
+
+
+@pytest.mark.slow
+def test_a_visitor_keeps_their_runs_and_choice_after_a_reload(server, page, memorised_run):
+    """Item 4: F5 keeps the run chosen in the sidebar and the visitor's own
+    runs (they can still delete them); a deleted run leaves no ghost."""
+    page.set_viewport_size({"width": 1400, "height": 1600})
+    page.goto(f"{server}/train_live")
+    settle(page)
+    sidebar = open_training_form(page)
+    sidebar.get_by_role("spinbutton", name="Steps").fill("3000")
+    sidebar.get_by_role("textbox", name="Run name").fill("mine")
+    sidebar.get_by_role("button", name="Train").click()
+    page.wait_for_function("location.pathname.endsWith('/train_live')")
+    stop = page.locator("[data-testid='stMain']").get_by_role("button", name="Stop")
+    stop.click()
+    expect(page.get_by_text("It can be resumed below")).to_be_visible(timeout=120_000)
+    choose_run(page, "poem")
+    page.reload()
+    settle(page)
+    expect(page.get_by_role("combobox", name="Run to look inside")).to_have_value("poem")
+    main = page.locator("[data-testid='stMain']")
+    expect(main.get_by_role("button", name="Delete")).to_be_visible()
+    main.get_by_role("button", name="Delete").click()
+    settle(page)
+    expect(main.get_by_text("Run 'mine'")).to_have_count(0)
+    expect(main.locator(".st-key-train_live_delete_name").filter(has_text="mine")).to_have_count(0)
+    no_exception(page)
+    page.set_viewport_size({"width": 1400, "height": 2200})

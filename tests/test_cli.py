@@ -167,3 +167,66 @@ def test_resume_says_which_settings_it_ignores(tiny_corpus, tiny_data_file, tmp_
     assert main(["train", "--out", str(out), "--resume", "--quiet", "--lr", "0.5", "--n-layer", "3"]) == 0
     err = capsys.readouterr().err
     assert "ignoring --n-layer, --lr" in err or "ignoring --lr, --n-layer" in err
+
+
+def offline_env(tmp_path):
+    """No TINYLLM_DATA, an empty cache, and a download that fails at once (a
+    proxy on a closed local port): the network is never reached."""
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if k != "TINYLLM_DATA" and not k.lower().endswith("_proxy")}
+    return dict(env, TINYLLM_CACHE=str(tmp_path / "cache"), https_proxy=closed, HTTPS_PROXY=closed)
+
+
+def test_eval_of_a_run_trained_on_an_upload_uses_the_text_it_kept(tiny_run, tmp_path, tiny_text):
+    import shutil
+
+    run = tmp_path / "uploaded"
+    run.mkdir()
+    shutil.copy(tiny_run / "model.pt", run / "model.pt")
+    result = tinyllm("eval", "--checkpoint", run / "model.pt", env=offline_env(tmp_path))
+    assert result.returncode == 2
+    assert "--data PATH/TO/rhymes.txt" in result.stderr and "download" not in result.stderr
+    (run / "upload").mkdir()
+    (run / "upload" / "rhymes.txt").write_text(tiny_text)
+    result = tinyllm("eval", "--checkpoint", run, env=offline_env(tmp_path))  # the folder: its model.pt
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("val_loss ")
+
+
+def test_the_stop_hint_repeats_the_data_it_needs(tmp_path, tiny_text, capsys):
+    import os
+
+    from tinyllm.cli import main
+
+    corpus, out = tmp_path / "rhymes.txt", tmp_path / "run"
+    corpus.write_text(tiny_text)
+    out.mkdir()
+    (out / "STOP").write_text(str(os.getpid()))  # stops at its first step
+    small = ["--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--block-size", "8", "--eval-batches", "1"]
+    assert main(["train", "--out", str(out), "--data", str(corpus), "--quiet", *small]) == 0
+    assert f"train --out {out} --data {corpus} --resume" in capsys.readouterr().out
+
+
+def test_sample_refuses_unknown_characters_before_writing_anything(tiny_run):
+    result = tinyllm("sample", "--checkpoint", tiny_run / "model.pt", "--prompt", "héllo €")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "'é'" in result.stderr and "'€'" in result.stderr
+
+
+def test_show_takes_a_run_folder(tiny_run, tmp_path):
+    result = tinyllm("show", "--checkpoint", tiny_run)
+    assert result.returncode == 0, result.stderr
+    assert f"checkpoint  {tiny_run / 'model.pt'}" in result.stdout
+    result = tinyllm("show", "--checkpoint", tmp_path)
+    assert result.returncode == 2 and "no model.pt in it" in result.stderr
+
+
+def test_a_misspelt_flag_shows_its_command_s_usage():
+    result = tinyllm("train", "--stpes", "5")
+    assert result.returncode == 2
+    assert "usage: python -m tinyllm train" in result.stderr and "--stpes" in result.stderr

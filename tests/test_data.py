@@ -32,7 +32,12 @@ def test_split_is_first_90_percent_then_last_10():
 
 @pytest.mark.parametrize(
     "raw, message",
-    [(b"", "empty"), (b"\x00\x01\x02binary", "binary"), (b"\xff\xfe caf\xe9", "not UTF-8")],
+    [
+        (b"", "is empty"),
+        (b"a", "holds a single character"),  # not "empty"
+        (b"\x00\x01\x02binary", "binary"),
+        (b"\xff\xfe caf\xe9", "not UTF-8"),
+    ],
 )
 def test_bad_corpus_files_are_refused(raw, message):
     with pytest.raises(TinyLLMError, match=message):

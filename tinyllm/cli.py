@@ -7,17 +7,19 @@ the same functions (and starts training through this very entry point).
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from tinyllm.checkpoint import load_model
-from tinyllm.data import load_corpus, split
+from tinyllm.data import TINYSHAKESPEARE_MD5, load_corpus, read_text_file, split
 from tinyllm.distributed import is_main_process
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, HeadCodeError, load_head_class, write_template
 from tinyllm.model import GPTConfig, param_table
-from tinyllm.runfolder import new_run_name, runs_dir
+from tinyllm.runfolder import RunFolder, new_run_name, runs_dir
 from tinyllm.sample import SampleSettings, generate
 from tinyllm.settings import described, flag
 from tinyllm.train import PRECISIONS, Engine, TrainConfig, configs_from, exact_loss, train
@@ -183,14 +185,29 @@ def cmd_train(args):
     if not is_main_process():  # under torchrun, process 0 reports and exports
         return
     if summary["status"] == "stopped":
-        print(f"Stopped cleanly. Continue with: python -m tinyllm train --out {args.out} --resume")
+        again = ["--out", args.out]
+        for name in ("data", "head"):  # what the resumed run needs again (its settings it keeps itself)
+            if getattr(args, name):
+                again += [f"--{name}", getattr(args, name)]
+        print(f"Stopped cleanly. Continue with: python -m tinyllm train {shlex.join(again)} --resume")
     elif args.export:
         export_and_report(args.out)
 
 
+def checkpoint_path(given: str) -> str:
+    """A checkpoint's path; a run folder stands for its kept checkpoint, model.pt."""
+    path = Path(given)
+    if path.is_dir():
+        if not RunFolder(path).model.is_file():
+            raise TinyLLMError(f"{given} is a folder with no model.pt in it: give a checkpoint file (.pt).")
+        return str(RunFolder(path).model)
+    return given
+
+
 def cmd_sample(args):
-    model, vocab, _ = load_model(args.checkpoint)
+    model, vocab, _ = load_model(checkpoint_path(args.checkpoint))
     settings = SampleSettings(args.length, args.temperature, args.top_k, args.top_p, args.seed)
+    vocab.encode(args.prompt)  # characters the kid never saw are an error before anything is printed
     sys.stdout.write(args.prompt)
     for c in generate(model, vocab, args.prompt, settings, use_cache=not args.no_cache):
         sys.stdout.write(c.char)
@@ -199,6 +216,7 @@ def cmd_sample(args):
 
 
 def cmd_show(args):
+    args.checkpoint = checkpoint_path(args.checkpoint)
     model, vocab, ckpt = load_model(args.checkpoint)
     print(f"checkpoint  {args.checkpoint}")
     print("config      " + ", ".join(f"{k}={v}" for k, v in ckpt["config"].items()))
@@ -216,9 +234,27 @@ def cmd_show(args):
     print("sample (seed 0):\n" + text)
 
 
+def eval_corpus(args, ckpt):
+    """The text to measure on: --data, else $TINYLLM_DATA, else the text a run
+    folder kept (an upload), else tinyshakespeare if that is what it read."""
+    if args.data or os.environ.get("TINYLLM_DATA") or ckpt["corpus"]["md5"] == TINYSHAKESPEARE_MD5:
+        return load_corpus(args.data)
+    kept = RunFolder(Path(args.checkpoint).parent).upload
+    for path in sorted(kept.glob("*")) if kept.is_dir() else []:
+        corpus = read_text_file(path)
+        if corpus.md5 == ckpt["corpus"]["md5"]:
+            print(f"note: measuring on the text this run kept, {path}", file=sys.stderr)
+            return corpus
+    raise TinyLLMError(
+        f"This checkpoint was trained on {ckpt['corpus']['name']} (md5 {ckpt['corpus']['md5']}), not "
+        f"tinyshakespeare: give that text with --data PATH/TO/{ckpt['corpus']['name']}."
+    )
+
+
 def cmd_eval(args):
+    args.checkpoint = checkpoint_path(args.checkpoint)
     model, vocab, ckpt = load_model(args.checkpoint)
-    corpus = load_corpus(args.data)
+    corpus = eval_corpus(args, ckpt)
     if corpus.md5 != ckpt["corpus"]["md5"]:
         print(
             f"note: this corpus (md5 {corpus.md5}) is not the one the checkpoint was trained on "
@@ -259,7 +295,8 @@ def cmd_check_head(args):
     from tinyllm.sandbox import SandboxLimits
 
     # the app's time limit: an endless loop in the learner's code ends with a message
-    report = check_head_file(args.path, args.checkpoint, args.layer, args.head, SandboxLimits().seconds)
+    checkpoint = checkpoint_path(args.checkpoint)
+    report = check_head_file(args.path, checkpoint, args.layer, args.head, SandboxLimits().seconds)
     print(json.dumps(report, indent=1, ensure_ascii=False) if args.json else format_report(report))
     if report["ok"] and not args.json:
         print(f"Train a kid with it: python -m tinyllm train --head {args.path}")
@@ -267,7 +304,11 @@ def cmd_check_head(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # a misspelt flag: the usage of the command it was given to, not the top level's
+        commands = next(a for a in parser._actions if a.dest == "command").choices
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     command = {
         "train": cmd_train,
         "sample": cmd_sample,

@@ -25,6 +25,12 @@ CACHE_DIR = Path(os.environ.get("TINYLLM_CACHE", ".cache")).absolute()
 TRAIN_FRACTION = 0.9  # first 90% train, last 10% validation: the standard split
 SLICE_CHARS = 16_384  # a run keeps this many first characters of its validation split (corpus_facts)
 
+DOWNLOAD_FAILED = "Could not download tinyshakespeare"  # how the message starts (the app recognises it)
+
+
+class DownloadError(TinyLLMError):
+    """tinyshakespeare could not be downloaded: the app offers an upload instead."""
+
 
 @dataclass
 class Corpus:
@@ -68,7 +74,8 @@ def corpus_from_bytes(data: bytes, name: str, path: str = "") -> Corpus:
     except UnicodeDecodeError as e:
         raise TinyLLMError(f"{name} is not UTF-8 text (byte {e.start} cannot be decoded).") from None
     if len(text) < 2:
-        raise TinyLLMError(f"{name} is empty: the kid needs text to read.")
+        what = "is empty" if not text else "holds a single character"
+        raise TinyLLMError(f"{name} {what}: the kid needs at least two characters to learn which follows which.")
     md5 = md5_of(data)
     if md5 == TINYSHAKESPEARE_MD5:
         name = "tinyshakespeare"
@@ -80,8 +87,8 @@ def download_tinyshakespeare(dest: Path):
         with urllib.request.urlopen(TINYSHAKESPEARE_URL, timeout=30) as response:
             data = response.read()
     except OSError as e:
-        raise TinyLLMError(
-            f"Could not download tinyshakespeare ({e}). Without a network connection, "
+        raise DownloadError(
+            f"{DOWNLOAD_FAILED} ({e}). Without a network connection, "
             "point tinyllm at a local copy: pass --data PATH/TO/input.txt or set "
             "TINYLLM_DATA=PATH/TO/input.txt (any UTF-8 text file works). "
             f"Or put the file at {dest} yourself."

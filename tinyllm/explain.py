@@ -104,3 +104,8 @@ def describe_distances(by_distance: list, shown: int = 5) -> dict:
         steady=all(a > b for a, b in zip(near, near[1:])),
         peaks=peaks,
     )
+
+
+def count(n: int, noun: str) -> str:
+    """'1 block', '4 blocks', '1,024 characters': a number with its noun, singular for one."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

@@ -251,10 +251,12 @@ class TrainingJobs:
         corpus_name: str = "upload.txt",
         resume=False,
         head_code: str | None = None,
+        owner: str | None = None,
     ) -> Path:
         """Start (or resume) run `name`. corpus_bytes: an uploaded text, else tinyshakespeare.
         head_code: a visitor's attention Head (its source), to train with in every head; that
-        run's process gets the sandbox's treatment (sandbox.train_in_sandbox)."""
+        run's process gets the sandbox's treatment (sandbox.train_in_sandbox). owner: a secret
+        of the visitor's browser; its hash is written in the run folder (RunFolder.owned_by)."""
         with self.lock:
             if self.running():
                 raise TinyLLMError(self.busy_message())
@@ -293,6 +295,8 @@ class TrainingJobs:
                     vocab_size, corpus_chars = len(Vocab.from_text(corpus.text)), len(corpus.text)
                 self.limits.check(settings, vocab_size, corpus_chars)
                 run_dir.mkdir(parents=True)
+                if owner is not None:
+                    atomic_write_bytes(folder.owner, folder.owner_hash(owner).encode())
                 if corpus_bytes is not None:
                     # keep the file's own name (the run records it), never its path
                     given = Path(corpus_name).name

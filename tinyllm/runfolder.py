@@ -12,6 +12,8 @@ Every file in a run folder is untrusted: readers take regular files only and
 never wait on one (a FIFO named progress.json must not hang a page).
 """
 
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -42,6 +44,7 @@ FILES = {  # file name in a run folder: what it holds
     "upload": "the text a visitor uploaded to train on (runs started from the app)",
     "head": "a visitor's own attention Head, used in every head (runs started from the app)",
     "train.out": "the training process's own messages (runs started from the app)",
+    "owner": "a hash of the secret of the browser that started the run (runs started from the app)",
     ".writer": "locked by the one process writing the folder, with its process id inside",
 }
 STATES = ("running", "stopped", "failed", "done")  # what progress.json's status may say
@@ -81,6 +84,20 @@ class RunFolder:
     upload = property(lambda self: self.file("upload"))
     head = property(lambda self: self.file("head"))
     output = property(lambda self: self.file("train.out"))
+    owner = property(lambda self: self.file("owner"))
+
+    @staticmethod
+    def owner_hash(secret: str) -> str:
+        """What the owner file holds: a hash, so the folder never holds the secret itself."""
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def owned_by(self, secret: str) -> bool:
+        """Whether the browser holding `secret` started this run."""
+        try:
+            written = self.owner.read_text(encoding="ascii", errors="replace")[:64]
+        except OSError:
+            return False
+        return hmac.compare_digest(written, self.owner_hash(secret))
 
     def snapshot(self, step: int) -> Path:
         return self.snapshots / f"step_{step:06d}.pt"
@@ -291,6 +308,7 @@ class RunInfo:
     problem: str | None = None  # why an exported run cannot be shown, in a visitor's words
     state: str | None = None  # RunFolder.state(): running, stopped, failed, done (None: no record)
     checkpoint: bool = False  # has its kept checkpoint: something inside to show once exported
+    best_step: int | None = None  # the step of the kept checkpoint (lowest validation loss)
 
 
 def run_info(name: str, path: Path) -> RunInfo:
@@ -307,7 +325,8 @@ def run_info(name: str, path: Path) -> RunInfo:
     val = card.get("exact_val_loss") or card.get("val_loss")
     if not (is_count(params) and is_count(steps) and isinstance(val, (int, float)) and not isinstance(val, bool)):
         return RunInfo(name, path, False, problem="its model card lacks the parameter count, steps or loss")
-    return RunInfo(name, path, True, params, steps, float(val))
+    best = card.get("best_step")
+    return RunInfo(name, path, True, params, steps, float(val), best_step=best if is_count(best) else None)
 
 
 def list_runs(kid_dir: Path) -> list:

@@ -326,7 +326,7 @@ def loss_curves(rows, uniform_loss, best_step=None, height=320):
             color=alt.Color(
                 "split:N",
                 scale=alt.Scale(domain=["train", "validation"], range=["#1f77b4", "#e6550d"]),
-                legend=alt.Legend(title=None, orient="top-right"),
+                legend=alt.Legend(title=None, orient="top", direction="horizontal"),  # above, never on a curve
             ),
             tooltip=[alt.Tooltip("step:Q"), alt.Tooltip("split:N"), alt.Tooltip("loss:Q", format=".4f")],
         )
@@ -413,21 +413,28 @@ def embedding_scatter_spec(height, x_title, y_title, frame) -> str:
 
 
 def snapshot_timeline(rows, snapshot_steps, selected, height=60) -> Picture:
-    """Where the snapshots lie in training, on an axis of steps: the
-    validation loss as a thin line, a dot per snapshot, the selected one
-    large and dark. The scrubber above it is spaced by snapshot (so that
-    steps 50 and 100 stay apart on a phone); this shows their real spacing."""
-    losses = pd.DataFrame({"step": [r["step"] for r in rows], "val_loss": [r["val_loss"] for r in rows]})
-    dots = losses[losses["step"].isin(snapshot_steps)].reset_index(drop=True)
+    """Where the snapshots lie in training: a dot per snapshot, the selected
+    one large and dark, under the scrubber and spaced like its stops (one
+    stop per snapshot, so that steps 50 and 100 stay apart on a phone), with
+    the validation loss as a thin line between them. The axis names the
+    steps, so the early, close snapshots read as such."""
+    steps = list(snapshot_steps)
+    # each evaluation at its place between the snapshots around it
+    at = np.interp([r["step"] for r in rows], steps, range(len(steps)))
+    losses = pd.DataFrame({"at": at, "step": [r["step"] for r in rows], "val_loss": [r["val_loss"] for r in rows]})
+    dots = losses[losses["step"].isin(steps)].reset_index(drop=True)
     # the selected dot is a table of one row: a move redraws that dot alone
     tables = {"losses": losses, "snapshots": dots, "selected": dots[dots["step"] == selected]}
-    return Picture(snapshot_timeline_spec(height), tables)
+    return Picture(snapshot_timeline_spec(height, tuple(steps)), tables)
 
 
 @functools.lru_cache(maxsize=4)
-def snapshot_timeline_spec(height) -> str:
-    """The timeline's description, the same at every step: built once."""
-    x = alt.X("step:Q", title="training step", axis=alt.Axis(format=",d"), scale=alt.Scale(nice=False))
+def snapshot_timeline_spec(height, steps) -> str:
+    """The timeline's description, the same at every step of one run: built once."""
+    n = len(steps)
+    ticks = sorted({round(i * (n - 1) / 4) for i in range(5)})  # five labels, the first and the last among them
+    axis = labelled_axis([f"{s:,}" for s in steps], "training step", values=ticks, labelOverlap=True)
+    x = alt.X("at:Q", axis=axis, scale=alt.Scale(domain=[0, max(1, n - 1)], nice=False, padding=0))
     y = alt.Y("val_loss:Q", title=None, axis=None, scale=alt.Scale(zero=False))
     tooltip = [alt.Tooltip("step:Q", format=","), alt.Tooltip("val_loss:Q", format=".3f", title="val loss")]
     line = alt.Chart(alt.Data(name="losses")).mark_line(color="#999", strokeWidth=1).encode(x=x, y=y)

@@ -18,6 +18,7 @@ from tinyllm.export import analyze_text, export_run, read_chapter
 from tinyllm.flow import full_flow
 from tinyllm.runfolder import RUN_NAME, RunFolder, run_info, runs_dir
 from ui import APP_DIR
+from ui.training import failure_reason, visitor_words
 
 
 def mtime_ns(path: Path) -> int:
@@ -53,12 +54,30 @@ def current_run() -> Path:
 
 
 def explain_and_stop(error: Exception):
-    """A chapter cannot be read. For a visitor's run that has a checkpoint and
-    is not training, offer to write its chapters (export) right here;
-    otherwise say why, and stop the page."""
+    """A chapter cannot be read. Say why in a visitor's words (never a path or
+    a command) and stop the page: a run still training, a run that ended
+    before its first checkpoint, or one whose pages can be written right here."""
     run_dir = current_run()
     info = run_info(run_dir.name, run_dir)
-    if run_dir != kid_dir() and info.checkpoint and info.state != "running":
+    live_page = "app_pages/train_live.py"
+    if run_dir == kid_dir():
+        st.info(f"**This page has nothing to show**: the kid's pages cannot be read ({visitor_words(str(error))}).")
+    elif info.state == "running":
+        st.info(
+            f"**'{run_dir.name}' is still training**: its chapters appear when it finishes.",
+            icon=":material/hourglass_top:",
+        )
+        st.page_link(live_page, label="Watch it learn", icon=":material/monitoring:")
+    elif not info.checkpoint:
+        step = (RunFolder(run_dir).read_object(RunFolder(run_dir).progress) or {}).get("step")
+        at = f" at step {step:,}" if isinstance(step, int) and not isinstance(step, bool) else ""
+        st.warning(
+            f"**'{run_dir.name}' failed{at}**, before its first checkpoint, because "
+            f"{failure_reason(run_dir)}. There is nothing inside it to show: delete it in *Train your own kid*.",
+            icon=":material/error:",
+        )
+        st.page_link(live_page, label="Train your own kid", icon=":material/model_training:")
+    else:
         st.info(
             "**This run's pages are not written yet** (or were written by another version of peek).",
             icon=":material/info:",
@@ -68,11 +87,9 @@ def explain_and_stop(error: Exception):
                 try:
                     export_run(run_dir)
                 except TinyLLMError as e:
-                    st.error(f"Writing them failed: {e}")
+                    st.error(f"Writing them failed: {visitor_words(str(e))}.")
                     st.stop()
             st.rerun()
-        st.stop()
-    st.info(f"**This page has nothing to show yet.** {error}", icon=":material/info:")
     st.stop()
 
 

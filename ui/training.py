@@ -1,4 +1,5 @@
-"""The training tool: the sidebar form with its Train button, and the shared job.
+"""The training tool: the sidebar form with its Train button, the shared job,
+and what the app tells a visitor about a run (in words, never a command).
 
 The job manager is one object per server process (tinyllm.jobs.shared_jobs,
 not a Streamlit cache, which any client can clear), and whether a run trains
@@ -6,17 +7,27 @@ is read from its folder's lock: every visitor sees the same running job and a
 second start is refused.
 """
 
+import re
+import secrets
+from pathlib import Path
+
 import streamlit as st
 
+from tinyllm.data import DOWNLOAD_FAILED, DownloadError, load_corpus
 from tinyllm.errors import TinyLLMError
 from tinyllm.jobs import PRESETS, QUICK_TAKES, TrainingJobs, shared_jobs
 from tinyllm.model import GPTConfig
-from tinyllm.runfolder import new_run_name
+from tinyllm.runfolder import RUN_NAME, RunFolder, new_run_name, runs_dir
 from tinyllm.settings import form_fields
 from tinyllm.train import TrainConfig
 
 # The settings the form offers, with their labels and ranges (tinyllm/settings.py).
 FORM_FIELDS = form_fields(GPTConfig, TrainConfig)
+CORPORA = ["tinyshakespeare", "my own text file"]
+NO_DOWNLOAD = (
+    "tinyshakespeare could not be downloaded on this server right now. "
+    "Upload a text file of your own (any UTF-8 .txt) to train on it instead."
+)
 
 
 def jobs() -> TrainingJobs:
@@ -29,10 +40,19 @@ def form_caps() -> dict:
     return {"steps": limits.max_steps, "block_size": limits.max_context}
 
 
+def form_range(setting_field) -> tuple:
+    """(low, high) the form accepts for a setting: its own range within this server's limits."""
+    low, high, _ = setting_field.form
+    return low, max(low, min(high, form_caps().get(setting_field.name, high)))
+
+
 def apply_preset():
     caps = form_caps()
     for name, value in PRESETS[st.session_state["train_preset"]].items():
         st.session_state[f"train_{name}"] = min(value, caps.get(name, value))
+
+
+# --- the sidebar ------------------------------------------------------------
 
 
 def sidebar_form():
@@ -42,20 +62,11 @@ def sidebar_form():
         st.session_state["train_preset"] = "quick"
         apply_preset()
         st.session_state["train_name"] = new_run_name()
+    if st.session_state.pop("train_close_sidebar", False):
+        close_sidebar_on_a_phone()
     with st.sidebar.expander("Train a new kid", icon=":material/model_training:", expanded=job.running()):
         if job.running():
-            progress = job.status().get("progress")
-            if progress:  # as of this page's last run; the training page follows it live
-                st.progress(
-                    progress["step"] / progress["steps"],
-                    text=f"'{job.name}': step {progress['step']:,} of {progress['steps']:,}",
-                )
-            else:
-                st.caption(f"'{job.name}' is starting...")
-            st.page_link("app_pages/train_live.py", label="Watch it learn", icon=":material/monitoring:")
-            if st.button("Stop", key="train_stop_sidebar", icon=":material/stop:"):
-                job.stop()
-                st.toast("Stopping: the run saves a checkpoint you can resume.")
+            sidebar_progress()
             return
         st.radio(
             "Preset",
@@ -65,45 +76,137 @@ def sidebar_form():
             horizontal=True,
             help=f"quick: {QUICK_TAKES} on a small server. The kid's recipe: what trained the kid.",
         )
+        if st.session_state.pop("train_offer_upload", False):  # tinyshakespeare could not be had
+            st.session_state["train_corpus"] = CORPORA[1]
         # Outside the form: choosing a file shows the uploader at once.
-        corpus = st.radio("Corpus", ["tinyshakespeare", "my own text file"], key="train_corpus")
+        corpus = st.radio("Corpus", CORPORA, key="train_corpus")
+        if st.session_state.get("train_no_download") and corpus == CORPORA[1]:
+            st.warning(NO_DOWNLOAD, icon=":material/cloud_off:")
         # A form: editing a setting does not rerun the page behind it; Train sends them all.
         with st.form("train_form", border=False, enter_to_submit=False):
             settings = {}
-            caps = form_caps()
             for setting_field in FORM_FIELDS:
-                low, high, step = setting_field.form
-                high = max(low, min(high, caps.get(setting_field.name, high)))
+                # no bounds in the browser: a value out of range would only turn the field red
+                # and make Train do nothing; start() says what is wrong instead
                 settings[setting_field.name] = st.number_input(
                     setting_field.label,
-                    low,
-                    high,
-                    step=step,
+                    step=setting_field.form[2],
                     key=f"train_{setting_field.name}",
-                    help=setting_field.help,
+                    help=setting_field.help + " ({:g} to {:g})".format(*form_range(setting_field)),
                     format="%.4f" if setting_field.name == "lr" else None,
                 )
             upload = None
-            if corpus == "my own text file":
+            if corpus == CORPORA[1]:
                 upload = st.file_uploader("A UTF-8 .txt file", type=["txt"], key="train_upload")
             name = st.text_input("Run name", key="train_name", help="Letters, digits, - and _.")
             if st.form_submit_button("Train", type="primary", key="train_start", icon=":material/play_arrow:"):
-                start(name, settings, upload, corpus)
+                problem = start(name, settings, upload, corpus)
+                if problem == NO_DOWNLOAD and corpus == CORPORA[0]:
+                    st.session_state["train_no_download"] = st.session_state["train_offer_upload"] = True
+                    st.rerun()
+                if problem:
+                    st.error(problem)
 
 
-def start(name, settings, upload, corpus):
-    if corpus == "my own text file" and upload is None:
-        st.error("Choose a text file first.")
-        return
+@st.fragment(run_every=1.0)
+def sidebar_progress():
+    """The running job's progress, followed every second; when it ends, the
+    whole page runs again, so the form comes back in place of Stop."""
+    job = jobs()
+    if not job.running():
+        st.rerun(scope="app")
+    progress = job.status().get("progress")
+    if progress and progress.get("status") == "running":
+        st.progress(
+            min(1.0, progress["step"] / max(1, progress["steps"])),
+            text=f"'{job.name}': step {progress['step']:,} of {progress['steps']:,}",
+        )
+    else:
+        st.caption(f"'{job.name}' is starting...")
+    st.page_link("app_pages/train_live.py", label="Watch it learn", icon=":material/monitoring:")
+    if st.button("Stop", key="train_stop_sidebar", icon=":material/stop:"):
+        job.stop()
+        st.toast("Stopping: the run saves a checkpoint you can resume.")
+
+
+def close_sidebar_on_a_phone():
+    """On a narrow screen the open sidebar covers the page: close it, as a tap beside it would."""
+    st.html(
+        """<script>
+        if (window.innerWidth < 768) {
+          const button = document.querySelector('[data-testid="stSidebarCollapseButton"] button')
+            || document.querySelector('[data-testid="stSidebar"] [data-testid="stBaseButton-headerNoPadding"]');
+          if (button) button.click();
+        }
+        </script>""",
+        unsafe_allow_javascript=True,
+    )
+
+
+# --- starting a run -----------------------------------------------------------
+
+
+def settings_problem(settings: dict) -> str | None:
+    """The first setting outside the form's range, in the form's words."""
+    for setting_field in FORM_FIELDS:
+        low, high = form_range(setting_field)
+        value = settings.get(setting_field.name)
+        if value is None or not low <= value <= high:
+            shown = "nothing" if value is None else f"{value:g}"
+            return f"{setting_field.label} must be from {low:g} to {high:g} (it is {shown})."
+    return None
+
+
+def tinyshakespeare_problem() -> str | None:
+    """None when tinyshakespeare is here (or could be downloaded now); else what to do instead."""
+    try:
+        with st.spinner("Fetching tinyshakespeare (1 MB, once)..."):
+            load_corpus()
+    except DownloadError:
+        return NO_DOWNLOAD
+    except TinyLLMError as e:  # a deployer's TINYLLM_DATA that cannot be read
+        return f"The server's copy of the text cannot be read ({visitor_words(str(e))}). Upload a text file."
+    return None
+
+
+def start(name, settings, upload, corpus, head_code=None) -> str | None:
+    """Start a run for this visitor and show it training; or what is wrong, in words."""
+    if corpus == CORPORA[1] and upload is None:
+        return "Choose a text file first."
+    problem = settings_problem(settings) if head_code is None else None
+    if problem is None and upload is None:
+        problem = tinyshakespeare_problem()
+    if problem:
+        return problem
     try:
         if upload is not None:
-            jobs().start(name, settings, upload.getvalue(), upload.name)
+            jobs().start(name, settings, upload.getvalue(), upload.name, head_code=head_code, owner=visitor())
         else:
-            jobs().start(name, settings)
+            jobs().start(name, settings, head_code=head_code, owner=visitor())
     except TinyLLMError as e:
-        st.error(str(e))
-        return
+        return visitor_words(str(e))
     watch(name)
+
+
+def train_with_head(code: str):
+    """The Write-attention page's offer: a quick kid whose every head runs the
+    visitor's Head, on tinyshakespeare or a text of their own."""
+    quick = PRESETS["quick"]
+    st.markdown(
+        f"**Train a kid with your Head.** Every head of a new kid will run your `forward`: the "
+        f"quick preset ({quick['steps']:,} steps, {quick['n_layer']} layers of {quick['n_head']} heads)."
+    )
+    corpus = st.radio("Corpus", CORPORA, key="head_corpus", horizontal=True)
+    upload = st.file_uploader("A UTF-8 .txt file", type=["txt"], key="head_upload") if corpus == CORPORA[1] else None
+    running = jobs().running()
+    if st.button(
+        "Train a quick kid with your Head", icon=":material/model_training:", key="head_train", disabled=running
+    ):
+        problem = start(new_run_name(), quick, upload, corpus, head_code=code)
+        if problem:
+            st.error(problem)
+    if running:
+        st.caption("The server is training another run: one at a time.")
 
 
 def watch(name: str):
@@ -111,9 +214,80 @@ def watch(name: str):
     delete it) and show it training."""
     st.session_state.setdefault("my_runs", set()).add(name)
     st.session_state["train_watching"] = name
+    st.session_state["train_close_sidebar"] = True
     st.switch_page("app_pages/train_live.py")
 
 
+# --- whose runs: a secret kept in a cookie of the visitor's browser ---------
+
+COOKIE = "peek_visitor"
+SECRET = re.compile(r"[A-Za-z0-9_-]{22,64}")
+
+
+def visitor() -> str:
+    """This browser's secret: from its cookie (so that it survives a reload),
+    else a new one, which the browser is asked to keep (for 30 days)."""
+    if "visitor" not in st.session_state:
+        kept = st.context.cookies.get(COOKIE)  # (not a string in a test's AppTest)
+        st.session_state["visitor"] = (
+            kept if isinstance(kept, str) and SECRET.fullmatch(kept) else secrets.token_urlsafe(24)
+        )
+    secret = st.session_state["visitor"]
+    if st.context.cookies.get(COOKIE) != secret and not st.session_state.get("visitor_cookie_set"):
+        st.session_state["visitor_cookie_set"] = True
+        st.html(
+            f"<script>document.cookie = '{COOKIE}={secret}; path=/; max-age=2592000; SameSite=Strict';</script>",
+            unsafe_allow_javascript=True,
+        )
+    return secret
+
+
 def my_runs() -> set:
-    """The runs this visitor started in this browser session."""
-    return st.session_state.get("my_runs", set())
+    """The runs this visitor started: in this session, or in this browser before (the owner file)."""
+    mine = set(st.session_state.get("my_runs", set()))
+    if runs_dir().is_dir():
+        secret = visitor()
+        mine |= {p.name for p in runs_dir().iterdir() if RUN_NAME.fullmatch(p.name) and RunFolder(p).owned_by(secret)}
+    return mine
+
+
+# --- a run, in a visitor's words ----------------------------------------------
+
+# A sentence written for someone at a terminal: a command, a flag or an environment variable.
+TERMINAL_ADVICE = re.compile(r"python -m|(?:^|\s)--[a-z]|\b[A-Z]+_[A-Z_]+=")
+# A path on the server (after a space, a quote or a bracket, or at the start): shown by its last part only.
+SERVER_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\][^\s'\"()]+")
+
+
+def visitor_words(message: str) -> str:
+    """A message of the package or the training process, for the person in the
+    browser: no server path, and a failed download said as what it means."""
+    message = message.strip().removeprefix("error: ")
+    if message.startswith(DOWNLOAD_FAILED):
+        return "tinyshakespeare could not be downloaded on this server"
+    # the package's advice for a terminal ("Create it with: python -m tinyllm ...") is left out
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", message) if not TERMINAL_ADVICE.search(s)]
+    return SERVER_PATH.sub(lambda m: Path(m.group()).name, " ".join(sentences)).rstrip(".")
+
+
+def failure_reason(run_dir: Path) -> str:
+    """Why a run failed: the last line its training process wrote, in a visitor's words."""
+    try:
+        with open(RunFolder(run_dir).output, "rb") as out:
+            out.seek(0, 2)
+            out.seek(max(0, out.tell() - 2000))
+            lines = out.read().decode("utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return visitor_words(lines[-1]) if lines else "it did not say why"
+
+
+def kept_note(best_step: int | None, steps: int | None) -> str:
+    """'kept step 200 of 4,000: ...' when the kept checkpoint is not the last step; else ''."""
+    if best_step is None or steps is None or best_step >= steps:
+        return ""
+    note = f"kept step {best_step:,} of {steps:,}: the validation loss rose after that"
+    # early in the run, the rise is the kid memorising its training text, not noise
+    if best_step <= 0.75 * steps:
+        note += ": it was memorising (more text or more dropout helps)"
+    return note
