@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from tinyllm.runs import list_runs
+from ui.text import escaped
 from ui.training import sidebar_form
 
 # Every computation a page asks for is small (one text through the kid, one
@@ -54,7 +55,7 @@ with st.sidebar:
     if run.exported:
         st.caption(f"{run.params:,} parameters · {run.steps:,} steps · validation loss {run.val_loss:.3f}")
     elif run.problem:
-        st.caption(f"This run cannot be shown: {run.problem}.")
+        st.caption(f"This run cannot be shown: {escaped(run.problem)}.")
     elif run.state == "running":
         st.caption("Training now: its chapters appear when it is done.")
     elif not run.checkpoint:

@@ -6,6 +6,7 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS, orphan_runs, resumable_runs
 from tinyllm.runs import runs_dir
 from ui.charts import loss_curves
+from ui.text import code_block, escaped
 from ui.training import jobs, my_runs
 
 st.title("Train your own kid")
@@ -68,13 +69,13 @@ def live_view():
         st.caption("The loss curves appear after the second evaluation.")
     if rows:
         st.markdown(f"**What it writes at step {rows[-1]['step']:,}:**")
-        st.code(rows[-1]["sample"], language=None, wrap_lines=True)
+        code_block(rows[-1]["sample"])
 
     if running:
         st.session_state["train_live_was_running"] = True
         return
     if status.get("error"):
-        st.error(f"The run failed: {status['error']}")
+        st.error(f"The run failed: {escaped(status['error'])}")
     elif progress.get("status") == "stopped":
         st.warning(f"Stopped at step {step:,}. It can be resumed below.")
     elif status.get("summary"):

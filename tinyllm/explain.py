@@ -7,6 +7,7 @@ for them.
 
 import math
 import string
+import unicodedata
 
 
 def attention_steps(head: dict, i: int) -> dict:
@@ -59,8 +60,18 @@ def surprise_colour(loss: float | None, worst: float = 6.0) -> str:
 
 
 def glyph(ch: str) -> str:
-    """One visible symbol per character, for axes and coloured text."""
-    return {"\n": "↵", " ": "␣", "\t": "⇥"}.get(ch, ch)
+    """One visible symbol per character, for axes and coloured text. A
+    character that shows nothing or changes how its neighbours show (a
+    control, zero-width or right-to-left override character, a line
+    separator) is named by its code point instead: an uploaded text may hold any."""
+    if ch in GLYPHS:
+        return GLYPHS[ch]
+    if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp"):
+        return f"⟨U+{ord(ch):04X}⟩"
+    return ch
+
+
+GLYPHS = {"\n": "↵", " ": "␣", "\t": "⇥"}
 
 
 def similarity_by_distance(similarity) -> list:

@@ -18,6 +18,7 @@ from tinyllm.export import analyze_text, export_run, read_chapter
 from tinyllm.flow import full_flow
 from tinyllm.runfolder import RunFolder
 from tinyllm.runs import RUN_NAME, kid_dir, run_info, runs_dir
+from ui.text import escaped
 
 
 def mtime_ns(path: Path) -> int:
@@ -47,6 +48,11 @@ def current_run() -> Path:
     return runs_dir() / selected
 
 
+def shown_error(error: Exception, run_dir: Path) -> str:
+    """An error in the visitor's words: as text, without the server's folders."""
+    return escaped(str(error).replace(f"{run_dir.parent}{os.sep}", ""))
+
+
 def explain_and_stop(error: Exception):
     """A chapter cannot be read. For a visitor's run that has a checkpoint and
     is not training, offer to write its chapters (export) right here;
@@ -63,11 +69,11 @@ def explain_and_stop(error: Exception):
                 try:
                     export_run(run_dir)
                 except TinyLLMError as e:
-                    st.error(f"Writing them failed: {e}")
+                    st.error(f"Writing them failed: {shown_error(e, run_dir)}")
                     st.stop()
             st.rerun()
         st.stop()
-    st.info(f"**This page has nothing to show yet.** {error}", icon=":material/info:")
+    st.info(f"**This page has nothing to show yet.** {shown_error(error, run_dir)}", icon=":material/info:")
     st.stop()
 
 
