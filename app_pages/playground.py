@@ -9,7 +9,7 @@ from tinyllm.explain import glyph, surprise_colour
 from tinyllm.sample import SampleSettings, generate
 from ui.charts import believed_and_drawn
 from ui.data import current_run, model
-from ui.text import code, codes, coloured_text, shown
+from ui.text import code, codes, coloured_text, shown, text_box
 
 kid, vocab, ckpt = model()
 
@@ -22,7 +22,8 @@ drawing, never the kid.
 """
 )
 
-prompt = st.text_area(
+prompt = text_box(
+    "prompt",
     "Prompt",
     "ROMEO:\n",
     key="playground_prompt",

@@ -7,7 +7,7 @@ import streamlit as st
 from tinyllm.explain import glyph
 from ui.charts import FIT_WIDTH
 from ui.data import chapter, model
-from ui.text import code, codes, shown
+from ui.text import code, codes, shown, text_box
 
 vocab_doc = chapter("vocab")
 chars = vocab_doc["chars"]
@@ -63,7 +63,7 @@ with right:
 
 st.subheader("Try it: encode and decode")
 _, vocab, _ = model()
-text = st.text_input("Type any text", "To be, or not to be?", key="vocab_text", max_chars=200)
+text = text_box("encode", "Type any text", "To be, or not to be?", key="vocab_text", single_line=True)
 unknown = vocab.unknown(text)
 known = "".join(ch for ch in text if ch not in unknown)
 if unknown:

@@ -224,3 +224,35 @@ def test_planted_markup_is_shown_as_text_on_every_page(planted_run, tmp_path, mo
     # the vocabulary table names the invisible characters
     assert all(ch not in str(df.value.to_dict()) for df in at.dataframe for ch in (RLO, ZERO_WIDTH))
     assert "⟨U+202E⟩" in str(at.dataframe[0].value.to_dict()) and "⟨U+200B⟩" in str(at.dataframe[0].value.to_dict())
+
+
+# --------------------------------------------------------------------------
+# Visitors' text without end: every text box keeps at most its limit.
+
+BOXES = [("playground", "playground_prompt", "prompt"), ("vocab", "vocab_text", "encode")] + [
+    (page, f"{prefix}_own", "own text")
+    for page, prefix in [("attention", "attention"), ("predictions", "predictions"), ("whole_kid", "whole")]
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page, key, use", BOXES)
+def test_a_text_box_keeps_no_more_than_its_limit(tiny_run, tmp_path, monkeypatch, page, key, use):
+    """A forged message (AppTest, like a script on the websocket, ignores the
+    browser's max_chars) with 2 MB of text: cut to the box's limit, and
+    nothing longer kept in Session State."""
+    from tinyllm.explain import TEXT_BOX_LIMITS
+
+    monkeypatch.setenv("PEEK_KID_DIR", str(tiny_run))
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    if use == "own text":
+        at.radio(key=key.replace("_own", "_prompt")).set_value(3).run()
+    box = at.text_area(key=key) if use != "encode" else at.text_input(key=key)
+    limit = TEXT_BOX_LIMITS[use]
+    assert box.proto.max_chars == limit
+    box.set_value("ROMEO " * 350_000).run()
+    assert not at.exception, at.exception
+    assert len(at.session_state[key]) == limit

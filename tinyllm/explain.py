@@ -9,6 +9,13 @@ import math
 import string
 import unicodedata
 
+# The most characters each of the app's text boxes takes, by its use. The kid
+# reads at most its context (64 characters for the kid, 256 at the training
+# form's most), so a longer text is never used; the limit keeps one
+# visitor's paste, or a forged message (the browser's limit binds only the
+# browser), out of the server's memory and its caches.
+TEXT_BOX_LIMITS = {"own text": 1_000, "prompt": 1_000, "encode": 200}
+
 
 def attention_steps(head: dict, i: int) -> dict:
     """Head.forward for one query position i, step by step, from the head's

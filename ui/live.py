@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui.data import computed, model
-from ui.text import code, codes
+from ui.text import code, codes, text_box
 
 
 def choose_text(page: str, samples: list, block_size: int, default_own: str):
@@ -27,8 +27,8 @@ def choose_plain_text(page: str, samples: list, block_size: int, default_own: st
     if choice < len(samples):
         return samples[choice]["text"], choice
     _, vocab, _ = model()
-    text = st.text_area(
-        f"Your text (up to {block_size} characters are used)", default_own, key=f"{page}_own", height=90
+    text = text_box(
+        "own text", f"Your text (up to {block_size} characters are used)", default_own, key=f"{page}_own", height=90
     )
     unknown = vocab.unknown(text)
     if unknown:

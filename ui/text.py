@@ -16,7 +16,7 @@ import re
 
 import streamlit as st
 
-from tinyllm.explain import glyph
+from tinyllm.explain import TEXT_BOX_LIMITS, glyph
 
 
 def shown(text: str, lines: bool = False) -> str:
@@ -78,3 +78,12 @@ def coloured_text(chars, colours, titles=None, selected=None):
         + "".join(spans)
         + "</div>"
     )
+
+
+def text_box(use: str, label: str, value: str, key: str, single_line=False, **options) -> str:
+    """A text area (or a one-line input) of at most TEXT_BOX_LIMITS[use]
+    characters: the browser stops the typing there and shows the count, and
+    Streamlit cuts a longer value sent by a forged message before the page or
+    Session State sees it (tests/test_attacks.py checks both)."""
+    box = st.text_input if single_line else st.text_area
+    return box(label, value, key=key, max_chars=TEXT_BOX_LIMITS[use], **options)
