@@ -256,3 +256,22 @@ def test_a_text_box_keeps_no_more_than_its_limit(tiny_run, tmp_path, monkeypatch
     box.set_value("ROMEO " * 350_000).run()
     assert not at.exception, at.exception
     assert len(at.session_state[key]) == limit
+
+
+# --------------------------------------------------------------------------
+# A text of one distinct character: nothing to guess. Refused with the reason
+# (it trained, then its export failed on a loss of log(1) = 0, half-written).
+
+
+@pytest.mark.parametrize("text", ["a" * 3000, "\n" * 50, "x"])
+def test_a_text_of_one_character_is_refused_with_the_reason(tmp_path, monkeypatch, text):
+    from tinyllm.data import corpus_from_bytes
+    from tinyllm.jobs import TrainingJobs
+
+    with pytest.raises(TinyLLMError, match="only one distinct character"):
+        corpus_from_bytes(text.encode(), "one.txt")
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    jobs = TrainingJobs()
+    with pytest.raises(TinyLLMError, match="only one distinct character"):
+        jobs.start("one", dict(steps=20), text.encode(), "one.txt")
+    assert not jobs.running() and not (tmp_path / "runs" / "one").exists()

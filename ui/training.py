@@ -12,6 +12,7 @@ from tinyllm.model import GPTConfig
 from tinyllm.runs import new_run_name
 from tinyllm.settings import form_fields
 from tinyllm.train import TrainConfig
+from ui.text import escaped
 
 # The settings the form offers, described on their dataclass fields (tinyllm/settings.py).
 FORM_FIELDS = form_fields(GPTConfig, TrainConfig)
@@ -100,7 +101,7 @@ def start(name, settings, upload, corpus):
         else:
             jobs().start(name, settings)
     except TinyLLMError as e:
-        st.error(str(e))
+        st.error(escaped(e))
         return
     watch(name)
 
