@@ -275,3 +275,17 @@ def test_a_text_of_one_character_is_refused_with_the_reason(tmp_path, monkeypatc
     with pytest.raises(TinyLLMError, match="only one distinct character"):
         jobs.start("one", dict(steps=20), text.encode(), "one.txt")
     assert not jobs.running() and not (tmp_path / "runs" / "one").exists()
+
+
+@pytest.mark.parametrize(
+    "odd", [{"prompts": 5}, {"prompts": None, "name": 3}, {"counts": "x"}, {"val_slice": 5}, {"chars": "many"}]
+)
+def test_export_refuses_odd_corpus_fields_in_words(tiny_run, tmp_path, capsys, odd):
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    facts = json.loads((run / "corpus.json").read_text())
+    (run / "corpus.json").write_text(json.dumps({**facts, **odd}))
+    assert main(["export", "--run", str(run)]) == 2
+    assert "corpus.json is damaged" in capsys.readouterr().err
