@@ -19,6 +19,7 @@ never runs code from it. The metadata says what the weights are:
 
 import math
 import zipfile
+from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 
@@ -258,30 +259,32 @@ def resume_problem(ckpt: dict) -> str | None:
     optimizer = resume["optimizer"]
     if not isinstance(optimizer, dict) or set(optimizer) != {"state", "param_groups"}:
         return "its optimizer state must hold state and param_groups"
-    shapes = [v.shape for v in ckpt["model"].values()]  # parameters, in the order the optimizer numbers them
+    # The optimizer numbers the weights group by group (train.py puts the
+    # matrices first), so its moments are checked against the weights' shapes
+    # as a whole: no shape the weights do not have.
+    shapes = sorted(tuple(v.shape) for v in ckpt["model"].values())
     groups = optimizer["param_groups"]
     if not isinstance(groups, list) or not all(
-        isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups
+        isinstance(g, dict) and isinstance(g.get("params"), list) and all(is_count(i) for i in g["params"])
+        for g in groups
     ):
         return "its optimizer's param_groups must be a list of groups of parameters"
     if sorted(i for g in groups for i in g["params"]) != list(range(len(shapes))):
         return "its optimizer's groups do not cover the weights once each"
     state = optimizer["state"]
-    if not isinstance(state, dict) or not set(state) <= set(range(len(shapes))):
+    if not isinstance(state, dict) or not set(state) <= set(range(len(shapes))):  # empty before the first step
         return "its optimizer state does not match the weights"
-    for i, moments in state.items():
+    for moments in state.values():
         if not isinstance(moments, dict) or set(moments) != {"step", "exp_avg", "exp_avg_sq"}:
             return "its optimizer state must hold step, exp_avg and exp_avg_sq for each weight"
         if any(not isinstance(t, torch.Tensor) or not t.is_floating_point() for t in moments.values()):
             return "its optimizer state must hold floating-point tensors"
-        if (
-            moments["exp_avg"].shape != shapes[i]
-            or moments["exp_avg_sq"].shape != shapes[i]
-            or moments["step"].numel() != 1
-        ):
+        if moments["exp_avg"].shape != moments["exp_avg_sq"].shape or moments["step"].numel() != 1:
             return "its optimizer state does not have the weights' shapes"
         if not all(torch.isfinite(t).all() for t in moments.values()):
             return "its optimizer state holds numbers that are not finite"
+    if Counter(tuple(m["exp_avg"].shape) for m in state.values()) - Counter(shapes):
+        return "its optimizer state does not have the weights' shapes"
     return None
 
 
