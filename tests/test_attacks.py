@@ -101,6 +101,8 @@ def test_resuming_a_forged_run_is_refused_in_words(tmp_path, tiny_corpus, change
     (run / "model.pt").write_bytes((tmp_path / "real.pt").read_bytes())
     with pytest.raises(TinyLLMError, match="not a checkpoint this tinyllm can use"):
         train(model_config, train_config, tiny_corpus, run, resume=True)
+    with pytest.raises(TinyLLMError, match="not a checkpoint this tinyllm can use"):
+        Limits().check_resume(run)  # the app refuses before starting the training process
     torch.save(forged(good, "training settings without steps"), run / "latest.pt")
     with pytest.raises(TinyLLMError, match="not a checkpoint this tinyllm can use"):
         Limits().check_resume(run)
@@ -263,7 +265,7 @@ def test_a_text_box_keeps_no_more_than_its_limit(tiny_run, tmp_path, monkeypatch
 # (it trained, then its export failed on a loss of log(1) = 0, half-written).
 
 
-@pytest.mark.parametrize("text", ["a" * 3000, "\n" * 50, "x"])
+@pytest.mark.parametrize("text", ["a" * 3000, "\n" * 50, "x"], ids=["a-3000", "newline-50", "x"])
 def test_a_text_of_one_character_is_refused_with_the_reason(tmp_path, monkeypatch, text):
     from tinyllm.data import corpus_from_bytes
     from tinyllm.jobs import TrainingJobs

@@ -84,9 +84,8 @@ def load_checkpoint(path, resumable=False) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise TinyLLMError(f"{path} is not a tinyllm checkpoint (no '{FORMAT}' marker).")
     if ckpt.get("version") != VERSION:
-        raise TinyLLMError(
-            f"{path} has checkpoint format version {ckpt.get('version')!r}; this tinyllm reads version {VERSION}."
-        )
+        version = ckpt.get("version") if is_count(ckpt.get("version")) else "unknown"  # never echo a file's text
+        raise TinyLLMError(f"{path} has checkpoint format version {version}; this tinyllm reads version {VERSION}.")
     problem = metadata_problem(ckpt) or (resume_problem(ckpt) if resumable or "resume" in ckpt else None)
     if problem:
         raise TinyLLMError(f"{path} is not a checkpoint this tinyllm can use: {problem}.")
