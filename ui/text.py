@@ -42,14 +42,18 @@ def codes(chars) -> str:
     return ", ".join(code(ch) for ch in chars)
 
 
-# Every ASCII punctuation character can be escaped with a backslash in Markdown.
-_MARKDOWN = re.compile(r"([!-/:-@\[-`{-~])")
+# Characters that start Markdown (or Streamlit's :emoji: and $math$) anywhere
+# in a line, and those that do only at a line's start (lists, quotes, headings).
+_INLINE = re.compile(r"([\\`*_{}\[\]()<>#+!|~$:&])")
+_LINE_START = re.compile(r"^(\s*)([-=.])|^(\s*\d+)([.)])", re.M)
 
 
 def escaped(text: str) -> str:
-    """Markdown for text as plain words: every punctuation character
-    escaped, every invisible character named, newlines kept."""
-    return _MARKDOWN.sub(r"\\\1", shown(str(text), lines=True))
+    """Markdown for text as plain words: every character that could start
+    Markdown escaped with a backslash, every invisible character named,
+    newlines kept."""
+    text = _INLINE.sub(r"\\\1", shown(str(text), lines=True))
+    return _LINE_START.sub(lambda m: f"{m[1] or m[3] or ''}\\{m[2] or m[4]}", text)
 
 
 def code_block(text: str):
