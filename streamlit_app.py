@@ -9,6 +9,7 @@ import torch
 
 from tinyllm.runfolder import list_runs
 from ui.data import kid_dir
+from ui.text import escaped
 from ui.training import kept_note, sidebar_form, visitor
 
 # Every computation a page asks for is small (one text through the kid, one
@@ -77,7 +78,7 @@ with st.sidebar:
         if kept:
             st.caption(kept[0].upper() + kept[1:] + ".")
     elif run.problem:
-        st.caption(f"This run cannot be shown: {run.problem}.")
+        st.caption(f"This run cannot be shown: {escaped(run.problem)}.")
     elif run.state == "running":
         st.caption("Training now: its chapters appear when it is done.")
     elif not run.checkpoint:

@@ -13,6 +13,7 @@ from tinyllm.model import Head
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.data import chapter
 from ui.live import choose_text
+from ui.text import code
 from ui.widgets import draw, index_slider
 
 att = chapter("attention")
@@ -74,7 +75,7 @@ def head_explorer():
     with numbers_col:
         steps = attention_steps(data, i)
         st.markdown(
-            f"**Position {i}, the character `{glyph(chars[i])}`, asks the earlier positions:**\n\n"
+            f"**Position {i}, the character {code(chars[i])}, asks the earlier positions:**\n\n"
             f"1. `q = self.query(x)`: its query, {hs} numbers (first 8: "
             f"{', '.join(f'{v:.2f}' for v in data['q'][i][:8])}, ...)\n"
             f"2. `q @ k.transpose / sqrt({hs})`: the dot product of q with every key, divided by "
@@ -115,7 +116,7 @@ def head_explorer():
         drift = max(abs(a - b) for a, b in zip(steps["weights"], data["weights"][i]))
         st.markdown(
             "Most attention goes to "
-            + ", ".join(f"`{glyph(chars[j])}` at {j} ({steps['weights'][j]:.0%})" for j in top)
+            + ", ".join(f"{code(chars[j])} at {j} ({steps['weights'][j]:.0%})" for j in top)
             + ". The output, the weighted sum of the values, begins "
             + ", ".join(f"{v:.2f}" for v in steps["out"][:6])
             + f", ... Recomputing steps 2-4 here from the exported q and k gives the weights the Head "
@@ -153,8 +154,8 @@ def head_explorer():
         width="stretch",
     )
     st.caption(
-        f"Outlined: row {i}, `{glyph(chars[i])}`; its largest weights go to "
-        + ", ".join(f"`{glyph(chars[j])}` at {j} ({steps['weights'][j]:.0%})" for j in top)
+        f"Outlined: row {i}, {code(chars[i])}; its largest weights go to "
+        + ", ".join(f"{code(chars[j])} at {j} ({steps['weights'][j]:.0%})" for j in top)
         + ". Its steps are explained above the chart."
     )
 

@@ -15,6 +15,7 @@ from tinyllm.settings import described, flag
 from tinyllm.train import TrainConfig
 from ui import APP_DIR
 from ui.data import chapter, current_run, kid_dir
+from ui.text import code, escaped
 
 card = chapter("model_card")
 run_dir = current_run()
@@ -40,13 +41,13 @@ layer (each behind a LayerNorm, each added to the residual stream), a final Laye
 layer to {cfg["vocab_size"]} logits. Width {cfg["n_embd"]}, context {cfg["block_size"]} characters,
 dropout {cfg["dropout"]}.
 
-**The data**: {card["corpus"]["name"]}, {card["corpus"]["chars"]:,} characters (md5
-`{card["corpus"]["md5"]}`). The first 90% is for training, the last 10% for validation.
+**The data**: {escaped(card["corpus"]["name"])}, {card["corpus"]["chars"]:,} characters (md5
+{code(str(card["corpus"]["md5"]))}). The first 90% is for training, the last 10% for validation.
 
 **The training**: {card["steps"]:,} steps of AdamW (peak learning rate {settings["lr"]}, warm-up
 {settings["warmup_steps"]} steps, cosine decay to {settings["min_lr"]}, weight decay
 {settings["weight_decay"]}), batches of {settings["batch_size"]} x {cfg["block_size"]} characters, seed
-{settings["seed"]}, on {card["device"]}: {card["training_minutes"]:.1f} minutes. The checkpoint kept is the
+{settings["seed"]}, on {escaped(card["device"])}: {card["training_minutes"]:.1f} minutes. The checkpoint kept is the
 one with the best validation loss (step {card["best_step"]:,}).
 """
 )
@@ -124,13 +125,13 @@ for path in sorted(run_dir.iterdir()):
     if path.name.startswith(".") or not (path.is_file() or path.is_dir()):
         continue
     if path.is_file():
-        lines.append(f"- `{path.name}` · {path.stat().st_size / 1024:,.1f} KB · {FILES.get(path.name, '')}")
+        lines.append(f"- {code(path.name)} · {path.stat().st_size / 1024:,.1f} KB · {FILES.get(path.name, '')}")
         continue
     inside = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
     total = sum(p.stat().st_size for p in inside) / 1024
-    lines.append(f"- `{path.name}/` · {len(inside)} files, {total:,.1f} KB · {FILES.get(path.name, '')}")
+    lines.append(f"- {code(path.name + '/')} · {len(inside)} files, {total:,.1f} KB · {FILES.get(path.name, '')}")
     for inner in inside:
         what = f" · read by {CHAPTERS[inner.stem].read_by}" if path.name == "export" and inner.stem in CHAPTERS else ""
-        lines.append(f"    - `{inner.relative_to(path).as_posix()}` · {inner.stat().st_size / 1024:,.1f} KB{what}")
+        lines.append(f"    - {code(inner.relative_to(path).as_posix())} · {inner.stat().st_size / 1024:,.1f} KB{what}")
 st.markdown("\n".join(lines))
 st.caption("Checkpoints load with torch.load(path, weights_only=True): plain tensors and metadata, no code.")

@@ -5,6 +5,7 @@ import streamlit as st
 from tinyllm.explain import char_kind, glyph
 from ui.charts import embedding_scatter, similarity_heatmap
 from ui.data import chapter
+from ui.text import code
 from ui.widgets import draw
 
 emb = chapter("embeddings")
@@ -15,7 +16,7 @@ example = "e" if "e" in chars else chars[-1]
 st.title("Embeddings")
 st.markdown(
     f"""
-An id is just a name: '{example}' being {chars.index(example)} says nothing about '{example}'.
+An id is just a name: {code(example)} being {chars.index(example)} says nothing about {code(example)}.
 So the kid's first layer looks up each id
 in a table, the **token embedding**, and gets a vector of {n_embd} numbers. These vectors start out
 random; training moves them until characters that behave alike (they appear in similar places, they
@@ -60,11 +61,11 @@ if emb["similarity"] is None:  # not exported for a large vocabulary (tinyllm/ex
     )
 else:
     first_letter = next((i for i, c in enumerate(chars) if c.isalpha()), len(chars))
-    before_letters = " ".join(glyph(c) for c in chars[:first_letter])
+    before_letters = " ".join(code(c) for c in chars[:first_letter])
     st.markdown(
         "The full similarity matrix: row and column are characters in id order, which is their order in "
         "Unicode"
-        + (f" (here `{before_letters}` before the first letter)" if 0 < first_letter < len(chars) else "")
+        + (f" (here {before_letters} before the first letter)" if 0 < first_letter < len(chars) else "")
         + ". Blocks of red show families."
     )
     heatmap = similarity_heatmap(emb["similarity"], labels, "character", "character", height=620)

@@ -7,6 +7,7 @@ from tinyllm.explain import count, duration, perplexity
 from ui.charts import loss_curves
 from ui.data import chapter
 from ui.flow import forward_diagram
+from ui.text import code_block, escaped
 from ui.training import kept_note
 
 card = chapter("model_card")
@@ -19,9 +20,9 @@ st.title("Meet the kid")
 st.markdown(
     f"""
 The kid is a tiny language model: a **GPT** with **{card["total_params"]:,} numbers** inside
-(its *parameters*). It read **{card["corpus"]["name"]}**, {card["corpus"]["chars"]:,} characters of text,
+(its *parameters*). It read **{escaped(card["corpus"]["name"])}**, {card["corpus"]["chars"]:,} characters of text,
 one character at a time, for **{card["steps"]:,} training steps** ({duration(card["training_minutes"])}
-on a {card["device"].upper()}). All it ever learned is one skill: *given some text, guess the next
+on a {escaped(str(card["device"]).upper())}). All it ever learned is one skill: *given some text, guess the next
 character.* Everything it writes comes from repeating that guess.
 
 This tour opens it up. Every number you will see is read from the checkpoint that was actually
@@ -79,7 +80,7 @@ st.caption(
     + (f" (the kid kept is step {card['best_step']:,}'s: the Playground writes with it)" if kept else "")
     + ". Try your own in the Playground."
 )
-st.code(final["text"], language=None, wrap_lines=True)
+code_block(final["text"])
 
 st.subheader("The tour")
 chapters = [

@@ -9,7 +9,7 @@ from tinyllm.explain import glyph, surprise_colour
 from tinyllm.sample import SampleSettings, generate
 from ui.charts import believed_and_drawn
 from ui.data import current_run, model
-from ui.text import coloured_text
+from ui.text import code, codes, coloured_text, shown, text_box
 
 kid, vocab, ckpt = model()
 
@@ -22,7 +22,8 @@ drawing, never the kid.
 """
 )
 
-prompt = st.text_area(
+prompt = text_box(
+    "prompt",
     "Prompt",
     "ROMEO:\n",
     key="playground_prompt",
@@ -59,11 +60,7 @@ top_p = c5.slider(
 
 unknown = vocab.unknown(prompt)
 if unknown:
-    st.warning(
-        "The kid has never seen "
-        + ", ".join(f"`{c}`" for c in unknown)
-        + ": these characters are left out of the prompt."
-    )
+    st.warning("The kid has never seen " + codes(unknown) + ": these characters are left out of the prompt.")
     prompt = "".join(c for c in prompt if c not in unknown)
 
 settings = SampleSettings(
@@ -78,7 +75,7 @@ if st.button("Write", type="primary", icon=":material/edit:", key="playground_wr
         written.append(dict(char=c.char, prob=c.prob, top=c.top, drawn=c.drawn))
         text += c.char
         if n % 25 == 0:
-            placeholder.code(prompt + text, language=None)
+            placeholder.code(shown(prompt + text, lines=True), language=None)
     seconds = time.perf_counter() - started
     placeholder.empty()
     st.session_state["playground_result"] = dict(
@@ -104,7 +101,7 @@ elif result:
     )
     pick = st.slider("Look at character", 0, len(written) - 1, 0, key="playground_pick") if len(written) > 1 else 0
     if result["prompt"]:
-        st.markdown(f"`{result['prompt'].replace(chr(10), '↵')}` then:")
+        st.markdown(f"{code(result['prompt'])} then:")
     else:
         start = "a newline" if "\n" in vocab.stoi else "the first character of its vocabulary"
         st.markdown(f"The prompt was empty, so it started from {start}, then:")
@@ -118,7 +115,7 @@ elif result:
     chars = [glyph(c) for c, _ in chosen["top"]]
     believed = [p for _, p in chosen["top"]]
     st.markdown(
-        f"At character {pick}, the kid wrote `{glyph(chosen['char'])}`: it believed p = {chosen['prob']:.3f}. "
+        f"At character {pick}, the kid wrote {code(chosen['char'])}: it believed p = {chosen['prob']:.3f}. "
         f"Its {len(chars)} likeliest candidates, as it believed them and as the character was drawn "
         f"(temperature {settings.temperature:g}"
         + (f", top-k {settings.top_k}" if settings.top_k else "")

@@ -7,7 +7,7 @@ from tinyllm.explain import glyph, surprise_colour
 from ui.charts import candidates_bar
 from ui.data import chapter, model
 from ui.live import choose_text
-from ui.text import coloured_text
+from ui.text import code, coloured_text
 from ui.widgets import index_slider
 
 pred = chapter("predictions")
@@ -38,7 +38,7 @@ titles = [
     for p, loss in zip(data["target_probs"][: len(shown)], data["losses"][: len(shown)])
 ]
 position = index_slider("Position", len(text), "predictions_pos", default=20, help="Which position's guess to explain.")
-st.markdown(f"`{glyph(text[0])}` (the first character, nobody predicted it) then:")
+st.markdown(f"{code(text[0])} (the first character, nobody predicted it) then:")
 coloured_text(shown, colours, titles, selected=position)
 known = [loss for loss in data["losses"] if loss is not None]
 if known:
@@ -52,13 +52,13 @@ else:
 left, right = st.columns(2)
 with left:
     context = text[max(0, position - 30) : position + 1]
-    st.markdown(f"**After** `…{context.replace(chr(10), '↵')}` **the kid expects:**")
+    st.markdown(f"**After** {code('…' + context)} **the kid expects:**")
     cands = [(glyph(vocab.chars[i]), p) for i, p in data["top"][position]]
     st.altair_chart(candidates_bar(cands), width="stretch")
     target = data["targets"][position]
     if target is not None:
         st.markdown(
-            f"What really came next: `{glyph(vocab.chars[target])}`, which the kid gave "
+            f"What really came next: {code(vocab.chars[target])}, which the kid gave "
             f"p = {data['target_probs'][position]:.3f} (surprise {data['losses'][position]:.2f})."
         )
 with right:

@@ -6,6 +6,7 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS
 from tinyllm.runfolder import resumable_runs, runs_dir
 from ui.charts import loss_curves
+from ui.text import code_block
 from ui.training import failure_reason, jobs, kept_note, my_runs, visitor_words
 
 st.title("Train your own kid")
@@ -70,7 +71,7 @@ def live_view():
         st.caption("The loss curves appear after the second evaluation.")
     if rows:
         st.markdown(f"**What it writes at step {rows[-1]['step']:,}:**")
-        st.code(rows[-1]["sample"], language=None, wrap_lines=True)
+        code_block(rows[-1]["sample"])
         if kept_step is not None and kept_step < rows[-1]["step"]:
             st.caption(
                 f"The kid it keeps is step {kept_step:,}'s (its validation loss was lowest there): the "

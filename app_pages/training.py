@@ -8,7 +8,7 @@ from tinyllm.explain import char_kind, count, surprise_colour
 from tinyllm.habits import habit_sentence
 from ui.charts import FIT_WIDTH, attention_picture, embedding_scatter, loss_curves, metric_line, snapshot_timeline
 from ui.data import chapter
-from ui.text import coloured_text
+from ui.text import code_block, coloured_text
 from ui.widgets import draw, index_slider
 
 training = chapter("training")
@@ -80,7 +80,7 @@ def watch_it_learn():
         )
     else:
         st.markdown(f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}, {measured_on}.")
-    st.code(snap["sample"], language=None, wrap_lines=True)
+    code_block(snap["sample"])
 
     left, right = st.columns(2)
     with left:
@@ -152,7 +152,7 @@ def what_it_wrote():
         written_at = st.select_slider(
             "Step", list(samples), value=list(samples)[-1], key="training_sample_step", format_func=lambda s: f"{s:,}"
         )
-        st.code(samples[written_at], language=None, wrap_lines=True)
+        code_block(samples[written_at])
 
 
 what_it_wrote()

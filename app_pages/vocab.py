@@ -7,6 +7,7 @@ import streamlit as st
 from tinyllm.explain import glyph
 from ui.charts import FIT_WIDTH
 from ui.data import chapter, model
+from ui.text import code, codes, shown, text_box
 
 vocab_doc = chapter("vocab")
 chars = vocab_doc["chars"]
@@ -23,6 +24,7 @@ reads is a list of ids; whatever it writes is ids turned back into characters.
 
 df = pd.DataFrame(chars)
 df["shown"] = [glyph(c["char"]) for c in chars]
+df["name"] = [shown(c["name"]) for c in chars]  # an invisible character by its code point
 left, right = st.columns([3, 2])
 with left:
     st.subheader("How often each character appears")
@@ -43,7 +45,7 @@ with left:
     most, least = df.loc[df["count"].idxmax()], df.loc[df["count"].idxmin()]
     st.caption(
         "Counts on a square-root scale, so rare characters still show: the most frequent, "
-        f"`{most['shown']}`, appears {most['count']:,} times; the rarest, `{least['shown']}`, "
+        f"{code(most['char'])}, appears {most['count']:,} times; the rarest, {code(least['char'])}, "
         f"{least['count']:,}. Hover a bar for its count."
     )
 with right:
@@ -61,13 +63,13 @@ with right:
 
 st.subheader("Try it: encode and decode")
 _, vocab, _ = model()
-text = st.text_input("Type any text", "To be, or not to be?", key="vocab_text", max_chars=200)
+text = text_box("encode", "Type any text", "To be, or not to be?", key="vocab_text", single_line=True)
 unknown = vocab.unknown(text)
 known = "".join(ch for ch in text if ch not in unknown)
 if unknown:
     st.warning(
         "The kid has never seen "
-        + ", ".join(f"`{ch}`" for ch in unknown)
+        + codes(unknown)
         + ": these characters have no id, so it cannot read them. They are left out below."
     )
 ids = vocab.encode(known)

@@ -11,6 +11,7 @@ from ui.charts import candidates_bar
 from ui.data import chapter, computed, model
 from ui.flow import context_html, forward_diagram, pushes_chart, top_bars, vector_strip
 from ui.live import choose_plain_text
+from ui.text import code
 from ui.widgets import index_slider
 
 card = chapter("model_card")
@@ -45,9 +46,9 @@ def trip():
     position does not rerun the page; the stage and the neurons are
     fragments inside it, so that each redraws alone."""
     pos = index_slider("Position", len(text), "whole_pos", default=12, help="Which character's vector to follow.")
-    before = "".join(glyph(c) for c in text[max(0, pos - 12) : pos])
-    where = f"after “{before}”" if pos else "the first character: it can look at nothing else"
-    st.markdown(f"Following position **{pos}**, the character `{glyph(text[pos])}` ({where}).")
+    before = code(text[max(0, pos - 12) : pos])
+    where = f"after {before}" if pos else "the first character: it can look at nothing else"
+    st.markdown(f"Following position **{pos}**, the character {code(text[pos])} ({where}).")
     stage_view(pos)
     neuron_view(pos)
     show_attribution(pos)
@@ -164,7 +165,7 @@ def neuron_view(pos):
         firing = Counter(slice_text[o] for o, _ in contexts)
         char, count = firing.most_common(1)[0]
         if count > 1:
-            st.caption(f"In {count} of these {len(contexts)} contexts it fires on `{glyph(char)}`.")
+            st.caption(f"In {count} of these {len(contexts)} contexts it fires on {code(char)}.")
         else:
             st.caption(f"Its {len(contexts)} strongest contexts fire on {len(firing)} different characters.")
 
@@ -184,7 +185,7 @@ def show_attribution(pos):
         why = logit_attribution(kid, flow, pos, char_id)
         role = "the kid's top guess" if char_id == predicted else "what really came next"
         with column:
-            st.markdown(f"**`{why['char']}`**, {role}: logit {why['logit']:.3f}")
+            st.markdown(f"**{code(why['char'])}**, {role}: logit {why['logit']:.3f}")
             st.altair_chart(pushes_chart(why["pushes"]), width="stretch")
             st.caption(
                 f"The pushes sum to {why['total'] - why['constant']:.3f}; with the bias terms "

@@ -453,15 +453,15 @@ def test_training_explains_its_two_losses_and_scrubs_the_samples(app_env):
 
 
 def test_vocabulary_caption_names_the_run_s_own_most_and_least_frequent(app_env):
-    from tinyllm.explain import glyph
     from tinyllm.export import read_chapter
+    from ui.text import code
 
     chars = read_chapter(app_env, "vocab")["chars"]
     most, least = max(chars, key=lambda c: c["count"]), min(chars, key=lambda c: c["count"])
     at = open_page("vocab")
     caption = next(c.value for c in at.caption if "most frequent" in c.value)
-    assert f"`{glyph(most['char'])}`, appears {most['count']:,} times" in caption
-    assert f"the rarest, `{glyph(least['char'])}`, {least['count']:,}" in caption
+    assert f"{code(most['char'])}, appears {most['count']:,} times" in caption
+    assert f"the rarest, {code(least['char'])}, {least['count']:,}" in caption
 
 
 def test_the_training_form_offers_no_more_than_the_server_trains(app_env, monkeypatch):

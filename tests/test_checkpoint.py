@@ -1,19 +1,12 @@
 import pytest
 import torch
+from forgeries import CHANGES, META, RESUME_CHANGES, forged, forged_resume, real_checkpoint
 
-from tinyllm.checkpoint import load_checkpoint, load_model, save_checkpoint
+from tinyllm import checkpoint
+from tinyllm.checkpoint import MAX_CHECKPOINT_BYTES, bytes_to_build, load_checkpoint, load_model, save_checkpoint
 from tinyllm.data import Vocab
 from tinyllm.errors import TinyLLMError
-from tinyllm.model import GPT, GPTConfig
-
-META = dict(
-    train={},
-    step=7,
-    losses={"train": 1.0, "val": 2.0},
-    corpus={"name": "x", "md5": "0" * 32, "chars": 10},
-    elapsed_s=1.0,
-    device="cpu",
-)
+from tinyllm.model import GPT, GPTConfig, count_params
 
 
 def saved(tmp_path, half=False):
@@ -62,52 +55,51 @@ def test_missing_truncated_and_foreign_files(tmp_path):
         load_checkpoint(foreign)
 
 
-def forged(ckpt: dict, change: str) -> dict:
-    """The checkpoint with one thing wrong, as an untrusted file might have it."""
-    ckpt = {**ckpt, "config": dict(ckpt["config"]), "model": dict(ckpt["model"])}
-    if change == "config not a dict":
-        ckpt["config"] = [1, 2]
-    elif change == "an unknown config key":
-        ckpt["config"]["n_experts"] = 8
-    elif change == "a huge model claimed":  # small weights, a config of about 10**12 parameters
-        ckpt["config"].update(n_embd=100_000, n_layer=100)
-    elif change == "a size that is a string":
-        ckpt["config"]["n_layer"] = "1"
-    elif change == "vocab too short":
-        ckpt["vocab"] = ckpt["vocab"][:-1]
-    elif change == "vocab of words":
-        ckpt["vocab"] = ["ab"] * len(ckpt["vocab"])
-    elif change == "a weight missing":
-        ckpt["model"].pop("lm_head.bias")
-    elif change == "a weight reshaped":
-        ckpt["model"]["lm_head.weight"] = ckpt["model"]["lm_head.weight"].T.contiguous()
-    elif change == "step not a count":
-        ckpt["step"] = "7"
-    elif change == "no losses":
-        del ckpt["losses"]
-    return ckpt
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        "config not a dict",
-        "an unknown config key",
-        "a huge model claimed",
-        "a size that is a string",
-        "vocab too short",
-        "vocab of words",
-        "a weight missing",
-        "a weight reshaped",
-        "step not a count",
-        "no losses",
-    ],
-)
+@pytest.mark.parametrize("change", CHANGES)
 def test_a_forged_checkpoint_is_refused_before_anything_is_built(tmp_path, change):
-    """A TinyLLMError, not a traceback; for the huge model, before allocating
-    its terabytes (which would fail with a RuntimeError, not this)."""
-    _, _, path = saved(tmp_path)
+    """A TinyLLMError, not a traceback; for the huge model, the long context
+    and the stride-0 views, before allocating their gigabytes."""
     bad = tmp_path / "bad.pt"
-    torch.save(forged(torch.load(path, weights_only=True), change), bad)
+    torch.save(forged(real_checkpoint(tmp_path / "model.pt"), change), bad)
     with pytest.raises(TinyLLMError, match="not a checkpoint this tinyllm can use"):
         load_model(bad)
+
+
+def test_the_forgeries_are_forged_one_thing_at_a_time(tmp_path):
+    """Unforged, the generator's checkpoint loads; with a resume state, it
+    loads as resumable."""
+    real_checkpoint(tmp_path / "model.pt")
+    load_model(tmp_path / "model.pt")
+    real_checkpoint(tmp_path / "latest.pt", resume=True)
+    assert "resume" in load_checkpoint(tmp_path / "latest.pt", resumable=True)
+    with pytest.raises(TinyLLMError, match="no state to resume from"):
+        load_checkpoint(tmp_path / "model.pt", resumable=True)
+
+
+@pytest.mark.parametrize("change", RESUME_CHANGES)
+def test_a_forged_resume_state_is_refused(tmp_path, change):
+    bad = tmp_path / "latest.pt"
+    torch.save(forged_resume(real_checkpoint(tmp_path / "real.pt", resume=True), change), bad)
+    with pytest.raises(TinyLLMError, match="not a checkpoint this tinyllm can use"):
+        load_checkpoint(bad, resumable=True)
+
+
+def test_the_bytes_a_model_makes_are_counted_before_it_is_made():
+    """The kid's size is far inside the limit; a context of 12,000 with one
+    head (a 576 MB mask) and 200 million parameters are far outside."""
+    kid = GPTConfig()
+    assert bytes_to_build(kid, 4 * count_params(kid)) < MAX_CHECKPOINT_BYTES / 10
+    assert bytes_to_build(GPTConfig(vocab_size=6, block_size=12_000, n_embd=1, n_head=1, n_layer=1), 0) > 500 * 2**20
+    wide = GPTConfig(vocab_size=6, block_size=8, n_embd=4096, n_head=1, n_layer=1)
+    assert bytes_to_build(wide, 0) > 1.5e9
+
+
+def test_a_file_or_metadata_too_large_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    _, _, path = saved(tmp_path)
+    monkeypatch.setattr(checkpoint, "MAX_CHECKPOINT_BYTES", path.stat().st_size - 1)
+    with pytest.raises(TinyLLMError, match="file is larger than"):
+        load_checkpoint(path)
+    monkeypatch.undo()
+    monkeypatch.setattr(checkpoint, "MAX_METADATA_BYTES", 100)
+    with pytest.raises(TinyLLMError, match="its metadata must be one record"):
+        load_checkpoint(path)

@@ -73,9 +73,15 @@ def corpus_from_bytes(data: bytes, name: str, path: str = "") -> Corpus:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TinyLLMError(f"{name} is not UTF-8 text (byte {e.start} cannot be decoded).") from None
-    if len(text) < 2:
-        what = "is empty" if not text else "holds a single character"
-        raise TinyLLMError(f"{name} {what}: the kid needs at least two characters to learn which follows which.")
+    if not text:
+        raise TinyLLMError(f"{name} is empty: the kid needs text to read.")
+    if len(set(text)) < 2:
+        # with one character there is nothing to choose: every loss is 0 and the pages have nothing to show
+        what = "holds a single character" if len(text) == 1 else "holds only one distinct character"
+        raise TinyLLMError(
+            f"{name} {what}: there is nothing to guess, so nothing to learn. "
+            "Give a text with at least two different characters."
+        )
     md5 = md5_of(data)
     if md5 == TINYSHAKESPEARE_MD5:
         name = "tinyshakespeare"

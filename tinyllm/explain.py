@@ -7,6 +7,14 @@ for them.
 
 import math
 import string
+import unicodedata
+
+# The most characters each of the app's text boxes takes, by its use. The kid
+# reads at most its context (64 characters for the kid, 256 at the training
+# form's most), so a longer text is never used; the limit keeps one
+# visitor's paste, or a forged message (the browser's limit binds only the
+# browser), out of the server's memory and its caches.
+TEXT_BOX_LIMITS = {"own text": 1_000, "prompt": 1_000, "encode": 200}
 
 
 def attention_steps(head: dict, i: int) -> dict:
@@ -59,8 +67,18 @@ def surprise_colour(loss: float | None, worst: float = 6.0) -> str:
 
 
 def glyph(ch: str) -> str:
-    """One visible symbol per character, for axes and coloured text."""
-    return {"\n": "↵", " ": "␣", "\t": "⇥"}.get(ch, ch)
+    """One visible symbol per character, for axes and coloured text. A
+    character that shows nothing or changes how its neighbours show (a
+    control, zero-width or right-to-left override character, a line
+    separator) is named by its code point instead: an uploaded text may hold any."""
+    if ch in GLYPHS:
+        return GLYPHS[ch]
+    if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp"):
+        return f"⟨U+{ord(ch):04X}⟩"
+    return ch
+
+
+GLYPHS = {"\n": "↵", " ": "␣", "\t": "⇥"}
 
 
 def similarity_by_distance(similarity) -> list:

@@ -16,7 +16,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from tinyllm.checkpoint import build_model, load_checkpoint
+from tinyllm.checkpoint import build_model, is_count, load_checkpoint
 from tinyllm.data import printable
 from tinyllm.errors import TinyLLMError
 from tinyllm.flow import neuron_contexts
@@ -113,6 +113,24 @@ def top_candidates(probs: torch.Tensor, k=TOP) -> list:
 # Reading the run folder
 
 
+def facts_problem(facts: dict, vocab_size: int) -> str | None:
+    """What is wrong with corpus.json's fields, in words, or None: like every
+    file in a run folder, it may have been written by anyone."""
+    if not all(isinstance(facts.get(k), str) for k in ("name", "md5")):
+        return "its name and md5 must be text"
+    if not all(is_count(facts.get(k)) for k in ("chars", "train_chars", "val_chars")):
+        return "its character counts must be whole numbers"
+    counts = facts.get("counts")
+    if not isinstance(counts, list) or len(counts) != vocab_size or not all(is_count(c) for c in counts):
+        return "its counts must be one whole number per character of the vocabulary"
+    prompts = facts.get("prompts")
+    if not isinstance(prompts, list) or not all(isinstance(prompt, str) for prompt in prompts):
+        return "its prompts must be a list of texts"
+    if not isinstance(facts.get("val_slice", ""), str):
+        return "its val_slice must be text"
+    return None
+
+
 class Run:
     """Everything the export reads, checked up front with clear errors."""
 
@@ -136,6 +154,9 @@ class Run:
         self.facts = self.folder.read_object(facts_path)
         if self.facts is None:
             raise TinyLLMError(f"{facts_path} is missing or damaged (it is written when training starts).")
+        problem = facts_problem(self.facts, len(self.vocab))
+        if problem:
+            raise TinyLLMError(f"{facts_path} is damaged: {problem}.")
         self.summary = self.folder.read_object(self.folder.summary) or {}
         self.snapshots = self.folder.snapshot_files()
         T = self.model.config.block_size

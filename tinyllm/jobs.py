@@ -116,7 +116,7 @@ class Limits:
     def check_resume(self, run_dir: Path):
         """A resumed run keeps its own settings (a CLI run may have more steps
         or a bigger model than this server allows): check them too."""
-        ckpt = load_checkpoint(RunFolder(run_dir).latest)
+        ckpt = load_checkpoint(RunFolder(run_dir).latest, resumable=True)
         steps, params = ckpt["train"]["steps"], count_params(GPTConfig(**ckpt["config"]))
         if ckpt["config"]["block_size"] > self.max_context:
             raise TinyLLMError(

@@ -260,7 +260,7 @@ def open_for_writing(folder: RunFolder, corpus: Corpus, resume: bool) -> dict | 
         raise TinyLLMError(f"{folder.path} already holds a run. Continue it with --resume, or choose another --out.")
     if not resume:
         return None
-    ckpt = load_checkpoint(folder.latest)
+    ckpt = load_checkpoint(folder.latest, resumable=True)
     if ckpt["corpus"]["md5"] != corpus.md5:
         raise TinyLLMError(
             f"{folder.path} was trained on {ckpt['corpus']['name']} (md5 {ckpt['corpus']['md5']}); "

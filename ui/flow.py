@@ -9,6 +9,7 @@ import pandas as pd
 
 from tinyllm.explain import glyph
 from ui.charts import DIVERGING, FIT_WIDTH
+from ui.text import shown
 
 SELECTED = "#1f4e79"
 PLAIN = "#f1efe6"
@@ -202,7 +203,7 @@ def context_html(text: str, offset: int, window: int, before: int = 24) -> str:
     """The characters a neuron read before firing, the firing character marked;
     the line starts where the kid's window started (it saw nothing earlier)."""
     start = max(offset - offset % window, offset - before)
-    seen = "".join(html.escape(glyph(c) if c == "\n" else c) for c in text[start:offset])
+    seen = html.escape(shown(text[start:offset]))
     fired = html.escape(glyph(text[offset]))
     return (
         f'<span style="color:#666">{seen}</span><span style="background:{SELECTED};color:white;'

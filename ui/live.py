@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from tinyllm.explain import glyph
 from ui.data import computed, model
+from ui.text import code, codes, text_box
 
 
 def choose_text(page: str, samples: list, block_size: int, default_own: str):
@@ -19,7 +19,7 @@ def choose_text(page: str, samples: list, block_size: int, default_own: str):
 def choose_plain_text(page: str, samples: list, block_size: int, default_own: str):
     """The same choice, returning (the text, sample index or None) for a
     page that computes its own numbers from it."""
-    options = [f"Sample {i + 1}: “{p['text'][:28].strip()}…”" for i, p in enumerate(samples)]
+    options = [f"Sample {i + 1}: {code(p['text'][:28].strip() + '…')}" for i, p in enumerate(samples)]
     options.append("Your own text")
     choice = st.radio(
         "Text", range(len(options)), format_func=lambda i: options[i], horizontal=True, key=f"{page}_prompt"
@@ -27,16 +27,12 @@ def choose_plain_text(page: str, samples: list, block_size: int, default_own: st
     if choice < len(samples):
         return samples[choice]["text"], choice
     _, vocab, _ = model()
-    text = st.text_area(
-        f"Your text (up to {block_size} characters are used)", default_own, key=f"{page}_own", height=90
+    text = text_box(
+        "own text", f"Your text (up to {block_size} characters are used)", default_own, key=f"{page}_own", height=90
     )
     unknown = vocab.unknown(text)
     if unknown:
-        st.info(
-            "The kid has never seen "
-            + ", ".join(f"`{glyph(c)}`" for c in unknown)
-            + ". Remove these characters to run it."
-        )
+        st.info("The kid has never seen " + codes(unknown) + ". Remove these characters to run it.")
         st.stop()
     if not text:
         st.info("Type at least one character.")

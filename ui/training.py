@@ -20,6 +20,7 @@ from tinyllm.model import GPTConfig
 from tinyllm.runfolder import RUN_NAME, RunFolder, new_run_name, runs_dir
 from tinyllm.settings import form_fields
 from tinyllm.train import TrainConfig
+from ui.text import escaped
 
 # The settings the form offers, with their labels and ranges (tinyllm/settings.py).
 FORM_FIELDS = form_fields(GPTConfig, TrainConfig)
@@ -267,7 +268,8 @@ def visitor_words(message: str) -> str:
         return "tinyshakespeare could not be downloaded on this server"
     # the package's advice for a terminal ("Create it with: python -m tinyllm ...") is left out
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", message) if not TERMINAL_ADVICE.search(s)]
-    return SERVER_PATH.sub(lambda m: Path(m.group()).name, " ".join(sentences)).rstrip(".")
+    # shown as text: a message may quote an uploaded file's name or a corpus's characters
+    return escaped(SERVER_PATH.sub(lambda m: Path(m.group()).name, " ".join(sentences)).rstrip("."))
 
 
 def failure_reason(run_dir: Path) -> str:
