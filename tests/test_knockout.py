@@ -1,6 +1,7 @@
 """Knock it out: each part switched off is the part meant, and the export's table is the live knock-out's."""
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,7 +112,37 @@ def test_the_live_knock_out_shows_the_top_five_before_and_after(tiny_run):
         top = result[when]["top"]
         assert [i for i, _ in top] == probs.topk(5).indices.tolist()
         assert [p for _, p in top] == pytest.approx(probs.topk(5).values.tolist(), abs=1e-6)
-        assert result[when]["loss"] == pytest.approx(
-            float(F.cross_entropy(logits[0, :-1], ids[0, 1:])), rel=1e-5
-        )
+        assert result[when]["loss"] == pytest.approx(float(F.cross_entropy(logits[0, :-1], ids[0, 1:])), rel=1e-5)
     assert result["after"]["loss"] != pytest.approx(result["before"]["loss"])
+
+
+def test_the_whole_kid_knocks_out_and_attention_prices_each_head(tiny_run, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("PEEK_KID_DIR", str(tiny_run))
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/whole_kid.py").run()
+    assert not at.exception
+    before = [m.value for m in at.metric]
+    assert len(before) == 2 and before[0] == before[1]  # nothing switched off yet
+    at.multiselect(key="knock_ffwd").select(0).run()
+    assert not at.exception
+    after = [m.value for m in at.metric]
+    assert after[0] == before[0] and after[1] != after[0]
+    at.switch_page("app_pages/attention.py").run()
+    assert not at.exception
+    table = read_chapter(tiny_run, "knockout")
+    costs = sorted(
+        (
+            (loss - table["base_loss"], f"L{b}H{h}")
+            for b, row in enumerate(table["heads"])
+            for h, loss in enumerate(row)
+        ),
+        reverse=True,
+    )
+    words = " ".join(m.value for m in at.markdown)
+    assert f"**{costs[0][1]}** by {costs[0][0]:+.3f}" in words
+    frame = at.dataframe[-1].value
+    assert list(frame["head"]) == [name for _, name in costs]

@@ -149,3 +149,18 @@ def knockout_table(model, vocab, text: str) -> dict:
         ffwd=[loss(Off(ffwd=(b,))) for b in range(cfg.n_layer)],
         positions=loss(Off(positions=True)),
     )
+
+
+def head_costs(table: dict, labels: list) -> list:
+    """One row per head, the costliest first: what switching it off alone
+    adds to the loss (knockout.json's table) beside its habit (attention.json's
+    labels): {layer, head, cost, label, score, clear}."""
+    rows = [
+        dict(
+            layer=b, head=h, cost=loss - table["base_loss"], **{k: labels[b][h][k] for k in ("label", "score", "clear")}
+        )
+        for b, row in enumerate(table["heads"])
+        for h, loss in enumerate(row)
+        if loss is not None
+    ]
+    return sorted(rows, key=lambda row: -row["cost"])
