@@ -143,6 +143,6 @@ def test_the_whole_kid_knocks_out_and_attention_prices_each_head(tiny_run, tmp_p
         reverse=True,
     )
     words = " ".join(m.value for m in at.markdown)
-    assert f"**{costs[0][1]}** by {costs[0][0]:+.3f}" in words
+    assert f"**{costs[0][1]}** changes the loss most: by {costs[0][0]:+.3f}" in words
     frame = at.dataframe[-1].value
     assert list(frame["head"]) == [name for _, name in costs]

@@ -93,22 +93,23 @@ def head_costs_view(table: dict, labels: list, threshold: float):
     if not rows:
         return
     st.markdown("#### What each head costs")
-    top = rows[: min(3, len(rows))]
-    said = ", ".join(f"**{head_name(r['layer'], r['head'])}** by {r['cost']:+.3f}" for r in top)
+    first, *then = rows[:3]
     sentence = (
         f"Switched off alone, on the first {table['slice_chars']:,} characters of validation text (loss "
-        f"{table['base_loss']:.3f} with every head on), the costliest heads change the loss {said}."
+        f"{table['base_loss']:.3f} with every head on), **{head_name(first['layer'], first['head'])}** changes "
+        f"the loss most: by {first['cost']:+.3f}"
     )
+    if then:
+        sentence += "; then " + " and ".join(f"**{head_name(r['layer'], r['head'])}** ({r['cost']:+.3f})" for r in then)
+    sentence += "."
     weak = [r for r in rows if not r["clear"]]
     clear = [r for r in rows if r["clear"]]
     if not weak:
         sentence += f" Every head has a habit above {threshold:.0%}."
     else:
         worst = max(r["cost"] for r in weak)
-        sentence += (
-            f" The {len(weak)} *weak* head(s), with no habit above {threshold:.0%}, change it by at most "
-            f"{worst:+.3f} each"
-        )
+        heads = f"{len(weak)} *weak* heads" if len(weak) > 1 else "one *weak* head"
+        sentence += f" The {heads}, with no habit above {threshold:.0%}, change it by at most {worst:+.3f} each"
         if clear and worst < 0.1 * rows[0]["cost"]:
             costliest = head_name(rows[0]["layer"], rows[0]["head"])
             sentence += f", less than a tenth of {costliest}'s cost: one at a time, the kid hardly needs them."
@@ -119,18 +120,21 @@ def head_costs_view(table: dict, labels: list, threshold: float):
     frame = pd.DataFrame(
         {
             "head": [head_name(r["layer"], r["head"]) for r in rows],
+            "cost": [r["cost"] for r in rows],
             "habit": [r["label"] + ("" if r["clear"] else " (weak)") for r in rows],
             "share": [r["score"] for r in rows],
-            "cost": [r["cost"] for r in rows],
         }
     )
     st.dataframe(
         frame,
         hide_index=True,
         width="stretch",
+        height=min(36 * (len(rows) + 1) + 3, 600),  # every head of the kid without scrolling
         column_config={
             "share": st.column_config.NumberColumn("habit share", format="%.2f"),
-            "cost": st.column_config.NumberColumn("loss change when off", format="%+.3f"),
+            "cost": st.column_config.NumberColumn(
+                "cost", format="%+.3f", help="How much the loss changes with this head alone switched off."
+            ),
         },
     )
     st.caption("Costliest first; click a column's name to sort by it.")
