@@ -146,3 +146,16 @@ def test_the_whole_kid_knocks_out_and_attention_prices_each_head(tiny_run, tmp_p
     assert f"**{costs[0][1]}** changes the loss most: by {costs[0][0]:+.3f}" in words
     frame = at.dataframe[-1].value
     assert list(frame["head"]) == [name for _, name in costs]
+
+
+def test_one_chapter_can_be_written_alone(tiny_run):
+    """How the committed kid got its knockout.json without its other files being rewritten."""
+    from tinyllm.export import export_run
+
+    others = {p.name: p.stat().st_mtime_ns for p in (tiny_run / "export").glob("*.json") if p.stem != "knockout"}
+    before = read_chapter(tiny_run, "knockout")
+    assert export_run(tiny_run, names=("knockout",)) == [RunFolder(tiny_run).chapter("knockout")]
+    assert read_chapter(tiny_run, "knockout") == before
+    assert {
+        p.name: p.stat().st_mtime_ns for p in (tiny_run / "export").glob("*.json") if p.stem != "knockout"
+    } == others
