@@ -87,36 +87,45 @@ def cost_words(cost: float) -> str:
     return f"switching it off {verb} the loss by {abs(cost):.3f}"
 
 
+def costs_sentence(table: dict, rows: list, threshold: float) -> str:
+    """Which heads matter most, and whether the weak ones do, from head_costs' rows."""
+    first, *then = rows[:3]
+    name = head_name(first["layer"], first["head"])
+    where = (
+        f"on the first {table['slice_chars']:,} characters of validation text (loss {table['base_loss']:.3f} "
+        "with every head on)"
+    )
+    if len(rows) == 1:
+        sentence = f"Switching off the only head, **{name}**, {where}, changes the loss by {first['cost']:+.3f}."
+    else:
+        sentence = f"Switched off alone, {where}, **{name}** changes the loss most: by {first['cost']:+.3f}"
+        sentence += "; then " + " and ".join(f"**{head_name(r['layer'], r['head'])}** ({r['cost']:+.3f})" for r in then)
+        sentence += "."
+    weak = [r for r in rows if not r["clear"]]
+    clear = [r for r in rows if r["clear"]]
+    if not weak:
+        return sentence + f" {'Every head has' if len(rows) > 1 else 'It has'} a habit above {threshold:.0%}."
+    if len(rows) == 1:
+        return sentence + f" It has no habit above {threshold:.0%}."
+    worst = max(r["cost"] for r in weak)
+    heads = f"{len(weak)} *weak* heads" if len(weak) > 1 else "one *weak* head"
+    sentence += f" The {heads}, with no habit above {threshold:.0%}, change it by at most {worst:+.3f} each"
+    if clear and worst < 0.1 * first["cost"]:
+        sentence += f", less than a tenth of {name}'s cost: one at a time, the kid hardly needs them."
+    else:
+        sentence += "."
+    if len(weak) > 1:
+        sentence += " Switched off together they may matter more: try it on The whole kid."
+    return sentence
+
+
 def head_costs_view(table: dict, labels: list, threshold: float):
     """Each head's cost, sortable, and a sentence on which heads matter."""
     rows = head_costs(table, labels)
     if not rows:
         return
     st.markdown("#### What each head costs")
-    first, *then = rows[:3]
-    sentence = (
-        f"Switched off alone, on the first {table['slice_chars']:,} characters of validation text (loss "
-        f"{table['base_loss']:.3f} with every head on), **{head_name(first['layer'], first['head'])}** changes "
-        f"the loss most: by {first['cost']:+.3f}"
-    )
-    if then:
-        sentence += "; then " + " and ".join(f"**{head_name(r['layer'], r['head'])}** ({r['cost']:+.3f})" for r in then)
-    sentence += "."
-    weak = [r for r in rows if not r["clear"]]
-    clear = [r for r in rows if r["clear"]]
-    if not weak:
-        sentence += f" Every head has a habit above {threshold:.0%}."
-    else:
-        worst = max(r["cost"] for r in weak)
-        heads = f"{len(weak)} *weak* heads" if len(weak) > 1 else "one *weak* head"
-        sentence += f" The {heads}, with no habit above {threshold:.0%}, change it by at most {worst:+.3f} each"
-        if clear and worst < 0.1 * rows[0]["cost"]:
-            costliest = head_name(rows[0]["layer"], rows[0]["head"])
-            sentence += f", less than a tenth of {costliest}'s cost: one at a time, the kid hardly needs them."
-        else:
-            sentence += "."
-        sentence += " Switched off together they may matter more: try it on The whole kid."
-    st.markdown(sentence)
+    st.markdown(costs_sentence(table, rows, threshold))
     frame = pd.DataFrame(
         {
             "head": [head_name(r["layer"], r["head"]) for r in rows],
