@@ -75,9 +75,11 @@ def knockout_panel(text: str, pos: int, cfg: dict):
     left.metric("Loss on this text", f"{before['loss']:.3f}")
     right.metric("Loss on this text", f"{after['loss']:.3f}", delta=f"{change:+.3f}", delta_color="inverse")
     if off:
+        n = len(result["text"]) - 1
         st.caption(
-            f"The loss is the mean of −ln p(what really came next) over the {len(result['text']) - 1} positions "
-            "of this text that have a next character. The Attention chapter lists what each head costs on "
+            f"The loss is the mean of −ln p(what really came next) over the {n} "
+            f"{'position' if n == 1 else 'positions'} of this text with a next character. "
+            "The Attention chapter lists what each head costs on "
             "the validation text."
         )
 
@@ -138,7 +140,7 @@ def head_costs_view(table: dict, labels: list, threshold: float):
         frame,
         hide_index=True,
         width="stretch",
-        height=min(36 * (len(rows) + 1) + 3, 600),  # every head of the kid without scrolling
+        height=min(35 * (len(rows) + 1) + 8, 700),  # the kid's every head without scrolling
         column_config={
             "share": st.column_config.NumberColumn("habit share", format="%.2f"),
             "cost": st.column_config.NumberColumn(
