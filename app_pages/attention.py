@@ -12,11 +12,13 @@ from tinyllm.habits import habit_sentence
 from tinyllm.model import Head
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.data import chapter
+from ui.knockout import cost_words, head_costs_view
 from ui.live import choose_text
 from ui.text import code
 from ui.widgets import draw, index_slider
 
 att = chapter("attention")
+knocked = chapter("knockout")  # the loss with each head alone switched off
 card = chapter("model_card")
 cfg = card["config"]
 T, n_layer, n_head, hs = cfg["block_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"] // cfg["n_head"]
@@ -64,7 +66,8 @@ def head_explorer():
     )
     data = layers_data[layer][head]
     if sample is not None:
-        st.caption(f"Layer {layer}, head {head}: {habit_sentence(att['labels'][layer][head])}")
+        cost = knocked["heads"][layer][head] - knocked["base_loss"]
+        st.caption(f"Layer {layer}, head {head}: {habit_sentence(att['labels'][layer][head])}; {cost_words(cost)}.")
 
     # The numbers first: on a phone the columns stack, and the numbers then sit
     # right under the sliders that change them, with the code after them.
@@ -176,7 +179,8 @@ for layer in range(n_layer):  # one row of columns per layer; a phone stacks the
     for head, column in enumerate(st.columns(n_head)):
         label = att["labels"][layer][head]
         weak = "" if label["clear"] else ", *weak*"
-        column.caption(f"**L{layer} H{head}**: {label['label']} ({label['score']:.2f}{weak})")
+        cost = knocked["heads"][layer][head] - knocked["base_loss"]
+        column.caption(f"**L{layer} H{head}**: {label['label']} ({label['score']:.2f}{weak}); off: loss {cost:+.3f}")
         # PNG: JPEG (Streamlit's choice for an array) smears the cells' edges and tints the grey
         column.image(small_heatmap(layers_data[layer][head]["weights"]), width="stretch", output_format="PNG")
 sinks = sum(label["habit"] == "start" and label["clear"] for layer in att["labels"] for label in layer)
@@ -187,4 +191,6 @@ if sinks:
         "useful to find parks it on a position that is always there."
     )
 
+head_costs_view(knocked, att["labels"], att["label_threshold"])
+st.page_link("app_pages/whole_kid.py", label="Switch heads off yourself: The whole kid", icon=":material/toggle_off:")
 st.page_link("app_pages/write_head.py", label="Now write attention yourself", icon=":material/code:")

@@ -10,6 +10,7 @@ from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
 from ui.charts import candidates_bar
 from ui.data import chapter, computed, model
 from ui.flow import context_html, forward_diagram, pushes_chart, top_bars, vector_strip
+from ui.knockout import knockout_panel
 from ui.live import choose_plain_text
 from ui.text import code
 from ui.widgets import index_slider
@@ -51,6 +52,7 @@ def trip():
     st.markdown(f"Following position **{pos}**, the character {code(text[pos])} ({where}).")
     stage_view(pos)
     neuron_view(pos)
+    knockout_panel(text, pos, cfg)
     show_attribution(pos)
 
 

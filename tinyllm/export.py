@@ -22,6 +22,7 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.flow import neuron_contexts
 from tinyllm.habits import LABEL_THRESHOLD, habit_targets, head_labels, label_texts
 from tinyllm.io import atomic_write_text, read_jsonl
+from tinyllm.knockout import knockout_table
 from tinyllm.model import param_table
 from tinyllm.runfolder import RunFolder
 from tinyllm.trace import trace
@@ -362,20 +363,32 @@ def evolution_chapter(run: Run) -> dict:
     return dict(prompt=run.prompts[0][:-1], targets=y.tolist(), snapshots=snapshots)
 
 
+def validation_slice(run: Run) -> str:
+    """corpus.json's validation slice ("" when missing or holding characters the vocabulary lacks)."""
+    text = run.facts.get("val_slice") or ""
+    return text if isinstance(text, str) and not run.vocab.unknown(text) else ""
+
+
 @exported("flow", read_by="The whole kid (each neuron's strongest contexts)")
 def flow_chapter(run: Run) -> dict:
     """The feed-forward neurons' strongest contexts in the fixed validation
     slice (the traces themselves are computed live: a few milliseconds)."""
-    text = run.facts.get("val_slice") or ""
-    if not isinstance(text, str) or run.vocab.unknown(text):
-        text = ""
+    text = validation_slice(run)
     return dict(slice=text, window=run.model.config.block_size, neurons=neuron_contexts(run.model, run.vocab, text))
 
 
-def export_run(run_dir) -> list:
-    """Write every chapter's JSON into run_dir/export/. Returns the paths."""
+@exported("knockout", read_by="Attention (what each head costs) and The whole kid (knock it out)")
+def knockout_chapter(run: Run) -> dict:
+    """The loss on flow.json's validation slice with each part alone switched off."""
+    table = knockout_table(run.model, run.vocab, validation_slice(run))
+    return {key: rounded(value) for key, value in table.items()}
+
+
+def export_run(run_dir, names=None) -> list:
+    """Write every chapter's JSON (or only those in `names`) into run_dir/export/. Returns the paths."""
     run = Run(run_dir)
-    chapters = {name: make(run) for name, make in CHAPTERS.items()}  # all computed before any is written
+    # all computed before any is written
+    chapters = {name: make(run) for name, make in CHAPTERS.items() if names is None or name in names}
     run.folder.export.mkdir(exist_ok=True)
     written = []
     for name, body in chapters.items():
