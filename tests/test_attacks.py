@@ -271,11 +271,11 @@ def test_a_text_of_one_character_is_refused_with_the_reason(tmp_path, monkeypatc
     from tinyllm.data import corpus_from_bytes
     from tinyllm.jobs import TrainingJobs
 
-    with pytest.raises(TinyLLMError, match="only one distinct character"):
+    with pytest.raises(TinyLLMError, match="nothing to guess"):
         corpus_from_bytes(text.encode(), "one.txt")
     monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
     jobs = TrainingJobs()
-    with pytest.raises(TinyLLMError, match="only one distinct character"):
+    with pytest.raises(TinyLLMError, match="nothing to guess"):
         jobs.start("one", dict(steps=20), text.encode(), "one.txt")
     assert not jobs.running() and not (tmp_path / "runs" / "one").exists()
 

@@ -79,7 +79,8 @@ def explain_and_stop(error: Exception):
         st.page_link(live_page, label="Train your own kid", icon=":material/model_training:")
     else:
         st.info(
-            "**This run's pages are not written yet** (or were written by another version of peek).",
+            "**This run's pages cannot be read**: they are not written yet, were written by another version "
+            f"of peek, or are damaged ({visitor_words(str(error))}).",
             icon=":material/info:",
         )
         if st.button("Write them now", icon=":material/refresh:", key="export_now"):
