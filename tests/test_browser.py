@@ -345,26 +345,25 @@ def test_train_stop_resume_and_play(server, page):
 
 
 @pytest.mark.parametrize("name", page_names())
-def test_no_page_opens_without_the_frame(name, tiny_run, tmp_path):
+def test_no_page_opens_without_the_frame(name, tiny_run, tmp_path, page):
     """A page file's own address, as the very first request a fresh server
     gets (before any visitor's script has run st.navigation): the page comes
     through the frame, with its shared sidebar, or not at all. Streamlit's
-    automatic discovery would serve a file in a pages/ folder on its own."""
+    automatic discovery would serve a file in a pages/ folder on its own.
+    (The browser is the module's: Playwright allows one per process.)"""
     assert (APP_PAGES / f"{name}.py").is_file()
     server = Server(tmp_path, PEEK_KID_DIR=str(tiny_run), PEEK_RUNS_DIR=str(tmp_path / "runs"))
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1200})
     try:
-        with sync_playwright() as p:
-            browser = launch(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1200})
-            page.set_default_timeout(60_000)
-            page.goto(f"{server.base}/{name}")
-            settle(page)
-            sidebar = page.locator("[data-testid='stSidebar']")
-            expect(sidebar.get_by_text("Run to look inside")).to_be_visible()  # the frame's own sidebar
-            expect(sidebar.locator("[data-testid='stSidebarNav']")).to_be_visible()  # st.navigation's list
-            no_exception(page)
-            browser.close()
+        fresh.set_default_timeout(60_000)
+        fresh.goto(f"{server.base}/{name}")
+        settle(fresh)
+        sidebar = fresh.locator("[data-testid='stSidebar']")
+        expect(sidebar.get_by_text("Run to look inside")).to_be_visible()  # the frame's own sidebar
+        expect(sidebar.locator("[data-testid='stSidebarNav']")).to_be_visible()  # st.navigation's list
+        no_exception(fresh)
     finally:
+        fresh.close()
         server.stop()
 
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,14 @@ def process(rank, port, run_dirs, text, stop_at, resume):
 
 def two_processes(run_dirs, text, stop_at=None, resume=False):
     args = (free_port(), [str(d) for d in run_dirs], text, stop_at, resume)
-    torch.multiprocessing.spawn(process, args=args, nprocs=2, join=True)
+    # spawn re-runs the parent's __main__ in each child; after an AppTest that is streamlit_app.py
+    # (Streamlit runs a script as __main__), so the children get an empty one instead
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        torch.multiprocessing.spawn(process, args=args, nprocs=2, join=True)
+    finally:
+        sys.modules["__main__"] = main
 
 
 @pytest.mark.slow
