@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from tinyllm.data import TINYSHAKESPEARE_MD5
+from tinyllm.exercise import DEFAULT_PATH
 from tinyllm.explain import count
 from tinyllm.export import CHAPTERS
 from tinyllm.model import GPTConfig
@@ -102,6 +103,15 @@ def run_commands() -> str:
 st.subheader("Do it yourself")
 st.markdown("The commands that made this very run, and that look inside it, run from the project's folder:")
 st.code(run_commands(), language="bash", wrap_lines=True)
+st.markdown(
+    "Write attention yourself on your own machine: the first command writes the template (the kid's Head with "
+    "`forward` left to you), the second checks your file against the kid, step by step:"
+)
+st.code(
+    f"python -m tinyllm exercise {DEFAULT_PATH}\npython -m tinyllm check-head {DEFAULT_PATH}",
+    language="bash",
+    wrap_lines=True,
+)
 
 st.subheader("Parameters, module by module")
 params = pd.DataFrame(card["params"] + [{"module": "total", "count": card["total_params"]}])

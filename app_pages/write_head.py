@@ -51,15 +51,12 @@ def hints():
 
 if not allowed:
     st.info(
-        f"{reason} You can still do the exercise on your own machine: download the template, "
-        "fill in `forward`, and check it against the kid with these two commands from a copy of peek:",
+        f"{reason} You can still do the exercise on your own machine: download the template below, fill in "
+        "`forward`, and check it against the kid with peek's command line (its two commands are in "
+        "*Behind the scenes*, under *Do it yourself*).",
         icon=":material/lock:",
     )
-    st.code(
-        f"python -m tinyllm exercise {DEFAULT_PATH}\npython -m tinyllm check-head {DEFAULT_PATH}",
-        language="bash",
-        wrap_lines=True,
-    )
+    st.page_link("app_pages/behind.py", label="Do it yourself: the commands", icon=":material/build:")
     st.download_button("Download the template", TEMPLATE, file_name=DEFAULT_PATH, icon=":material/download:")
     st.code(TEMPLATE, language="python", line_numbers=True, wrap_lines=True)
     hints()

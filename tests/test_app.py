@@ -269,8 +269,14 @@ def test_write_head_without_running_code(app_env, monkeypatch):
     assert not at.exception
     assert not [t for t in at.text_area if t.key == "head_code"]
     assert "PEEK_VISITOR_CODE=off" in texts(at)
-    assert any("python -m tinyllm check-head my_head.py" in c.value for c in at.code)
+    # no command line for the visitor here: the commands live in Behind the scenes
+    from tinyllm.exercise import TEMPLATE  # the file itself names its command, for the learner's terminal
+
+    commands = [c.value for c in at.code if c.value.strip() != TEMPLATE.strip()]
+    assert not any("python -m" in value for value in commands) and "Do it yourself" in texts(at)
     assert at.get("download_button")
+    at.switch_page("app_pages/behind.py").run()
+    assert any("python -m tinyllm check-head my_head.py" in c.value for c in at.code)
 
 
 def diagram(at) -> str:

@@ -142,6 +142,9 @@ def joined(world: World):
     dist.init_process_group(backend, rank=world.rank, world_size=world.size)
     try:
         yield world
+        # process 0 ends later (it writes the summary, samples, exports): without this wait a
+        # process may tear its connections down while the other still uses them, and gloo aborts
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
