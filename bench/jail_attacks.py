@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from head_solutions import SOLUTION  # noqa: E402
 
-from tinyllm.sandbox import check_in_sandbox  # noqa: E402
+from tinyllm.sandbox import check_in_sandbox, process_tree  # noqa: E402
 
 
 def planted(code: str) -> str:
@@ -40,19 +40,6 @@ def attempt(name: str, body: str) -> str:
         f"try:\n    {body}\n    print('{name}: got', repr(_)[:60])\n"
         f"except BaseException as e:\n    print('{name}: refused', type(e).__name__)"
     )
-
-
-def descendants(pid: int) -> list:
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                todo += [int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
-        except OSError:
-            pass
-    return found
 
 
 def rss_mb(pids) -> float:
@@ -117,7 +104,7 @@ def main():
 
         def sample(peak=peak, done=done):
             while not done.is_set():
-                peak[0] = max(peak[0], rss_mb(descendants(os.getpid())[1:]) + rss_mb(survivors()))
+                peak[0] = max(peak[0], rss_mb(process_tree(os.getpid())[1:]) + rss_mb(survivors()))
                 time.sleep(0.05)
 
         watcher = threading.Thread(target=sample)
