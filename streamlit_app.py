@@ -8,9 +8,9 @@ import streamlit as st
 import torch
 
 from tinyllm.runfolder import list_runs
-from ui.data import kid_dir
+from ui.loaders import kid_dir
 from ui.text import escaped
-from ui.training import kept_note, sidebar_form, visitor
+from ui.train_form import kept_note, sidebar_form, visitor
 
 # Every computation a page asks for is small (one text through the kid, one
 # character written); one thread does it about twice as fast as two that

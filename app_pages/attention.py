@@ -11,9 +11,9 @@ from tinyllm.explain import attention_steps, glyph
 from tinyllm.habits import habit_sentence
 from tinyllm.model import Head
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
-from ui.data import chapter
-from ui.knockout import cost_words, head_costs_view
+from ui.knockout_panel import cost_words, head_costs_view
 from ui.live import choose_text
+from ui.loaders import chapter
 from ui.text import code
 from ui.widgets import draw, index_slider
 

@@ -15,7 +15,7 @@ from tinyllm.sandbox import HEAD_FILE
 from tinyllm.settings import described, flag
 from tinyllm.train import TrainConfig
 from ui import APP_DIR
-from ui.data import chapter, current_run, kid_dir
+from ui.loaders import chapter, current_run, kid_dir
 from ui.text import code, escaped
 
 card = chapter("model_card")

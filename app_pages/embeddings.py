@@ -4,7 +4,7 @@ import streamlit as st
 
 from tinyllm.explain import char_kind, glyph
 from ui.charts import embedding_scatter, similarity_heatmap
-from ui.data import chapter
+from ui.loaders import chapter
 from ui.text import code
 from ui.widgets import draw
 
@@ -69,4 +69,4 @@ else:
         + ". Blocks of red show families."
     )
     heatmap = similarity_heatmap(emb["similarity"], labels, "character", "character", height=620)
-    st.altair_chart(heatmap, width="stretch")
+    draw(heatmap, width="stretch")

@@ -5,10 +5,11 @@ import streamlit as st
 from tinyllm.data import TINYSHAKESPEARE_MD5
 from tinyllm.explain import count, duration, perplexity
 from ui.charts import loss_curves
-from ui.data import chapter
-from ui.flow import forward_diagram
+from ui.flow_charts import forward_diagram
+from ui.loaders import chapter
 from ui.text import code_block, escaped
-from ui.training import kept_note
+from ui.train_form import kept_note
+from ui.widgets import draw
 
 card = chapter("model_card")
 training = chapter("training")
@@ -68,7 +69,7 @@ if card["corpus"]["md5"] == TINYSHAKESPEARE_MD5:  # a figure about this corpus o
         "validation loss of about 1.47 on tinyshakespeare, split the same way (the last 10%)."
     )
 
-st.altair_chart(loss_curves(training["rows"], uniform, training["best_step"], height=240), width="stretch")
+draw(loss_curves(training["rows"], uniform, training["best_step"], height=240), width="stretch")
 st.caption(
     "Its loss over training: from the uniform guess (dashed) down to where it is now. Chapter 8 tells the whole story."
 )

@@ -8,8 +8,9 @@ import streamlit as st
 from tinyllm.explain import glyph, surprise_colour
 from tinyllm.sample import SampleSettings, generate
 from ui.charts import believed_and_drawn
-from ui.data import current_run, model
+from ui.loaders import current_run, model
 from ui.text import code, codes, coloured_text, shown, text_box
+from ui.widgets import draw
 
 kid, vocab, ckpt = model()
 
@@ -122,7 +123,7 @@ elif result:
         + (f", top-p {settings.top_p:g}" if settings.top_p else "")
         + "):"
     )
-    st.altair_chart(believed_and_drawn(chars, believed, chosen["drawn"]), width="stretch")
+    draw(believed_and_drawn(chars, believed, chosen["drawn"]), width="stretch")
     rest_believed, rest_drawn = 1 - sum(believed), 1 - sum(chosen["drawn"])
     st.caption(
         f"All other characters together: {rest_believed:.1%} as believed, {rest_drawn:.1%} as drawn. "

@@ -6,7 +6,8 @@ import streamlit as st
 
 from tinyllm.explain import describe_distances, similarity_by_distance
 from ui.charts import matrix_frame, similarity_heatmap
-from ui.data import chapter
+from ui.loaders import chapter
+from ui.widgets import draw
 
 pos = chapter("positions")
 T, C = len(pos["matrix"]), len(pos["matrix"][0])
@@ -24,7 +25,7 @@ Nobody told the kid what positions mean. It learned these {T} vectors from data,
 )
 
 st.subheader("Position to position similarity")
-st.altair_chart(
+draw(
     similarity_heatmap(pos["similarity"], [str(i) for i in range(T)], "position", "position", height=520),
     width="stretch",
 )
@@ -55,7 +56,7 @@ if T > 1:
         + (f"; the least alike are {far} apart ({by_distance[far]:.2f})" if T > 2 else "")
         + f". {reading}"
     )
-st.altair_chart(
+draw(
     alt.Chart(pd.DataFrame({"distance": range(T), "similarity": by_distance}))
     .mark_line(point=True)
     .encode(
@@ -70,7 +71,7 @@ st.altair_chart(
 st.subheader("The vectors themselves")
 dims = st.slider("Dimensions shown", 8, C, min(C, 64), step=8, key="positions_dims") if C > 8 else C
 df = matrix_frame([row[:dims] for row in pos["matrix"]], "position", "dimension", "value")
-st.altair_chart(
+draw(
     alt.Chart(df)
     .mark_rect()
     .encode(

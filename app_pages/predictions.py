@@ -5,10 +5,10 @@ import streamlit as st
 
 from tinyllm.explain import glyph, surprise_colour
 from ui.charts import candidates_bar
-from ui.data import chapter, model
 from ui.live import choose_text
+from ui.loaders import chapter, model
 from ui.text import code, coloured_text
-from ui.widgets import index_slider
+from ui.widgets import draw, index_slider
 
 pred = chapter("predictions")
 card = chapter("model_card")
@@ -54,7 +54,7 @@ with left:
     context = text[max(0, position - 30) : position + 1]
     st.markdown(f"**After** {code('…' + context)} **the kid expects:**")
     cands = [(glyph(vocab.chars[i]), p) for i, p in data["top"][position]]
-    st.altair_chart(candidates_bar(cands), width="stretch")
+    draw(candidates_bar(cands), width="stretch")
     target = data["targets"][position]
     if target is not None:
         st.markdown(

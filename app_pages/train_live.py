@@ -7,7 +7,8 @@ from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS
 from tinyllm.runfolder import resumable_runs, runs_dir
 from ui.charts import loss_curves
 from ui.text import code_block
-from ui.training import failure_reason, jobs, kept_note, my_runs, visitor_words
+from ui.train_form import failure_reason, jobs, kept_note, my_runs, visitor_words
+from ui.widgets import draw
 
 st.title("Train your own kid")
 st.markdown(
@@ -65,7 +66,7 @@ def live_view():
     kept_step = next((row["step"] for row in reversed(rows) if row.get("best")), None)
     if len(rows) > 1:
         uniform = status.get("uniform_loss", rows[0]["val_loss"])
-        st.altair_chart(loss_curves(rows, uniform, kept_step, height=280), width="stretch")
+        draw(loss_curves(rows, uniform, kept_step, height=280), width="stretch")
         st.caption("Green line: the step it keeps, where its validation loss is lowest so far.")
     elif running:
         st.caption("The loss curves appear after the second evaluation.")

@@ -7,7 +7,7 @@ import streamlit as st
 from tinyllm.explain import char_kind, count, surprise_colour
 from tinyllm.habits import habit_sentence
 from ui.charts import FIT_WIDTH, attention_picture, embedding_scatter, loss_curves, metric_line, snapshot_timeline
-from ui.data import chapter
+from ui.loaders import chapter
 from ui.text import code_block, coloured_text
 from ui.widgets import draw, index_slider
 
@@ -32,11 +32,11 @@ learning: *overfitting*. The checkpoint it keeps is the one with the lowest vali
 (green line, step {training["best_step"]:,}).
 """
 )
-st.altair_chart(loss_curves(rows, training["uniform_loss"], training["best_step"]), width="stretch")
+draw(loss_curves(rows, training["uniform_loss"], training["best_step"]), width="stretch")
 c1, c2 = st.columns(2)
-c1.altair_chart(metric_line(rows, "lr", "learning rate"), width="stretch")
+draw(metric_line(rows, "lr", "learning rate"), c1, width="stretch")
 c1.caption("Warm-up, then cosine decay: big steps early, careful ones at the end.")
-c2.altair_chart(metric_line([r for r in rows if r["tokens_per_s"]], "tokens_per_s", "chars/s"), width="stretch")
+draw(metric_line([r for r in rows if r["tokens_per_s"]], "tokens_per_s", "chars/s"), c2, width="stretch")
 c2.caption("Training speed between evaluations.")
 
 st.subheader("Watch it learn")
@@ -118,7 +118,7 @@ for first in range(0, len(snaps[0]["labels"]), per_row):
             for s in snaps
             for hi, lab in enumerate(s["labels"][li])
         ]
-        where.altair_chart(
+        draw(
             alt.Chart(pd.DataFrame(label_rows), title=f"Layer {li}")
             .mark_line(point=True)
             .encode(
@@ -139,6 +139,7 @@ for first in range(0, len(snaps[0]["labels"]), per_row):
                 ],
             )
             .properties(height=220, autosize=FIT_WIDTH),  # the legend below, not inside the height
+            where=where,
             width="stretch",
         )
 

@@ -6,8 +6,9 @@ import streamlit as st
 
 from tinyllm.explain import glyph
 from ui.charts import FIT_WIDTH
-from ui.data import chapter, model
+from ui.loaders import chapter, model
 from ui.text import code, codes, shown, text_box
+from ui.widgets import draw
 
 vocab_doc = chapter("vocab")
 chars = vocab_doc["chars"]
@@ -31,7 +32,7 @@ with left:
     sort = st.radio("Order", ["by id", "by count"], horizontal=True, key="vocab_sort")
     order = "-x" if sort == "by count" else alt.EncodingSortField("id")
     # one row per character, so that every character keeps its label at any width
-    st.altair_chart(
+    draw(
         alt.Chart(df)
         .mark_bar()
         .encode(

@@ -8,12 +8,12 @@ import streamlit as st
 from tinyllm.explain import count, glyph
 from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
 from ui.charts import candidates_bar
-from ui.data import chapter, computed, model
-from ui.flow import context_html, forward_diagram, pushes_chart, top_bars, vector_strip
-from ui.knockout import knockout_panel
+from ui.flow_charts import context_html, forward_diagram, pushes_chart, top_bars, vector_strip
+from ui.knockout_panel import knockout_panel
 from ui.live import choose_plain_text
+from ui.loaders import chapter, computed, model
 from ui.text import code
-from ui.widgets import index_slider
+from ui.widgets import draw, index_slider
 
 card = chapter("model_card")
 samples = chapter("predictions")["prompts"]
@@ -87,7 +87,7 @@ def show_stage(stage, view, pos):
             f"**{stage['label']}**: the stream, normalised, becomes {logits.size} scores (logits), one per "
             "character of the vocabulary. The highest ten:"
         )
-        st.altair_chart(top_bars(logits, [glyph(c) for c in vocab.chars], "logit", top=10), width="stretch")
+        draw(top_bars(logits, [glyph(c) for c in vocab.chars], "logit", top=10), width="stretch")
         return
     if stage["key"] == "probs":
         probs = flow["probs"][pos]
@@ -95,10 +95,10 @@ def show_stage(stage, view, pos):
         st.markdown(
             f"**{stage['label']}**: softmax turns the logits into probabilities that sum to 1. The likeliest eight:"
         )
-        st.altair_chart(candidates_bar([(glyph(vocab.chars[i]), float(probs[i])) for i in top]), width="stretch")
+        draw(candidates_bar([(glyph(vocab.chars[i]), float(probs[i])) for i in top]), width="stretch")
         return
     st.markdown(f"**{stage['label']}**: {view['vector'].size} numbers, length (norm) {view['norm']:.2f}")
-    st.altair_chart(vector_strip(view["vector"]), width="stretch")
+    draw(vector_strip(view["vector"]), width="stretch")
     if kind == "norm":
         st.markdown(
             f"LayerNorm took a vector with mean {view['mean_before']:+.3f} and spread "
@@ -137,9 +137,7 @@ def neuron_view(pos):
     st.markdown(f"At position {pos}, **{fired} of {hidden.size}** neurons of block {block} fired. The strongest:")
     left, right = st.columns([2, 3])
     with left:
-        st.altair_chart(
-            top_bars(hidden, [f"#{n}" for n in range(hidden.size)], "activation after ReLU"), width="stretch"
-        )
+        draw(top_bars(hidden, [f"#{n}" for n in range(hidden.size)], "activation after ReLU"), width="stretch")
     with right:
         if not neurons["neurons"]:
             st.info(
@@ -188,7 +186,7 @@ def show_attribution(pos):
         role = "the kid's top guess" if char_id == predicted else "what really came next"
         with column:
             st.markdown(f"**{code(why['char'])}**, {role}: logit {why['logit']:.3f}")
-            st.altair_chart(pushes_chart(why["pushes"]), width="stretch")
+            draw(pushes_chart(why["pushes"]), width="stretch")
             st.caption(
                 f"The pushes sum to {why['total'] - why['constant']:.3f}; with the bias terms "
                 f"(W·β + b = {why['constant']:.3f}) that is {why['total']:.3f}, and the kid's logit is "

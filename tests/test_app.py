@@ -158,7 +158,7 @@ def test_missing_export_is_explained_not_a_traceback(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_live_training_view_run_selector_and_playground(app_env, tiny_data_file):
-    from ui.training import jobs
+    from ui.train_form import jobs
 
     at = open_page("train_live")
     assert "No run started" in texts(at)
@@ -195,7 +195,7 @@ def test_live_training_view_run_selector_and_playground(app_env, tiny_data_file)
 
 @pytest.mark.slow
 def test_sidebar_shows_a_running_job_on_every_page(app_env, tiny_data_file):
-    from ui.training import jobs
+    from ui.train_form import jobs
 
     job = jobs()
     job.start("long-one", dict(steps=5000, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1))
@@ -244,7 +244,7 @@ def test_training_with_your_head_offline_offers_a_text_of_your_own(app_env, monk
 
     from head_solutions import SOLUTION
 
-    from ui.training import jobs
+    from ui.train_form import jobs
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -473,7 +473,7 @@ def test_vocabulary_caption_names_the_run_s_own_most_and_least_frequent(app_env)
 def test_the_training_form_offers_no_more_than_the_server_trains(app_env, monkeypatch):
     """With lower limits, the form's fields stop there and the presets are cut
     to fit (a preset above a field's maximum would be an error)."""
-    from ui.training import jobs
+    from ui.train_form import jobs
 
     monkeypatch.setattr(jobs().limits, "max_steps", 1000)
     monkeypatch.setattr(jobs().limits, "max_context", 24)
@@ -484,7 +484,7 @@ def test_the_training_form_offers_no_more_than_the_server_trains(app_env, monkey
     assert "(50 to 1000)" in steps.help and "(8 to 24)" in context.help
     assert steps.value == 1000 and context.value == 24  # the quick preset asks for 4,000 and 32
     # more than that is refused with the field's name (the browser test sees it next to Train)
-    from ui.training import settings_problem
+    from ui.train_form import settings_problem
 
     assert settings_problem(dict(PRESETS["quick"], steps=1000, block_size=24)) is None
     too_many = settings_problem(dict(PRESETS["quick"], steps=1001, block_size=24))
@@ -547,7 +547,7 @@ def test_a_cleared_cache_forgets_no_training_run(app_env, tiny_data_file):
     import streamlit as st
 
     from tinyllm.runfolder import RunFolder
-    from ui.training import jobs
+    from ui.train_form import jobs
 
     at = open_page("train_live")
     at.session_state["my_runs"] = {"mine-training"}

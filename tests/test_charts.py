@@ -5,6 +5,7 @@ the chart again), and must change when their shape does."""
 import base64
 import io
 import json
+from pathlib import Path
 
 import altair as alt
 import numpy as np
@@ -100,3 +101,16 @@ def test_the_training_heatmap_is_one_picture_under_the_same_axes_and_labels():
     assert pixels.tolist() == small_heatmap(weights, size=9).tolist()
     assert cell_labels(one.spec, query=3, key=1) == {"cells": "3 b ← 1 o", "future": "3 b ← 1 o (hidden: the future)"}
     assert json.loads(one.spec)["usermeta"]["embedOptions"]["renderer"] == "canvas"
+
+
+def test_every_chart_is_shown_one_way():
+    """Pages and helpers show charts through ui.widgets.draw only (ui/__init__.py says why)."""
+    root = Path(__file__).resolve().parent.parent
+    shown_otherwise = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("app_pages", "ui")
+        for path in sorted((root / folder).glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if "altair_chart(" in line and not line.lstrip().startswith("#") and "st.altair_chart drops" not in line
+    ]
+    assert not shown_otherwise

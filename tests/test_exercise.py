@@ -253,7 +253,7 @@ def test_a_head_with_dropout_and_a_saved_mask_trains_and_its_run_reads_with_the_
 
 
 def test_the_app_shows_the_visitors_text_in_a_report_as_text():
-    from ui.exercise import plain
+    from ui.head_report import plain
 
     said = plain("ValueError: **bold** $x$ :red[red] [link](http://example.com) <b>tag</b>\n# title")
     assert said == (

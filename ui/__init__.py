@@ -2,6 +2,12 @@
 
 The pages draw with these; every number comes from tinyllm (the package
 computes, never this folder).
+
+One way to show a chart: ui/charts.py builds it (an Altair chart, or a
+Picture when its description is built once and reused across reruns), and
+ui.widgets.draw shows it, so that a rerun which changes only the numbers
+redraws it in place. Modules here are named for what they show, never after
+a module of the package (ui.loaders reads tinyllm's data; tinyllm.data makes it).
 """
 
 from pathlib import Path

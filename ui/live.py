@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.data import computed, model
+from ui.loaders import computed, model
 from ui.text import code, codes, text_box
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 from tinyllm.explain import glyph
 from tinyllm.knockout import Off, head_costs, knock_out
 from tinyllm.runfolder import RunFolder
-from ui.data import current_run, model, mtime_ns
+from ui.loaders import current_run, model, mtime_ns
 
 
 def head_name(layer: int, head: int) -> str:

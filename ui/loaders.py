@@ -18,7 +18,7 @@ from tinyllm.export import analyze_text, export_run, read_chapter
 from tinyllm.flow import full_flow
 from tinyllm.runfolder import RUN_NAME, RunFolder, run_info, runs_dir
 from ui import APP_DIR
-from ui.training import failure_reason, visitor_words
+from ui.train_form import failure_reason, visitor_words
 
 
 def mtime_ns(path: Path) -> int:

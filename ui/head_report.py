@@ -13,6 +13,7 @@ from tinyllm.sandbox import (
     visitor_code_allowed,
     visitor_code_setting,
 )
+from ui.widgets import draw
 
 
 def code_policy() -> tuple:
@@ -122,7 +123,7 @@ def draw_report(report: dict):
         st.markdown(f"**{plain(compare['title'])}**")
         if compare.get("future") is not None:
             st.caption(f"Shaded: positions {compare['future']} and after, the future, which the kid gives weight 0.")
-        st.altair_chart(compare_chart(compare), width="stretch")
+        draw(compare_chart(compare), width="stretch")
     if report.get("loss") and not report["ok"]:
         loss = report["loss"]
         st.caption(
