@@ -153,7 +153,7 @@ def vector_strip(vector, height=28):
                 scale=alt.Scale(scheme=DIVERGING, domain=[-limit, limit], reverse=True),
                 legend=alt.Legend(orient="bottom", title=None, gradientLength=160, offset=4),
             ),
-            tooltip=["dimension", alt.Tooltip("value:Q", format=".3f")],
+            tooltip=["dimension:O", alt.Tooltip("value:Q", format=".3f")],
         )
         .properties(height=height, autosize=FIT_WIDTH)
     )
@@ -175,7 +175,7 @@ def pushes_chart(pushes: list):
                 scale=alt.Scale(domain=["for", "against"], range=["#1f4e79", "#d1495b"]),
                 legend=alt.Legend(orient="top", title=None),
             ),
-            tooltip=["part", alt.Tooltip("push:Q", format=".3f")],
+            tooltip=["part:N", alt.Tooltip("push:Q", format=".3f")],
         )
         .properties(height=16 * len(df), autosize=FIT_WIDTH)
     )

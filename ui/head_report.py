@@ -73,7 +73,7 @@ def compare_chart(compare: dict):
             scale=alt.Scale(range=["#d1495b", "#1f4e79"]),
             legend=alt.Legend(orient="top", title=None),
         ),
-        tooltip=["position", "whose", alt.Tooltip("shown:N", title="value")],
+        tooltip=["position:N", "whose:N", alt.Tooltip("shown:N", title="value")],
     )
     numbers = base.mark_text(align="left", dx=3, fontSize=11).encode(
         x=alt.X("value:Q"), text="shown:N", color=alt.Color("whose:N", sort=whose, legend=None)
