@@ -326,17 +326,7 @@ def run_info(name: str, path: Path) -> RunInfo:
     if not (is_count(params) and is_count(steps) and isinstance(val, (int, float)) and not isinstance(val, bool)):
         return RunInfo(name, path, False, problem="its model card lacks the parameter count, steps or loss")
     best = card.get("best_step")
-    return RunInfo(
-        name,
-        path,
-        True,
-        params,
-        steps,
-        float(val),
-        state=folder.state(),
-        checkpoint=folder.model.is_file(),
-        best_step=best if is_count(best) else None,
-    )
+    return RunInfo(name, path, True, params, steps, float(val), best_step=best if is_count(best) else None)
 
 
 def list_runs(kid_dir: Path) -> list:

@@ -16,7 +16,7 @@ from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
 from tinyllm.export import analyze_text, export_run, read_chapter
 from tinyllm.flow import full_flow
-from tinyllm.runfolder import RUN_NAME, RunFolder, run_info, runs_dir
+from tinyllm.runfolder import RUN_NAME, RunFolder, runs_dir
 from ui import APP_DIR
 from ui.train_form import failure_reason, visitor_words
 
@@ -58,18 +58,19 @@ def explain_and_stop(error: Exception):
     a command) and stop the page: a run still training, a run that ended
     before its first checkpoint, or one whose pages can be written right here."""
     run_dir = current_run()
-    info = run_info(run_dir.name, run_dir)
+    folder = RunFolder(run_dir)  # read here, once, not for every run in the sidebar's list
+    progress = folder.read_object(folder.progress) or {}
     live_page = "app_pages/train_live.py"
     if run_dir == kid_dir():
         st.info(f"**This page has nothing to show**: the kid's pages cannot be read ({visitor_words(str(error))}).")
-    elif info.state == "running":
+    elif progress.get("status") == "running":
         st.info(
             f"**'{run_dir.name}' is still training**: its chapters appear when it finishes.",
             icon=":material/hourglass_top:",
         )
         st.page_link(live_page, label="Watch it learn", icon=":material/monitoring:")
-    elif not info.checkpoint:
-        step = (RunFolder(run_dir).read_object(RunFolder(run_dir).progress) or {}).get("step")
+    elif not folder.model.is_file():
+        step = progress.get("step")
         at = f" at step {step:,}" if isinstance(step, int) and not isinstance(step, bool) else ""
         st.warning(
             f"**'{run_dir.name}' failed{at}**, before its first checkpoint, because "
