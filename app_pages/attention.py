@@ -39,7 +39,7 @@ Below is the kid's real `Head` code, and the numbers that went through it.
 )
 
 prompt, sample = choose_text(
-    "attention", att["prompts"], T, "ROMEO:\nBut soft, what light through yonder window breaks?"
+    "attention", att["prompts"], T, "ROMEO:\nBut soft, what light through yonder window breaks?", address=True
 )
 text, layers_data = prompt["text"], prompt["layers"]
 chars = list(text)
@@ -62,7 +62,13 @@ def head_explorer():
     if clicked:
         st.session_state["attention_query"] = int(max(clicked)[0])
     i = index_slider(
-        "Query position", len(chars), "attention_query", default=40, where=c3, help="Or click a row of the heatmap."
+        "Query position",
+        len(chars),
+        "attention_query",
+        default=40,
+        where=c3,
+        address="pos",
+        help="Or click a row of the heatmap.",
     )
     data = layers_data[layer][head]
     if sample is not None:

@@ -26,7 +26,7 @@ text before it: white means it saw it coming, red means it did not. Surprise is 
 )
 
 data, _ = choose_text(
-    "predictions", pred["prompts"], T, "First Citizen:\nBefore we proceed any further, hear me speak."
+    "predictions", pred["prompts"], T, "First Citizen:\nBefore we proceed any further, hear me speak.", address=True
 )
 text = data["text"]
 
@@ -37,7 +37,9 @@ titles = [
     f"p = {p:.3f}, surprise {loss:.2f}"
     for p, loss in zip(data["target_probs"][: len(shown)], data["losses"][: len(shown)])
 ]
-position = index_slider("Position", len(text), "predictions_pos", default=20, help="Which position's guess to explain.")
+position = index_slider(
+    "Position", len(text), "predictions_pos", default=20, address="pos", help="Which position's guess to explain."
+)
 st.markdown(f"{code(text[0])} (the first character, nobody predicted it) then:")
 coloured_text(shown, colours, titles, selected=position)
 known = [loss for loss in data["losses"] if loss is not None]
@@ -78,4 +80,11 @@ with right:
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("The last row is the kid's real prediction (the chart on the left).")
-    st.page_link("app_pages/whole_kid.py", label="Which parts pushed this guess", icon=":material/account_tree:")
+    # the same run, text and position (written even at this page's default,
+    # which is not the whole kid's): the link lands on this very guess
+    st.page_link(
+        "app_pages/whole_kid.py",
+        label="Which parts pushed this guess",
+        icon=":material/account_tree:",
+        query_params={**st.query_params.to_dict(), "pos": str(position)},
+    )

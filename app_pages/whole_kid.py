@@ -34,7 +34,7 @@ Pick a stage in the diagram's slider to see the real vector there, and what that
 """
 )
 
-text, choice = choose_plain_text("whole", samples, T, "ROMEO:\nBut soft, what light")
+text, choice = choose_plain_text("whole", samples, T, "ROMEO:\nBut soft, what light", address=True)
 # the character after the passage, where it is known
 next_char = vocab.chars[samples[choice]["targets"][-1]] if choice is not None else None
 flow = computed("flow", text)
@@ -46,7 +46,9 @@ def trip():
     """Everything that follows one position: a fragment, so that moving the
     position does not rerun the page; the stage and the neurons are
     fragments inside it, so that each redraws alone."""
-    pos = index_slider("Position", len(text), "whole_pos", default=12, help="Which character's vector to follow.")
+    pos = index_slider(
+        "Position", len(text), "whole_pos", default=12, address="pos", help="Which character's vector to follow."
+    )
     before = code(text[max(0, pos - 12) : pos])
     where = f"after {before}" if pos else "the first character: it can look at nothing else"
     st.markdown(f"Following position **{pos}**, the character {code(text[pos])} ({where}).")

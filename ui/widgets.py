@@ -8,9 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from ui.charts import Picture, vega_lite
+from ui.text import escaped
 
 
-def index_slider(label: str, count: int, key: str, default: int = 0, where=st, **options) -> int:
+def index_slider(label: str, count: int, key: str, default: int = 0, where=st, address=None, **options) -> int:
     """A slider over 0 .. count - 1, for a position, a layer or a head.
 
     With one choice there is nothing to slide (Streamlit refuses a slider
@@ -18,13 +19,77 @@ def index_slider(label: str, count: int, key: str, default: int = 0, where=st, *
     lives in Session State, set before the slider is drawn, so that a page
     may also set it (a click on a chart) without Streamlit's warning about a
     widget with both a default and a Session State value.
+
+    address: the name of a query parameter (`pos`) that keeps the value in
+    the page's address, so that a link or the Back button lands on it (see
+    address_news); the default is left out of the address.
     """
+    news, asked = address_news(key, address) if address else (False, None)
+    if news:
+        value, problem = (default, None) if asked is None else address_index(asked, count, label.lower(), default, 0)
+        st.session_state[key] = value
+        if problem:
+            where.info(problem, icon=":material/link_off:")
     if count <= 1:
         where.caption(f"{label}: 0 (the only one)")
-        return 0
-    value = st.session_state.get(key, default)
-    st.session_state[key] = min(max(int(value), 0), count - 1)
-    return where.slider(label, 0, count - 1, key=key, **options)
+        value = 0
+    else:
+        value = st.session_state.get(key, default)
+        st.session_state[key] = min(max(int(value), 0), count - 1)
+        value = where.slider(label, 0, count - 1, key=key, **options)
+    if address:
+        write_address(key, address, str(value), str(default))
+    return value
+
+
+# --- the page's address: what it shows, in a link that can be shared ------
+#
+# A page that keeps a choice in its address (?sample=2&pos=30) reads it when
+# the address brings news: the page was just entered (its widgets are new),
+# or the address changed from outside (a link, the Back button) since the
+# page last wrote it. Otherwise the widget, which the reader moves, wins, and
+# the page writes its value back. A value at its default is left out, so
+# that opening a page adds no step to the browser's history (each change of
+# the address is one). The address is typed by anyone: every value is
+# checked, and a bad one falls back with a note in the reader's words.
+
+
+def address_news(key: str, param: str) -> tuple[bool, str | None]:
+    """(whether the address brings news for the widget `key`, the value of
+    `param` there, None when absent: the default)."""
+    asked = st.query_params.get(param)
+    return key not in st.session_state or asked != st.session_state.get(f"{key}.address"), asked
+
+
+def write_address(key: str, param: str, value: str | None, default: str | None = None):
+    """Keep the widget's value in the address, left out at its default (or
+    when None), and unchanged when the address already means it."""
+    held = st.query_params.get(param)
+    if (default if held is None else held) != value:
+        if value is None or value == default:
+            if held is not None:
+                del st.query_params[param]
+        else:
+            st.query_params[param] = value
+    st.session_state[f"{key}.address"] = st.query_params.get(param)
+
+
+def address_index(asked: str, count: int, what: str, fallback: int, first: int) -> tuple[int, str | None]:
+    """An index from the address, numbered from `first` (1 for "sample 1"),
+    checked: (the index from 0 to use, a note for the reader or None). Not a
+    number: the fallback; past either end: the nearest end."""
+    shown = escaped(asked if len(asked) <= 20 else asked[:20] + "…")
+    try:
+        number = int(asked)
+    except ValueError:
+        problem = f"The address asks for {what} “{shown}”, which is not a number: {what} {fallback + first} is shown."
+        return fallback, problem
+    last = count - 1 + first
+    if first <= number <= last:
+        return number - first, None
+    nearest = min(max(number, first), last)
+    span = f"{what}s {first} to {last}" if count > 1 else f"only {what} {first}"
+    return nearest - first, f"The address asks for {what} {number}, but there are {span}: {what} {nearest} is shown."
 
 
 _CHECKED_SHAPES = set()  # the charts draw() has checked (a hash of each)
