@@ -24,6 +24,7 @@ def index_slider(label: str, count: int, key: str, default: int = 0, where=st, a
     the page's address, so that a link or the Back button lands on it (see
     address_news); the default is left out of the address.
     """
+    default = min(max(default, 0), max(count - 1, 0))  # a default past a short text: its last position
     news, asked = address_news(key, address) if address else (False, None)
     if news:
         value, problem = (default, None) if asked is None else address_index(asked, count, label.lower(), default, 0)
