@@ -67,6 +67,10 @@ def test_the_predictions_link_lands_on_the_same_guess_and_keeps_the_run(app_env,
     assert not at.exception, at.exception
     assert shown(at, "whole_kid") == (1, 9)
     assert at.query_params["run"] == "other" and at.sidebar.selectbox(key="run").value == "other"
+    # at Predictions' default (left out of its address), which is not the whole kid's
+    at = open_at("predictions")
+    assert at.query_params == {} and shown(at, "predictions") == (0, 15)
+    assert shown(follow(at, "Which parts pushed this guess"), "whole_kid") == (0, 15)
 
 
 @pytest.mark.slow
