@@ -2,14 +2,16 @@
 
 import streamlit as st
 
-from tinyllm.explain import char_kind, glyph
+from tinyllm.explain import RARE, case_pairs, char_kind, count, glyph, too_rare
 from ui.charts import embedding_scatter, similarity_heatmap
 from ui.loaders import chapter
 from ui.text import code
 from ui.widgets import draw
 
 emb = chapter("embeddings")
-chars = [c["char"] for c in chapter("vocab")["chars"]]
+vocab_rows = chapter("vocab")["chars"]
+chars = [c["char"] for c in vocab_rows]
+seen = [c["count"] for c in vocab_rows]  # how often each character is in the corpus
 n_embd = len(emb["matrix"][0])
 example = "e" if "e" in chars else chars[-1]
 
@@ -47,9 +49,44 @@ default = chars.index("a") if "a" in chars else 0
 chosen = st.selectbox(
     "Character", options, index=default, format_func=lambda i: f"{glyph(chars[i])}  (id {i})", key="embeddings_char"
 )
+
+
+def times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n:,} times")
+
+
 cols = st.columns(len(emb["neighbours"][chosen]))
 for col, (j, sim) in zip(cols, emb["neighbours"][chosen]):
-    col.metric(f"id {j} · cosine {sim:.2f}", glyph(chars[j]))  # a similarity, not a change: no delta arrow
+    # a similarity, not a change: no delta arrow
+    col.metric(f"id {j} · cosine {sim:.2f}" + (" · rare" if too_rare(seen[j]) else ""), glyph(chars[j]))
+rare = [j for j in [chosen] + [j for j, _ in emb["neighbours"][chosen]] if too_rare(seen[j])]
+if rare:
+    st.caption(
+        "Too rare to mean anything: "
+        + ", ".join(f"{code(chars[j])} is in the corpus only {times(seen[j])}" for j in rare)
+        + f". Fewer than {RARE} examples are too few to place a character: where its vector points, and so "
+        "who its neighbours are, says little about it."
+    )
+
+pattern = case_pairs(chars, emb["matrix"])
+if pattern and pattern["strength"]:
+    example = "a" if "a" in pattern["letters"] else pattern["letters"][0]
+    pairs = count(pattern["pairs"], "lowercase letter")
+    alike = (
+        f"a letter and its capital have a mean cosine of {pattern['pair_mean']:.2f}, against "
+        f"{pattern['all_mean']:.3f} for two different characters on average"
+    )
+    if pattern["strength"] == "strong":
+        st.markdown(
+            f"**The strongest pattern here: a letter and its capital.** Of the {pairs} whose capital the kid "
+            f"knows, {pattern['nearest']} have it as their nearest neighbour; {alike}. Nobody told the kid that "
+            f"{code(example)} and {code(example.upper())} are the same letter: it found out from how they are used."
+        )
+    else:
+        st.markdown(
+            f"**A letter and its capital are more alike than most pairs:** {alike}. But the capital is the "
+            f"nearest neighbour of only {pattern['nearest']} of the {pairs} whose capital the kid knows."
+        )
 
 st.subheader("Every pair at once")
 labels = [glyph(c) for c in chars]
@@ -66,7 +103,9 @@ else:
         "The full similarity matrix: row and column are characters in id order, which is their order in "
         "Unicode"
         + (f" (here {before_letters} before the first letter)" if 0 < first_letter < len(chars) else "")
-        + ". Blocks of red show families."
+        + ". Blocks of red show families. Every character is labelled down the side; across the top, "
+        "where the screen is too narrow for all of them, only every second (or fourth) one is. Hover a cell "
+        "to name its pair."
     )
     heatmap = similarity_heatmap(emb["similarity"], labels, "character", "character", height=620)
     draw(heatmap, width="stretch")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import glyph, surprise_colour
+from tinyllm.explain import count, glyph, surprise_colour
 from ui.charts import candidates_bar
 from ui.live import choose_text
 from ui.loaders import chapter, model
@@ -45,7 +45,7 @@ coloured_text(shown, colours, titles, selected=position)
 known = [loss for loss in data["losses"] if loss is not None]
 if known:
     st.caption(
-        f"Mean surprise over these {len(known)} characters: {sum(known) / len(known):.3f}. "
+        f"Mean surprise over these {count(len(known), 'character')}: {sum(known) / len(known):.3f}. "
         "Hover a character for its probability."
     )
 else:
@@ -53,8 +53,9 @@ else:
 
 left, right = st.columns(2)
 with left:
-    context = text[max(0, position - 30) : position + 1]
-    st.markdown(f"**After** {code('…' + context)} **the kid expects:**")
+    # every character visible (␣ for a space): a context of spaces is no blank
+    context = "".join(glyph(ch) for ch in text[max(0, position - 30) : position + 1])
+    st.markdown(f"**After** {code(('…' if position > 30 else '') + context)} **the kid expects:**")
     cands = [(glyph(vocab.chars[i]), p) for i, p in data["top"][position]]
     draw(candidates_bar(cands), width="stretch")
     target = data["targets"][position]
@@ -67,8 +68,12 @@ with right:
     st.markdown("**The logit lens: the same guess read after each layer**")
     st.markdown(
         "Apply the final LayerNorm and output layer to the residual stream *after layer n* "
-        "(its own state, normalised as the last layer's would be). Early layers often only "
-        "know the character statistics; the later ones use the context."
+        "(its own state, normalised as the last layer's would be)."
+        + (
+            " Early layers often only know the character statistics; the later ones use the context."
+            if len(data["lens"]) > 1
+            else " This kid has one layer, so the lens has one row."
+        )
     )
     rows = []
     for layer, tops in enumerate(data["lens"]):
@@ -79,7 +84,7 @@ with right:
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption("The last row is the kid's real prediction (the chart on the left).")
+    st.caption("The last row is the kid's real prediction, the bars under *the kid expects*.")
     # the same run, text and position (written even at this page's default,
     # which is not the whole kid's): the link lands on this very guess
     st.page_link(

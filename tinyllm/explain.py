@@ -9,6 +9,8 @@ import math
 import string
 import unicodedata
 
+import numpy as np
+
 # The most characters each of the app's text boxes takes, by its use. The kid
 # reads at most its context (64 characters for the kid, 256 at the training
 # form's most), so a longer text is never used; the limit keeps one
@@ -127,3 +129,89 @@ def describe_distances(by_distance: list, shown: int = 5) -> dict:
 def count(n: int, noun: str) -> str:
     """'1 block', '4 blocks', '1,024 characters': a number with its noun, singular for one."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+NEAR_TIE = 0.02  # two habits' shares this close are a near-tie: neither clearly explains the head better
+
+
+def near_ties(label: dict) -> list:
+    """The habits (by score name) whose share of a head's attention is within
+    NEAR_TIE of its strongest habit's, largest first: the label names one of
+    a near-tie, not a winner."""
+    top = label["score"]
+    others = [(v, k) for k, v in label["scores"].items() if k != label["habit"] and top - v <= NEAR_TIE]
+    return [k for _, k in sorted(others, reverse=True)]
+
+
+RARE = 20  # a character seen fewer times than this: too rare for its embedding to have learned much
+
+
+def too_rare(count: int) -> bool:
+    """Whether a character seen `count` times in the corpus is too rare for
+    its place among the embeddings (its neighbours) to mean anything: its
+    vector was moved by a handful of examples, or stayed near its random start."""
+    return count < RARE
+
+
+def unit_rows(matrix) -> np.ndarray:
+    """The rows of a matrix scaled to length 1 (a zero row stays zero): their
+    dot products are the rows' cosine similarities."""
+    rows = np.asarray(matrix, dtype=np.float64)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms == 0, 1, norms)
+
+
+CASE_GAP = 0.1  # how much more alike a letter and its capital must be than two characters on average
+
+
+def case_pairs(chars: list, matrix) -> dict | None:
+    """Whether a lowercase letter's embedding points like its capital's, from
+    the embedding matrix (one row per character): the lowercase letters that
+    have their capital in the vocabulary (`letters`, how many: `pairs`), for how many the capital is the
+    nearest other character (`nearest`), the mean cosine of a letter with its
+    capital (`pair_mean`) and of all pairs of different characters
+    (`all_mean`). `strength` is "strong" when the capital is the nearest for
+    at least half the letters, "weak" when the pairs are only more alike than
+    all pairs by CASE_GAP, else None: the pattern is not there. None with
+    fewer than 3 such letters (no pattern to speak of)."""
+    index = {ch: i for i, ch in enumerate(chars)}
+    capitals = {ch: ch.upper() for ch in chars if ch.islower() and ch.upper() != ch}
+    pairs = [(index[ch], index[up]) for ch, up in capitals.items() if up in index]
+    if len(pairs) < 3:
+        return None
+    unit = unit_rows(matrix)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)  # a character is not its own neighbour
+    nearest = sum(int(similarity[a].argmax() == b) for a, b in pairs)
+    pair_mean = float(np.mean([similarity[a, b] for a, b in pairs]))
+    n = len(chars)
+    all_mean = float(similarity[np.isfinite(similarity)].sum() / (n * (n - 1)))
+    if 2 * nearest >= len(pairs):
+        strength = "strong"
+    elif pair_mean - all_mean >= CASE_GAP:
+        strength = "weak"
+    else:
+        strength = None
+    letters = [chars[a] for a, _ in pairs]
+    return dict(
+        pairs=len(pairs), letters=letters, nearest=nearest, pair_mean=pair_mean, all_mean=all_mean, strength=strength
+    )
+
+
+def smoothness(matrix) -> list:
+    """For each column (a dimension of the position vectors, one row per
+    position), how smoothly it changes from one position to the next: the
+    correlation of its value at each position with its value at the next
+    (1: a slow wave or a ramp; 0 or less: it jumps about). A constant column: 0."""
+    return lagged_correlation(matrix, 1)
+
+
+def lagged_correlation(matrix, lag: int) -> list:
+    """For each column, the correlation of its value at each row with its
+    value `lag` rows further on (over the rows that have one)."""
+    values = np.asarray(matrix, dtype=np.float64)
+    if len(values) <= lag:
+        return [0.0] * values.shape[1]
+    spread = values.std(axis=0)
+    z = (values - values.mean(axis=0)) / np.where(spread == 0, 1, spread)
+    return [float(v) for v in (z[lag:] * z[:-lag]).mean(axis=0)]

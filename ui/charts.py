@@ -241,6 +241,13 @@ def small_heatmap(weights, size=384) -> np.ndarray:
 
 
 def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
+    """A square matrix of cosines, labels on both axes. Down the side every
+    row keeps its label (each row is given 14 pixels, up to 100 rows); across
+    the top, where the chart is too narrow for every label (a phone), Vega
+    keeps every second (or fourth, ...) one, which the page says; hovering a
+    cell names both."""
+    n = len(labels)
+    every_row = n <= 100
     df = matrix_frame(matrix, "row", "col", "cosine")
     df["row label"] = np.array(labels)[df["row"].to_numpy()]
     df["col label"] = np.array(labels)[df["col"].to_numpy()]
@@ -248,8 +255,8 @@ def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
         alt.Chart(df)
         .mark_rect()
         .encode(
-            x=alt.X("col:O", axis=labelled_axis(labels, title_x, labelAngle=0)),
-            y=alt.Y("row:O", axis=labelled_axis(labels, title_y)),
+            x=alt.X("col:O", axis=labelled_axis(labels, title_x, labelAngle=0, labelOverlap="parity")),
+            y=alt.Y("row:O", axis=labelled_axis(labels, title_y, labelOverlap=False if every_row else "parity")),
             color=alt.Color(
                 "cosine:Q",
                 scale=alt.Scale(scheme=DIVERGING, domain=[-1, 1], reverse=True),
@@ -257,7 +264,7 @@ def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
             ),
             tooltip=[alt.Tooltip("row label:N"), alt.Tooltip("col label:N"), alt.Tooltip("cosine:Q", format=".3f")],
         )
-        .properties(height=height)
+        .properties(height=max(height, 14 * n) if every_row else height)
     )
 
 
@@ -388,11 +395,12 @@ def embedding_scatter(coords, chars, kinds, height=460, x_title="PC 1", y_title=
         }
     )
     frame = tuple(tuple(axis) for axis in domain) if domain else None
-    return Picture(embedding_scatter_spec(height, x_title, y_title, frame), {"points": points})
+    present = tuple(kind for kind in KIND_COLOURS if kind in set(kinds))  # the legend names only these
+    return Picture(embedding_scatter_spec(height, x_title, y_title, frame, present), {"points": points})
 
 
 @functools.lru_cache(maxsize=16)
-def embedding_scatter_spec(height, x_title, y_title, frame) -> str:
+def embedding_scatter_spec(height, x_title, y_title, frame, kinds) -> str:
     """The scatter's description, the same at every training step: built once."""
     # padding: room for the labels of the outermost characters, never cut at the edge
     scale_x = alt.Scale(domain=list(frame[0]), padding=14) if frame else alt.Scale(padding=14)
@@ -402,8 +410,9 @@ def embedding_scatter_spec(height, x_title, y_title, frame) -> str:
         y=alt.Y("y:Q", title=y_title, scale=scale_y),
         color=alt.Color(
             "kind:N",
-            scale=alt.Scale(domain=list(KIND_COLOURS), range=list(KIND_COLOURS.values())),
-            legend=alt.Legend(title=None, orient="bottom", columns=4),
+            scale=alt.Scale(domain=list(kinds), range=[KIND_COLOURS[kind] for kind in kinds]),
+            # three columns fit a phone's width (four cut the last one off at 390 px)
+            legend=alt.Legend(title=None, orient="bottom", columns=3),
         ),
         tooltip=[alt.Tooltip("char:N"), alt.Tooltip("id:O"), alt.Tooltip("kind:N")],
     )
