@@ -7,8 +7,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import attention_steps, glyph
-from tinyllm.habits import habit_sentence
+from tinyllm.explain import NEAR_TIE, attention_steps, glyph, near_ties
+from tinyllm.habits import HABITS, habit_sentence
 from tinyllm.model import Head
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.knockout_panel import cost_words, head_costs_view
@@ -46,6 +46,22 @@ chars = list(text)
 head_code = inspect.getsource(Head)  # read once, not at every slider move
 
 
+def habit_name(label: dict, name: str) -> str:
+    return HABITS[name].format(offset=label["offset"])
+
+
+def tie_words(label: dict) -> str:
+    """A sentence when the head's strongest habit is only one of a near-tie, else nothing."""
+    ties = near_ties(label)
+    if not ties:
+        return ""
+    rivals = " and ".join(f"**{habit_name(label, k)}** ({label['scores'][k]:.0%})" for k in ties)
+    return (
+        f"That is a near-tie: {rivals} explain{'s' if len(ties) == 1 else ''} almost as much, within "
+        f"{NEAR_TIE:.0%} of its attention, so neither clearly wins. "
+    )
+
+
 @st.fragment
 def head_explorer():
     c1, c2, c3 = st.columns(3)
@@ -72,8 +88,13 @@ def head_explorer():
     )
     data = layers_data[layer][head]
     if sample is not None:
+        label = att["labels"][layer][head]
         cost = knocked["heads"][layer][head] - knocked["base_loss"]
-        st.caption(f"Layer {layer}, head {head}: {habit_sentence(att['labels'][layer][head])}; {cost_words(cost)}.")
+        st.caption(
+            f"Layer {layer}, head {head}: {habit_sentence(label)}; {cost_words(cost)}. {tie_words(label)}"
+            "Each share is measured alone: one earlier character can be several habits' at once (the previous "
+            "character may also be the last vowel), so the shares overlap and need not add up to 100%."
+        )
 
     # The numbers first: on a phone the columns stack, and the numbers then sit
     # right under the sliders that change them, with the code after them.
@@ -178,17 +199,24 @@ st.markdown(
     "characters of validation text: the share of its attention that goes to that habit's "
     "characters (the previous one, one a fixed distance back, earlier copies of its own, what "
     "followed its own character before, the last space or newline, the start of its word, the last "
-    f"vowel or consonant, the first position, itself). Below {att['label_threshold']:.0%} it is only "
-    "the strongest of weak habits, marked *weak*."
+    "vowel or consonant, the first position, itself). Each share is measured alone, and one character "
+    "can be several habits' at once, so the shares of one head overlap. Below "
+    f"{att['label_threshold']:.0%} it is only the strongest of weak habits, marked *weak*; a habit "
+    f"within {NEAR_TIE:.0%} of another is a *near-tie* with it."
 )
 for layer in range(n_layer):  # one row of columns per layer; a phone stacks them
     for head, column in enumerate(st.columns(n_head)):
         label = att["labels"][layer][head]
         weak = "" if label["clear"] else ", *weak*"
+        ties = near_ties(label)
+        tie = f"; near-tie with {' and '.join(habit_name(label, k) for k in ties)}" if ties else ""
         cost = knocked["heads"][layer][head] - knocked["base_loss"]
-        column.caption(f"**L{layer} H{head}**: {label['label']} ({label['score']:.2f}{weak}); off: loss {cost:+.3f}")
+        # the picture first, then its caption, in one box: the pictures of a row stay aligned
+        # whatever the captions' lengths, and on a phone each caption stays with its picture
+        box = column.container(border=True)
         # PNG: JPEG (Streamlit's choice for an array) smears the cells' edges and tints the grey
-        column.image(small_heatmap(layers_data[layer][head]["weights"]), width="stretch", output_format="PNG")
+        box.image(small_heatmap(layers_data[layer][head]["weights"]), width="stretch", output_format="PNG")
+        box.caption(f"**L{layer} H{head}**: {label['label']} ({label['score']:.2f}{weak}{tie}); off: loss {cost:+.3f}")
 sinks = sum(label["habit"] == "start" and label["clear"] for layer in att["labels"] for label in layer)
 if sinks:
     st.info(

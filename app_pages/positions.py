@@ -1,10 +1,11 @@
 """Chapter 4: how the kid knows where each character stands."""
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import describe_distances, similarity_by_distance
+from tinyllm.explain import count, describe_distances, lagged_correlation, similarity_by_distance, smoothness
 from ui.charts import matrix_frame, similarity_heatmap
 from ui.loaders import chapter
 from ui.widgets import draw
@@ -56,7 +57,8 @@ if T > 1:
         + (f"; the least alike are {far} apart ({by_distance[far]:.2f})" if T > 2 else "")
         + f". {reading}"
     )
-draw(
+peaks = describe_distances(by_distance)["peaks"] if T > 1 else []
+line = (
     alt.Chart(pd.DataFrame({"distance": range(T), "similarity": by_distance}))
     .mark_line(point=True)
     .encode(
@@ -64,26 +66,71 @@ draw(
         y=alt.Y("similarity:Q", title="mean cosine similarity"),
         tooltip=[alt.Tooltip("distance:O"), alt.Tooltip("similarity:Q", format=".3f")],
     )
-    .properties(height=220),
-    width="stretch",
 )
+if peaks:  # the rises the sentence above names, marked where they are
+    marks = pd.DataFrame({"distance": peaks, "similarity": [by_distance[d] for d in peaks]})
+    marks["label"] = [f"peak at {d}" for d in peaks]
+    rules = alt.Chart(marks).mark_rule(color="#d1495b", strokeDash=[4, 3]).encode(x="distance:Q")
+    names = (
+        alt.Chart(marks)
+        .mark_text(color="#d1495b", dy=-12, fontWeight="bold")
+        .encode(x="distance:Q", y="similarity:Q", text="label:N")
+    )
+    line = alt.layer(line, rules, names)
+draw(line.properties(height=220), width="stretch")
 
 st.subheader("The vectors themselves")
+smooth = smoothness(pos["matrix"])
+order = sorted(range(C), key=lambda d: -smooth[d])  # the smoothest dimensions first
 dims = st.slider("Dimensions shown", 8, C, min(C, 64), step=8, key="positions_dims") if C > 8 else C
-df = matrix_frame([row[:dims] for row in pos["matrix"]], "position", "dimension", "value")
+shown = order[:dims]
+df = matrix_frame([[row[d] for d in shown] for row in pos["matrix"]], "position", "rank", "value")
+df["dimension"] = np.array(shown)[df["rank"].to_numpy()]
 draw(
     alt.Chart(df)
     .mark_rect()
     .encode(
-        x=alt.X("dimension:O", axis=alt.Axis(labels=dims <= 64, title="dimension")),
-        y=alt.Y("position:O", title="position"),
+        x=alt.X("rank:O", axis=alt.Axis(labels=False, ticks=False, title="dimension, the smoothest on the left")),
+        y=alt.Y("position:O", title="position", axis=alt.Axis(labelOverlap="parity")),
         color=alt.Color("value:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True)),
         tooltip=[alt.Tooltip("position:O"), alt.Tooltip("dimension:O"), alt.Tooltip("value:Q", format=".3f")],
     )
     .properties(height=480),
     width="stretch",
 )
+steady = sum(smooth[d] >= 0.5 for d in range(C))
 st.caption(
-    "Each row is one position's vector. Stripes that change smoothly down a column are "
-    "dimensions the kid uses to encode *where*."
+    f"Each row is one position's vector; each column one of its {C} dimensions, sorted by how smoothly it "
+    "changes from one position to the next (the correlation of its value at each position with the next "
+    f"one's). {count(steady, 'dimension')} of {C} change smoothly (a correlation of 0.5 or more): the "
+    "colour bands down the left columns. Those are the dimensions that say roughly *where*; the right "
+    "ones jump from one position to the next. Hover a cell for its dimension's number."
 )
+if peaks:
+    period = peaks[0]
+    repeat = lagged_correlation(pos["matrix"], period)
+    best = sorted(range(C), key=lambda d: -repeat[d])[:3]
+    waves = pd.DataFrame(
+        [{"position": i, "value": pos["matrix"][i][d], "dimension": f"dimension {d}"} for d in best for i in range(T)]
+    )
+    st.markdown(
+        f"**The repeat at distance {period}, seen in the vectors.** The three dimensions whose value "
+        f"{period} positions on is most like their value here (correlation "
+        + ", ".join(f"{repeat[d]:.2f}" for d in best)
+        + f"), along the window; the grey lines are {period} positions apart."
+    )
+    grid = pd.DataFrame({"position": list(range(0, T, period))})
+    draw(
+        alt.layer(
+            alt.Chart(grid).mark_rule(color="#bbbbbb").encode(x="position:Q"),
+            alt.Chart(waves)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("position:Q", title="position"),
+                y=alt.Y("value:Q", title="value"),
+                color=alt.Color("dimension:N", legend=alt.Legend(orient="top", title=None)),
+                tooltip=[alt.Tooltip("dimension:N"), alt.Tooltip("position:Q"), alt.Tooltip("value:Q", format=".3f")],
+            ),
+        ).properties(height=240),
+        width="stretch",
+    )
