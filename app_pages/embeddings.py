@@ -104,7 +104,7 @@ else:
         "Unicode"
         + (f" (here {before_letters} before the first letter)" if 0 < first_letter < len(chars) else "")
         + ". Blocks of red show families. Every character is labelled down the side; across the top, "
-        "where the screen is too narrow for all of them, only every second (or fourth) one is. Hover a cell "
+        "where the screen is too narrow for all of them, some are left out. Hover a cell "
         "to name its pair."
     )
     heatmap = similarity_heatmap(emb["similarity"], labels, "character", "character", height=620)

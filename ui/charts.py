@@ -244,7 +244,7 @@ def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
     """A square matrix of cosines, labels on both axes. Down the side every
     row keeps its label (each row is given 14 pixels, up to 100 rows); across
     the top, where the chart is too narrow for every label (a phone), Vega
-    keeps every second (or fourth, ...) one, which the page says; hovering a
+    leaves some out (those that would overlap), which the page says; hovering a
     cell names both."""
     n = len(labels)
     every_row = n <= 100
@@ -255,12 +255,13 @@ def similarity_heatmap(matrix, labels, title_x, title_y, height=460):
         alt.Chart(df)
         .mark_rect()
         .encode(
-            x=alt.X("col:O", axis=labelled_axis(labels, title_x, labelAngle=0, labelOverlap="parity")),
+            x=alt.X("col:O", axis=labelled_axis(labels, title_x, labelAngle=0, labelOverlap="greedy", labelFontSize=9)),
             y=alt.Y("row:O", axis=labelled_axis(labels, title_y, labelOverlap=False if every_row else "parity")),
             color=alt.Color(
                 "cosine:Q",
                 scale=alt.Scale(scheme=DIVERGING, domain=[-1, 1], reverse=True),
-                legend=alt.Legend(title="cosine similarity"),
+                # above, not beside: the columns get the width, room for their labels
+                legend=alt.Legend(title="cosine similarity", orient="top", direction="horizontal"),
             ),
             tooltip=[alt.Tooltip("row label:N"), alt.Tooltip("col label:N"), alt.Tooltip("cosine:Q", format=".3f")],
         )
