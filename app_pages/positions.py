@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import count, describe_distances, lagged_correlation, similarity_by_distance, smoothness
+from tinyllm.explain import count, describe_distances, repeating_dimensions, similarity_by_distance, smoothness
 from ui.charts import matrix_frame, similarity_heatmap
 from ui.loaders import chapter
 from ui.widgets import draw
@@ -102,22 +102,29 @@ steady = sum(smooth[d] >= 0.5 for d in range(C))
 st.caption(
     f"Each row is one position's vector; each column one of its {C} dimensions, sorted by how smoothly it "
     "changes from one position to the next (the correlation of its value at each position with the next "
-    f"one's). {count(steady, 'dimension')} of {C} change smoothly (a correlation of 0.5 or more): the "
-    "colour bands down the left columns. Those are the dimensions that say roughly *where*; the right "
-    "ones jump from one position to the next. Hover a cell for its dimension's number."
+    f"one's). {count(steady, 'dimension')} of {C} change smoothly (a correlation of 0.5 or more): down the "
+    "left columns, neighbouring rows have alike colours, in bands; down the right ones, the colour changes "
+    "from row to row. The smooth ones say roughly *where*. Hover a cell for its dimension's number."
 )
 if peaks:
     period = peaks[0]
-    repeat = lagged_correlation(pos["matrix"], period)
-    best = sorted(range(C), key=lambda d: -repeat[d])[:3]
+    best = repeating_dimensions(pos["matrix"], period)
     waves = pd.DataFrame(
-        [{"position": i, "value": pos["matrix"][i][d], "dimension": f"dimension {d}"} for d in best for i in range(T)]
+        [
+            {"position": i, "value": pos["matrix"][i][f["dimension"]], "dimension": f"dimension {f['dimension']}"}
+            for f in best
+            for i in range(T)
+        ]
     )
     st.markdown(
-        f"**The repeat at distance {period}, seen in the vectors.** The three dimensions whose value "
-        f"{period} positions on is most like their value here (correlation "
-        + ", ".join(f"{repeat[d]:.2f}" for d in best)
-        + f"), along the window; the grey lines are {period} positions apart."
+        f"**The repeat at distance {period}, seen in the vectors.** The dimensions that most clearly repeat "
+        f"every {period} positions: "
+        + "; ".join(
+            f"dimension {f['dimension']} is alike {period} positions on (correlation {f['at_period']:.2f}) "
+            f"and unlike {f['lowest_at']} on ({f['lowest']:.2f})"
+            for f in best
+        )
+        + f". The grey lines are {period} positions apart."
     )
     grid = pd.DataFrame({"position": list(range(0, T, period))})
     draw(

@@ -10,7 +10,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import APP, texts
 
-from tinyllm.explain import NEAR_TIE, RARE, case_pairs, lagged_correlation, near_ties, smoothness, too_rare
+from tinyllm.explain import (
+    NEAR_TIE,
+    RARE,
+    case_pairs,
+    lagged_correlation,
+    near_ties,
+    repeating_dimensions,
+    smoothness,
+    too_rare,
+)
 
 LOWER = list(string.ascii_lowercase[:12])
 CHARS = [" ", "."] + [c.upper() for c in LOWER] + LOWER
@@ -87,3 +96,14 @@ def test_the_embeddings_page_names_the_kid_s_pattern_and_its_rare_neighbour(the_
     assert "mean cosine of 0.54, against 0.003" in said
     assert "` $ ` is in the corpus only once" in said  # a's second neighbour
     assert any("rare" in m.label for m in at.metric)
+
+
+def test_the_dimensions_that_repeat_are_found():
+    positions = np.arange(64)
+    rng = np.random.default_rng(1)
+    matrix = np.stack(
+        [np.sin(positions / 9), rng.normal(size=64), np.cos(2 * np.pi * positions / 5), rng.normal(size=64)], axis=1
+    )
+    best = repeating_dimensions(matrix, 5, k=1)[0]
+    assert best["dimension"] == 2 and best["at_period"] > 0.9 and best["lowest"] < -0.7
+    assert best["lowest_at"] in (2, 3)  # half a period on: the wave is at its opposite

@@ -215,3 +215,16 @@ def lagged_correlation(matrix, lag: int) -> list:
     spread = values.std(axis=0)
     z = (values - values.mean(axis=0)) / np.where(spread == 0, 1, spread)
     return [float(v) for v in (z[lag:] * z[:-lag]).mean(axis=0)]
+
+
+def repeating_dimensions(matrix, period: int, k: int = 2) -> list:
+    """The k columns that most clearly repeat every `period` rows: alike
+    `period` rows on (a high lagged correlation) and unlike at some distance
+    in between (its lowest lagged correlation before the period), by the gap
+    between the two, largest first. Each: {dimension, at_period, lowest, lowest_at}."""
+    lags = {lag: lagged_correlation(matrix, lag) for lag in range(1, period + 1)}
+    found = []
+    for d in range(len(lags[period])):
+        lowest_at = min(range(1, period), key=lambda lag: lags[lag][d]) if period > 1 else period
+        found.append(dict(dimension=d, at_period=lags[period][d], lowest=lags[lowest_at][d], lowest_at=lowest_at))
+    return sorted(found, key=lambda f: f["lowest"] - f["at_period"])[:k]
