@@ -57,8 +57,8 @@ def tie_words(label: dict) -> str:
         return ""
     rivals = " and ".join(f"**{habit_name(label, k)}** ({label['scores'][k]:.0%})" for k in ties)
     return (
-        f"That is a near-tie: {rivals} explain{'s' if len(ties) == 1 else ''} almost as much, within "
-        f"{NEAR_TIE:.0%} of its attention, so neither clearly wins. "
+        f"That is a near-tie: {rivals} explain{'s' if len(ties) == 1 else ''} almost as much (within "
+        f"{NEAR_TIE * 100:.0f} percentage points), so no habit clearly wins. "
     )
 
 
@@ -202,7 +202,7 @@ st.markdown(
     "vowel or consonant, the first position, itself). Each share is measured alone, and one character "
     "can be several habits' at once, so the shares of one head overlap. Below "
     f"{att['label_threshold']:.0%} it is only the strongest of weak habits, marked *weak*; a habit "
-    f"within {NEAR_TIE:.0%} of another is a *near-tie* with it."
+    f"within {NEAR_TIE:.2f} of the strongest is a *near-tie* with it."
 )
 for layer in range(n_layer):  # one row of columns per layer; a phone stacks them
     for head, column in enumerate(st.columns(n_head)):
