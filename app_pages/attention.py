@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import NEAR_TIE, attention_steps, glyph, near_ties
+from tinyllm.explain import NEAR_TIE, attention_steps, count, glyph, near_ties
 from tinyllm.habits import HABITS, habit_sentence
 from tinyllm.model import Head
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
@@ -31,8 +31,8 @@ characters talk. At every position, each **head** computes three vectors of {hs}
 there:
 a **query** ("what am I looking for?"), a **key** ("what do I contain?") and a **value** ("what I
 pass on if chosen"). Position *i* compares its query with the keys of positions 0 to *i*: the better
-a key matches, the more of that position's value flows into *i*. The kid has {n_layer} layers of
-{n_head} heads each, every one with its own idea of what to look for.
+a key matches, the more of that position's value flows into *i*. The kid has {count(n_layer, "layer")} of
+{count(n_head, "head")}{" each, every one with its own idea of what to look for" if n_layer * n_head > 1 else ""}.
 
 Below is the kid's real `Head` code, and the numbers that went through it.
 """

@@ -14,6 +14,7 @@ chars = [c["char"] for c in vocab_rows]
 seen = [c["count"] for c in vocab_rows]  # how often each character is in the corpus
 n_embd = len(emb["matrix"][0])
 example = "e" if "e" in chars else chars[-1]
+FAMILIES = {"vowel": "vowels", "capital": "capitals", "punctuation": "punctuation"}
 
 st.title("Embeddings")
 st.markdown(
@@ -26,11 +27,15 @@ predict similar next characters) get vectors that point in similar directions.
 
 {n_embd} dimensions cannot be drawn, so the map below shows the two directions along which the
 vectors differ most (a **PCA** projection; it keeps
-{sum(emb["pca"]["explained"]):.0%} of the spread). Look for vowels, capitals and punctuation
-forming their own neighbourhoods.
+{sum(emb["pca"]["explained"]):.0%} of the spread).
 """
 )
 kinds = [char_kind(c) for c in chars]
+# the kinds this run has at least two characters of: a neighbourhood takes two
+families = [name for kind, name in FAMILIES.items() if kinds.count(kind) >= 2]
+if families:
+    listed = families[0] if len(families) == 1 else ", ".join(families[:-1]) + " and " + families[-1]
+    st.markdown(f"Look for {listed} forming their own neighbourhoods.")
 ex = emb["pca"]["explained"]
 draw(
     embedding_scatter(

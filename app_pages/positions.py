@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import count, describe_distances, repeating_dimensions, similarity_by_distance, smoothness
+from tinyllm.explain import describe_distances, repeating_dimensions, similarity_by_distance, smoothness
 from ui.charts import matrix_frame, similarity_heatmap
 from ui.loaders import chapter
 from ui.widgets import draw
@@ -99,13 +99,25 @@ draw(
     width="stretch",
 )
 steady = sum(smooth[d] >= 0.5 for d in range(C))
-st.caption(
+sorting = (
     f"Each row is one position's vector; each column one of its {C} dimensions, sorted by how smoothly it "
     "changes from one position to the next (the correlation of its value at each position with the next "
-    f"one's). {count(steady, 'dimension')} of {C} change smoothly (a correlation of 0.5 or more): down the "
-    "left columns, neighbouring rows have alike colours, in bands; down the right ones, the colour changes "
-    "from row to row. The smooth ones say roughly *where*. Hover a cell for its dimension's number."
+    "one's). "
 )
+if steady == 0:
+    seen = (
+        f"None of the {C} changes smoothly (a correlation of 0.5 or more): in every column the colour "
+        "changes from row to row."
+    )
+else:
+    seen = (
+        f"{steady} of the {C} {'changes' if steady == 1 else 'change'} smoothly (a correlation of 0.5 or more): "
+        f"down the {'leftmost column' if steady == 1 else 'left columns'}, neighbouring rows have alike "
+        "colours, in bands"
+        + ("; down the right ones, the colour changes from row to row" if steady < C else "")
+        + ". The smooth ones say roughly *where*."
+    )
+st.caption(sorting + seen + " Hover a cell for its dimension's number.")
 if peaks:
     period = peaks[0]
     best = repeating_dimensions(pos["matrix"], period)
