@@ -226,5 +226,11 @@ if sinks:
     )
 
 head_costs_view(knocked, att["labels"], att["label_threshold"])
-st.page_link("app_pages/whole_kid.py", label="Switch heads off yourself: The whole kid", icon=":material/toggle_off:")
+# the same run and text; not the position, which the fragment above may have moved since this line ran
+st.page_link(
+    "app_pages/whole_kid.py",
+    label="Switch heads off yourself: The whole kid",
+    icon=":material/toggle_off:",
+    query_params={k: v for k, v in st.query_params.to_dict().items() if k in ("run", "sample", "text")},
+)
 st.page_link("app_pages/write_head.py", label="Now write attention yourself", icon=":material/code:")

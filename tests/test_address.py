@@ -123,3 +123,11 @@ def test_the_address_follows_the_reader_and_the_back_button(app_env):
     del at.query_params["pos"]  # Back again, to the default
     at.run()
     assert shown(at, "attention") == (1, 15)  # the default (40) past this text's last position
+
+
+@pytest.mark.slow
+def test_the_attention_link_keeps_the_text(app_env):
+    at = open_at("attention", sample="3")
+    at = follow(at, "Switch heads off yourself: The whole kid")
+    assert not at.exception, at.exception
+    assert shown(at, "whole_kid")[0] == 2
