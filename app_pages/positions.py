@@ -62,7 +62,7 @@ line = (
     alt.Chart(pd.DataFrame({"distance": range(T), "similarity": by_distance}))
     .mark_line(point=True)
     .encode(
-        x=alt.X("distance:Q", title="distance between two positions"),
+        x=alt.X("distance:Q", title="distance between two positions", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("similarity:Q", title="mean cosine similarity"),
         tooltip=[alt.Tooltip("distance:O"), alt.Tooltip("similarity:Q", format=".3f")],
     )
