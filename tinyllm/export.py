@@ -366,27 +366,6 @@ def evolution_chapter(run: Run) -> dict:
     return dict(prompt=run.prompts[0][:-1], targets=y.tolist(), snapshots=snapshots)
 
 
-def validation_slice(run: Run) -> str:
-    """corpus.json's validation slice ("" when missing or holding characters the vocabulary lacks)."""
-    text = run.facts.get("val_slice") or ""
-    return text if isinstance(text, str) and not run.vocab.unknown(text) else ""
-
-
-@exported("flow", read_by="The whole kid (each neuron's strongest contexts)")
-def flow_chapter(run: Run) -> dict:
-    """The feed-forward neurons' strongest contexts in the fixed validation
-    slice (the traces themselves are computed live: a few milliseconds)."""
-    text = validation_slice(run)
-    return dict(slice=text, window=run.model.config.block_size, neurons=neuron_contexts(run.model, run.vocab, text))
-
-
-@exported("knockout", read_by="Attention (what each head costs) and The whole kid (knock it out)")
-def knockout_chapter(run: Run) -> dict:
-    """The loss on flow.json's validation slice with each part alone switched off."""
-    table = knockout_table(run.model, run.vocab, validation_slice(run))
-    return {key: rounded(value) for key, value in table.items()}
-
-
 @exported("learning", read_by="Training (the passage coloured by surprise at every snapshot)", version=1)
 def learning_chapter(run: Run) -> dict | None:
     """The loss of every character of one validation passage at every
@@ -413,6 +392,27 @@ def learning_chapter(run: Run) -> dict | None:
         means=[rounded(float(measured[step].mean())) for step in steps],
         block_size=run.model.config.block_size,
     )
+
+
+def validation_slice(run: Run) -> str:
+    """corpus.json's validation slice ("" when missing or holding characters the vocabulary lacks)."""
+    text = run.facts.get("val_slice") or ""
+    return text if isinstance(text, str) and not run.vocab.unknown(text) else ""
+
+
+@exported("flow", read_by="The whole kid (each neuron's strongest contexts)")
+def flow_chapter(run: Run) -> dict:
+    """The feed-forward neurons' strongest contexts in the fixed validation
+    slice (the traces themselves are computed live: a few milliseconds)."""
+    text = validation_slice(run)
+    return dict(slice=text, window=run.model.config.block_size, neurons=neuron_contexts(run.model, run.vocab, text))
+
+
+@exported("knockout", read_by="Attention (what each head costs) and The whole kid (knock it out)")
+def knockout_chapter(run: Run) -> dict:
+    """The loss on flow.json's validation slice with each part alone switched off."""
+    table = knockout_table(run.model, run.vocab, validation_slice(run))
+    return {key: rounded(value) for key, value in table.items()}
 
 
 def export_run(run_dir, names=None) -> list:

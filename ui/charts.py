@@ -469,7 +469,7 @@ def class_losses(doc: dict, selected: int, below: float, height=260) -> Picture:
         ],
         columns=["step", "class", "loss"],
     )
-    tables = {"means": means, "selected": pd.DataFrame({"step": [selected]}), "below": pd.DataFrame({"loss": [below]})}
+    tables = {"means": means, "chosen": pd.DataFrame({"step": [selected]}), "below": pd.DataFrame({"loss": [below]})}
     spec = class_losses_spec(
         height,
         tuple(labels[c] for c in present),
@@ -509,7 +509,7 @@ def class_losses_spec(height, labels, colours, ticks) -> str:
         .encode(y="loss:Q", tooltip=[alt.Tooltip("loss:Q", title="loss")])
     )
     chosen = (
-        alt.Chart(alt.Data(name="selected"))
+        alt.Chart(alt.Data(name="chosen"))
         .mark_rule(color=MARKED, strokeWidth=2)
         .encode(x=x, tooltip=[alt.Tooltip("step:Q", format=",", title="chosen step")])
     )
