@@ -7,7 +7,7 @@ import streamlit as st
 from tinyllm.explain import char_kind, count, glyph, surprise_colour
 from tinyllm.export import export_run
 from tinyllm.habits import habit_sentence
-from tinyllm.learning import BELOW, CLASS_RULES, class_counts_sentence, learning_story
+from tinyllm.learning import BELOW, CLASS_RULES, PASSAGE_CHARS, class_counts_sentence, learning_story
 from tinyllm.runfolder import RunFolder
 from ui.charts import (
     FIT_WIDTH,
@@ -110,8 +110,9 @@ def surprise_at(step: int):
     at = learned["steps"].index(step)
     passage, losses = learned["passage"], learned["losses"][at]
     names = [c["name"] for c in learned["classes"]]
+    which = "the first" if len(passage) == PASSAGE_CHARS else "all"  # a shorter passage is the whole split
     st.markdown(
-        f"**What surprises it** at this step: the first {count(len(passage), 'character')} of the validation "
+        f"**What surprises it** at this step: {which} {count(len(passage), 'character')} of the validation "
         f"split, each read with the {count(learned['block_size'], 'character')} before it (fewer at the start) "
         f"and coloured by its loss, −ln p of the character that really came: white where the kid expected it, "
         f"deep red at a loss of 6 or more (a uniform guess loses {training['uniform_loss']:.2f}). Mean loss over "
@@ -121,7 +122,7 @@ def surprise_at(step: int):
         f"{glyph(ch)}: loss {loss:.2f}" + ("" if c is None else f", {names[c]}")
         for ch, loss, c in zip(passage[1:], losses, learned["class_of"])
     ]
-    with st.container(height=360, key="training_passage"):
+    with st.container(height=480, key="training_passage"):
         coloured_text(list(passage), ["transparent"] + [surprise_colour(loss) for loss in losses], titles)
     st.markdown("**Its surprise by kind of character**, at every snapshot (red line: this step):")
     draw(class_losses(learned, step, BELOW), width="stretch")

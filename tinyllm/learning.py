@@ -144,7 +144,13 @@ def learning_story(doc: dict, below: float = BELOW) -> str:
                 f"at step {steps[earliest]:,}."
             )
         never = [c for c in present if first_below[c] is None]
-        if never:
+        if len(never) == len(present):
+            closest = min(present, key=lambda c: means[last][c])
+            sentences.append(
+                f"No class falls below a loss of {below:.1f} by step {steps[-1]:,}; {names[closest]} come closest, "
+                f"at {means[last][closest]:.2f}."
+            )
+        elif never:
             sentences.append(f"{_names(never, names, capital=True)} still above {below:.1f} at step {steps[-1]:,}.")
     highest = max(present, key=lambda c: means[last][c])
     # the earliest snapshot from which it is the highest at every later one
