@@ -19,6 +19,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from tinyllm.export import read_chapter
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
@@ -173,16 +175,15 @@ def slider_moves(page, url, slider_name, key="ArrowLeft", repeats=5) -> list:
 PASSAGE = ".st-key-training_passage span"  # the Training chapter's coloured passage, one span per character
 
 
-def training_scrubber(page, url, width) -> list:
+def training_scrubber(page, url, width, stops) -> list:
     """Open the Training chapter `width` pixels wide at its last step and time
-    a move to every earlier snapshot, one stop at a time, down to the
-    first; each move must recolour the passage."""
+    a move to each of the `stops` earlier snapshots, one stop at a time, down
+    to the first; each move must recolour the passage."""
     page.set_viewport_size({"width": width, "height": page.viewport_size["height"]})
     page.goto(url)
     page.wait_for_selector(IDLE)
     page.wait_for_selector(PASSAGE)
     slider = page.get_by_role("slider", name="Training step")
-    stops = int(slider.get_attribute("aria-valuemax")) - int(slider.get_attribute("aria-valuemin"))
 
     def colours():
         return page.eval_on_selector_all(PASSAGE, "spans => spans.map((s) => s.style.background).join()")
@@ -210,6 +211,7 @@ def main():
     parser.add_argument("--port", type=int, default=8631)
     parser.add_argument("--only", choices=["training"], help="time only this chapter's controls")
     args = parser.parse_args()
+    stops = len(read_chapter(args.run, "evolution")["snapshots"]) - 1  # moves from the last snapshot to the first
     server = start_server(Path(args.run), args.port)
     base = f"http://127.0.0.1:{args.port}"
     try:
@@ -218,7 +220,8 @@ def main():
             print(f"load: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             if args.only == "training":
                 for width in (1400, 390):
-                    report(f"training: every stop, {width} px", training_scrubber(page, f"{base}/training", width))
+                    times = training_scrubber(page, f"{base}/training", width, stops)
+                    report(f"training: every stop, {width} px", times)
                 browser.close()
                 return
 
@@ -254,7 +257,7 @@ def main():
                 "training: step scrubber",
                 slider_moves(page, f"{base}/training", "Training step", repeats=args.repeats),
             )
-            report("training: every stop, 390 px", training_scrubber(page, f"{base}/training", 390))
+            report("training: every stop, 390 px", training_scrubber(page, f"{base}/training", 390, stops))
             browser.close()
     finally:
         server.terminate()
