@@ -4,10 +4,22 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from tinyllm.explain import char_kind, count, surprise_colour
+from tinyllm.explain import char_kind, count, glyph, surprise_colour
+from tinyllm.export import export_run
 from tinyllm.habits import habit_sentence
-from ui.charts import FIT_WIDTH, attention_picture, embedding_scatter, loss_curves, metric_line, snapshot_timeline
-from ui.loaders import chapter
+from tinyllm.learning import BELOW, CLASS_RULES, PASSAGE_CHARS, class_counts_sentence, learning_story
+from tinyllm.runfolder import RunFolder
+from ui.charts import (
+    FIT_WIDTH,
+    attention_picture,
+    class_losses,
+    embedding_scatter,
+    loss_curves,
+    metric_line,
+    snapshot_timeline,
+    step_ticks,
+)
+from ui.loaders import chapter, current_run
 from ui.text import code_block, coloured_text
 from ui.widgets import draw, index_slider
 
@@ -42,13 +54,47 @@ c2.caption("Training speed between evaluations.")
 st.subheader("Watch it learn")
 snaps = evo["snapshots"]
 steps = [s["step"] for s in snaps]
+if not snaps:
+    st.info(
+        "**This run kept no snapshots** of the kid during training, so there is no step to go back to: "
+        "only the curves above, and what it wrote below, tell how it learned.",
+        icon=":material/info:",
+    )
+    st.stop()  # the rest of the chapter scrubs through snapshots
+
+
+def learning_doc():
+    """learning.json, or None after saying on the page why this run has none."""
+    run_dir = current_run()
+    if RunFolder(run_dir).chapter("learning").is_file():
+        return chapter("learning")
+    if len(chapter("flow")["slice"]) < 2:  # the validation text: too short to measure surprise on
+        st.info(
+            "This run's validation text is too short to hold a passage, so its surprise at each character "
+            "is not shown here.",
+            icon=":material/info:",
+        )
+        return None
+    st.info(
+        "This run's pages were written before peek measured its surprise at a passage at every snapshot.",
+        icon=":material/info:",
+    )
+    if st.button("Measure it now", icon=":material/refresh:", key="training_export_learning"):
+        with st.spinner("Reading the passage with every snapshot..."):
+            export_run(run_dir, ["learning"])
+        st.rerun()
+    return None
+
+
+learned = learning_doc()
+what = "the samples, the map of character embeddings (aligned to the final one so the axes do not flip), one "
+what += "attention head" + (" and the kid's surprise at every character of a passage are" if learned else " are")
 st.markdown(
-    "Saved snapshots let you scrub through training. Pick a step: the samples, the map of "
-    "character embeddings (aligned to the final one so the axes do not flip), one attention "
-    "head and the predictions are all computed from the checkpoint saved at that step. "
-    "Under the slider, a dot for each snapshot, under its stop, and the validation loss between them (grey). "
-    f"The stops are evenly spaced, the steps are not: {sum(1 for s in steps if s <= steps[-1] * 0.05)} of the "
-    f"{len(steps)} snapshots lie in the first 5% of training, where the kid changes fastest."
+    f"Saved snapshots let you scrub through training. Pick a step: {what} all computed from the checkpoint "
+    "saved at that step. Under the slider, a dot for each snapshot, under its stop, and the validation loss "
+    f"between them (grey). The stops are evenly spaced, the steps are not: "
+    f"{sum(1 for s in steps if s <= steps[-1] * 0.05)} of the {len(steps)} snapshots lie in the first 5% of "
+    "training, where the kid changes fastest."
 )
 kinds = [char_kind(c) for c in chars]
 # one frame for every step's embedding map, so that the points move and the axes stay
@@ -56,6 +102,32 @@ all_coords = [c for s in snaps for c in s["embedding_pca"]]
 pad = 0.05
 xs, ys = [c[0] for c in all_coords], [c[1] for c in all_coords]
 domain = ([min(xs) - pad, max(xs) + pad], [min(ys) - pad, max(ys) + pad])
+
+
+def surprise_at(step: int):
+    """The passage coloured by the kid's loss at each character at this step,
+    and every class's mean loss over training with this step marked."""
+    at = learned["steps"].index(step)
+    passage, losses = learned["passage"], learned["losses"][at]
+    names = [c["name"] for c in learned["classes"]]
+    which = "the first" if len(passage) == PASSAGE_CHARS else "all"  # a shorter passage is the whole split
+    st.markdown(
+        f"**What surprises it** at this step: {which} {count(len(passage), 'character')} of the validation "
+        f"split, each read with the {count(learned['block_size'], 'character')} before it (fewer at the start) "
+        f"and coloured by its loss, −ln p of the character that really came: white where the kid expected it, "
+        f"deep red at a loss of 6 or more (a uniform guess loses {training['uniform_loss']:.2f}). Mean loss over "
+        f"the passage at step {step:,}: **{learned['means'][at]:.2f}**. Hover a character for its loss."
+    )
+    titles = ["the first character: nothing before it to predict it from"] + [
+        f"{glyph(ch)}: loss {loss:.2f}" + ("" if c is None else f", {names[c]}")
+        for ch, loss, c in zip(passage[1:], losses, learned["class_of"])
+    ]
+    with st.container(height=480, key="training_passage"):
+        coloured_text(list(passage), ["transparent"] + [surprise_colour(loss) for loss in losses], titles)
+    st.markdown("**Its surprise by kind of character**, at every snapshot (red line: this step):")
+    draw(class_losses(learned, step, BELOW), width="stretch")
+    st.markdown(f"**What it learned first and last.** {learning_story(learned)}")
+    st.caption(f"{class_counts_sentence(learned)} {CLASS_RULES}")
 
 
 # A fragment: moving the step (or the head) reruns this part only, not the
@@ -80,7 +152,10 @@ def watch_it_learn():
         )
     else:
         st.markdown(f"**Step {step:,}**: validation loss {snap['val_loss']:.3f}, {measured_on}.")
+    st.markdown("**What it writes** at this step:")
     code_block(snap["sample"])
+    if learned and step in learned["steps"]:
+        surprise_at(step)
 
     left, right = st.columns(2)
     with left:
@@ -95,11 +170,6 @@ def watch_it_learn():
         st.markdown(f"**Attention of layer {layer}, head {head}** at this step: {habit_sentence(label)}.")
         draw(attention_picture(snap["attention"][layer][head], list(evo["prompt"]), height=380), width="stretch")
 
-    st.markdown("**Predictions on the first sample passage at this step**, coloured by surprise:")
-    text = evo["prompt"]
-    shown = list(text[1:]) + [chars[evo["targets"][-1]]]
-    coloured_text(shown, [surprise_colour(x) for x in snap["losses"]], [f"p = {p:.3f}" for p in snap["target_probs"]])
-
 
 watch_it_learn()
 
@@ -108,8 +178,6 @@ st.markdown(
     "How much of each head's attention its main habit explains, at every snapshot: one chart per layer, "
     "one colour per head (hover a point for the habit's name)."
 )
-# labels where heads specialise too: 0, 10, 30, 100, 300, 1,000, ... up to the last step
-step_ticks = [0] + [v for e in range(1, 8) for v in (10**e, 3 * 10**e) if v <= steps[-1]]
 per_row = 2  # two layers side by side on a wide screen; one under the other on a phone
 for first in range(0, len(snaps[0]["labels"]), per_row):
     for where, li in zip(st.columns(per_row), range(first, min(first + per_row, len(snaps[0]["labels"])))):
@@ -125,7 +193,7 @@ for first in range(0, len(snaps[0]["labels"]), per_row):
                 x=alt.X(
                     "step:Q",
                     scale=alt.Scale(type="symlog", nice=False),
-                    axis=alt.Axis(values=step_ticks, format=",d"),
+                    axis=alt.Axis(values=step_ticks(steps[-1]), format=",d"),
                     title="training step (log-like scale)",
                 ),
                 y=alt.Y("score:Q", title="share its main habit explains", scale=alt.Scale(domain=[0, 1])),

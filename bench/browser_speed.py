@@ -5,7 +5,7 @@ For each control it times the moment of the key press or click to the
 moment the app has finished running (the script, or only the fragment
 that holds the control) and the page has painted.
 
-    python -m bench.browser_speed [--run artifacts/kid] [--repeats 5]
+    python -m bench.browser_speed [--run artifacts/kid] [--repeats 5] [--only training]
 """
 
 import argparse
@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+
+from tinyllm.export import read_chapter
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -170,6 +172,34 @@ def slider_moves(page, url, slider_name, key="ArrowLeft", repeats=5) -> list:
     return times
 
 
+PASSAGE = ".st-key-training_passage span"  # the Training chapter's coloured passage, one span per character
+
+
+def training_scrubber(page, url, width, stops) -> list:
+    """Open the Training chapter `width` pixels wide at its last step and time
+    a move to each of the `stops` earlier snapshots, one stop at a time, down
+    to the first; each move must recolour the passage."""
+    page.set_viewport_size({"width": width, "height": page.viewport_size["height"]})
+    page.goto(url)
+    page.wait_for_selector(IDLE)
+    page.wait_for_selector(PASSAGE)
+    slider = page.get_by_role("slider", name="Training step")
+
+    def colours():
+        return page.eval_on_selector_all(PASSAGE, "spans => spans.map((s) => s.style.background).join()")
+
+    times, before = [], colours()
+    for _ in range(stops):
+        slider.focus()
+        times.append(timed(page, lambda: page.keyboard.press("ArrowLeft")))
+        after = colours()
+        if after == before:
+            raise RuntimeError("a move of the scrubber left the passage's colours as they were")
+        before = after
+    page.set_viewport_size({"width": 1400, "height": page.viewport_size["height"]})
+    return times
+
+
 def report(name, times):
     print(f"{name:<40}median {statistics.median(times):>5.0f} ms   max {max(times):>5.0f} ms")
 
@@ -179,12 +209,21 @@ def main():
     parser.add_argument("--run", default=str(ROOT / "artifacts" / "kid"), help="run folder to show")
     parser.add_argument("--repeats", type=int, default=5, help="timed moves per control")
     parser.add_argument("--port", type=int, default=8631)
+    parser.add_argument("--only", choices=["training"], help="time only this chapter's controls")
     args = parser.parse_args()
+    stops = len(read_chapter(args.run, "evolution")["snapshots"]) - 1  # moves from the last snapshot to the first
     server = start_server(Path(args.run), args.port)
     base = f"http://127.0.0.1:{args.port}"
     try:
         with sync_playwright() as p:
             browser, page = launch(p)
+            print(f"load: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            if args.only == "training":
+                for width in (1400, 390):
+                    times = training_scrubber(page, f"{base}/training", width, stops)
+                    report(f"training: every stop, {width} px", times)
+                browser.close()
+                return
 
             page.goto(f"{base}/whole_kid")
             page.wait_for_selector(IDLE)
@@ -218,6 +257,7 @@ def main():
                 "training: step scrubber",
                 slider_moves(page, f"{base}/training", "Training step", repeats=args.repeats),
             )
+            report("training: every stop, 390 px", training_scrubber(page, f"{base}/training", 390, stops))
             browser.close()
     finally:
         server.terminate()

@@ -16,6 +16,7 @@ import math
 import torch
 from torch.nn import functional as F
 
+from tinyllm import learning
 from tinyllm.checkpoint import build_model, is_count, load_checkpoint
 from tinyllm.data import printable
 from tinyllm.errors import TinyLLMError
@@ -183,13 +184,15 @@ class Run:
 CHAPTERS = {}  # name -> function(run) -> the dict written to export/<name>.json, in the tour's order
 
 
-def exported(name: str, read_by: str):
+def exported(name: str, read_by: str, version: int = VERSION):
     """Register the function that makes export/<name>.json. read_by: the
     app's pages that read the file, in a reader's words (Behind the scenes
-    shows them)."""
+    shows them). version: the file's own, for a file newer than the format's
+    (docs/export.md). A function that returns None writes no file."""
 
     def register(function):
         function.read_by = read_by
+        function.version = version
         CHAPTERS[name] = function
         return function
 
@@ -363,6 +366,34 @@ def evolution_chapter(run: Run) -> dict:
     return dict(prompt=run.prompts[0][:-1], targets=y.tolist(), snapshots=snapshots)
 
 
+@exported("learning", read_by="Training (the passage coloured by surprise at every snapshot)", version=1)
+def learning_chapter(run: Run) -> dict | None:
+    """The loss of every character of one validation passage at every
+    snapshot (tinyllm.learning). None (no file) for a run without snapshots
+    or without a validation passage to read."""
+    passage = validation_slice(run)[: learning.PASSAGE_CHARS]
+    if not run.snapshots or len(passage) < 2:
+        return None
+    ids = run.vocab.encode(passage)
+    classes = learning.class_of(passage)
+    measured = {}  # step -> the losses of its snapshot
+    for path in run.snapshots:
+        ckpt = load_checkpoint(path)
+        measured[ckpt["step"]] = learning.passage_losses(build_model(ckpt)[0], ids)
+    steps = sorted(measured)  # ascending, whatever the file names say
+    return dict(
+        passage=passage,
+        steps=steps,
+        losses=[rounded(measured[step]) for step in steps],
+        classes=[{"name": name, "count": classes.count(c)} for c, (name, *_) in enumerate(learning.CLASSES)],
+        class_of=classes,
+        class_means=[[rounded(m) for m in learning.class_means(measured[step], classes)] for step in steps],
+        # added for the page: the mean over every predicted character, and the context each was read with
+        means=[rounded(float(measured[step].mean())) for step in steps],
+        block_size=run.model.config.block_size,
+    )
+
+
 def validation_slice(run: Run) -> str:
     """corpus.json's validation slice ("" when missing or holding characters the vocabulary lacks)."""
     text = run.facts.get("val_slice") or ""
@@ -392,8 +423,11 @@ def export_run(run_dir, names=None) -> list:
     run.folder.export.mkdir(exist_ok=True)
     written = []
     for name, body in chapters.items():
-        doc = {"format": f"peek-export/{name}", "version": VERSION, **body}
         path = run.folder.chapter(name)
+        if body is None:  # nothing to write for this run: no stale file either
+            path.unlink(missing_ok=True)
+            continue
+        doc = {"format": f"peek-export/{name}", "version": CHAPTERS[name].version, **body}
         # allow_nan=False: a NaN is an error here, not a surprise in the browser
         atomic_write_text(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
         written.append(path)
@@ -413,6 +447,6 @@ def read_chapter(run_dir, name: str) -> dict:
         doc = None
     if not isinstance(doc, dict):
         raise TinyLLMError(f"{path} is damaged. Rebuild it with: python -m tinyllm export --run {run_dir}")
-    if doc.get("format") != f"peek-export/{name}" or doc.get("version") != VERSION:
+    if doc.get("format") != f"peek-export/{name}" or doc.get("version") != CHAPTERS[name].version:
         raise TinyLLMError(f"{path} is from another version. Rebuild it with: python -m tinyllm export --run {run_dir}")
     return doc

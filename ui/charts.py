@@ -453,3 +453,74 @@ def snapshot_timeline_spec(height, steps) -> str:
     selected = alt.Chart(alt.Data(name="selected")).mark_circle(size=180, color="#1f4e79", **dot)
     chart = alt.layer(line, dots.encode(x=x, y=y, tooltip=tooltip), selected.encode(x=x, y=y, tooltip=tooltip))
     return json.dumps(vega_lite(chart.properties(height=height, autosize=FIT_WIDTH)))
+
+
+# One colour per class of tinyllm.learning.CLASSES, in its order.
+CLASS_COLOURS = ["#138d75", "#6a3d9a", "#d35400", "#1f4e79", "#333333"]
+
+
+def step_ticks(last_step: int) -> list:
+    """Steps worth a label on a log-like axis: 0, 10, 30, 100, 300, ... up to last_step."""
+    return [0] + [v for e in range(1, 8) for v in (10**e, 3 * 10**e) if v <= last_step]
+
+
+def class_losses(doc: dict, selected: int, below: float, height=260) -> Picture:
+    """The mean loss of each class of characters (learning.json) at every
+    snapshot, on a log-like axis of steps, with the chosen step marked and
+    a dashed line at `below`. Only classes with characters are drawn; each
+    is named with its count in the legend."""
+    labels = [f"{c['name']} ({c['count']:,})" for c in doc["classes"]]
+    present = [i for i, c in enumerate(doc["classes"]) if c["count"]]
+    means = pd.DataFrame(
+        [
+            {"step": step, "class": labels[c], "loss": row[c]}
+            for step, row in zip(doc["steps"], doc["class_means"])
+            for c in present
+        ],
+        columns=["step", "class", "loss"],
+    )
+    tables = {"means": means, "chosen": pd.DataFrame({"step": [selected]}), "below": pd.DataFrame({"loss": [below]})}
+    spec = class_losses_spec(
+        height,
+        tuple(labels[c] for c in present),
+        tuple(CLASS_COLOURS[c] for c in present),
+        tuple(step_ticks(doc["steps"][-1])),
+    )
+    return Picture(spec, tables)
+
+
+@functools.lru_cache(maxsize=8)
+def class_losses_spec(height, labels, colours, ticks) -> str:
+    """The chart's description, the same at every step of one run: built once."""
+    x = alt.X(
+        "step:Q",
+        scale=alt.Scale(type="symlog", nice=False),
+        axis=alt.Axis(values=list(ticks), format=",d", labelOverlap=True),
+        title="training step (log-like scale)",
+    )
+    lines = (
+        alt.Chart(alt.Data(name="means"))
+        .mark_line(point=True)
+        .encode(
+            x=x,
+            y=alt.Y("loss:Q", title="mean loss of the class", scale=alt.Scale(zero=True)),
+            color=alt.Color(
+                "class:N",
+                scale=alt.Scale(domain=list(labels), range=list(colours)),
+                # below the plot, one class a row: long names fit a phone
+                legend=alt.Legend(title=None, orient="bottom", direction="vertical", labelLimit=0),
+            ),
+            tooltip=[alt.Tooltip("step:Q", format=","), alt.Tooltip("class:N"), alt.Tooltip("loss:Q", format=".2f")],
+        )
+    )
+    below = (
+        alt.Chart(alt.Data(name="below"))
+        .mark_rule(strokeDash=[6, 4], color="gray")
+        .encode(y="loss:Q", tooltip=[alt.Tooltip("loss:Q", title="loss")])
+    )
+    chosen = (
+        alt.Chart(alt.Data(name="chosen"))
+        .mark_rule(color=MARKED, strokeWidth=2)
+        .encode(x=x, tooltip=[alt.Tooltip("step:Q", format=",", title="chosen step")])
+    )
+    return json.dumps(vega_lite(alt.layer(below, chosen, lines).properties(height=height, autosize=FIT_WIDTH)))
