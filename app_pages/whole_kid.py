@@ -11,6 +11,7 @@ import streamlit as st
 
 from tinyllm.explain import count, glyph
 from tinyllm.flow import (
+    LOOKS,
     colour_limit,
     contrast,
     contrast_pair,
@@ -129,6 +130,11 @@ def stage_view(pos):
             )
 
 
+def signed(value: float) -> str:
+    """+0.002, or +0.000 for a mean that is zero to three decimals (never -0.000)."""
+    return f"{round(value, 3) + 0.0:+.3f}"
+
+
 def strips_of(view, limit):
     draw(stream_strips([(s["name"], s["vector"]) for s in view["strips"]], limit), width="stretch")
 
@@ -163,9 +169,9 @@ def show_stage(stage, view, pos):
         reader = {"ln1": "the heads read", "ln2": "the feed-forward layer reads", "ln_f": "lm_head reads"}[key]
         read, normal, out = s
         st.markdown(
-            f"LayerNorm read the stream, with mean {read['mean']:+.3f} and spread {read['spread']:.3f}; "
-            f"normalised it, to mean {normal['mean']:+.3f} and spread {normal['spread']:.3f}; then "
-            f"multiplied each dimension by its learned gain and added its learned bias: mean {out['mean']:+.3f}, "
+            f"LayerNorm read the stream, with mean {signed(read['mean'])} and spread {read['spread']:.3f}; "
+            f"normalised it, to mean {signed(normal['mean'])} and spread {normal['spread']:.3f}; then "
+            f"multiplied each dimension by its learned gain and added its learned bias: mean {signed(out['mean'])}, "
             f"spread {out['spread']:.3f}. That last vector is what {reader}; the stream itself goes on unchanged."
         )
     elif kind == "add":
@@ -198,9 +204,9 @@ def show_looks(block, pos):
     """Where each head of `block` looked from `pos`, drawn on the text, with its habit."""
     labels = chapter("attention")["labels"][block]
     st.markdown(
-        f"**Where each head looked** from position {pos} (its largest attention weights, marked on the text; "
-        f"{code(text[pos])} underlined is the position itself). The habit is measured on validation text "
-        "(chapter Attention)."
+        f"**Where each head looked** from position {pos}: its {LOOKS} largest attention weights, marked on the "
+        f"text ({code(text[pos])} underlined is the position itself; weights under 0.005 left out). Each head's "
+        "habit is measured on validation text (chapter Attention)."
     )
     rows = []
     for h, looked in enumerate(head_looks(flow, block, pos)):
@@ -213,10 +219,10 @@ def show_looks(block, pos):
     st.html("<div style='font-size:0.95rem'>" + "".join(rows) + "</div>")
 
 
-def looks_html(looked, pos, before=24):
+def looks_html(looked, pos, before=16):
     """The text up to pos, the looked-at characters shaded by weight, then the weights in words."""
-    start = max(0, min([j for j, _ in looked] + [pos]) - 2)
-    start = min(start, max(0, pos - before)) if pos - start > before and start > 0 else start
+    looked = [(j, w) for j, w in looked if w >= 0.005]  # what would print as 0.00
+    start = max(0, min([j - 2 for j, _ in looked] + [pos - before]))
     weight = dict(looked)
     cells = []
     for i in range(start, pos + 1):

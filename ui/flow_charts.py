@@ -140,8 +140,10 @@ def forward_diagram(cfg: dict, selected: dict | None = None, compact=False) -> s
 def stream_strips(strips: list, limit: float, height=26):
     """Aligned strips, one row per vector (the stream before, what was
     added, the stream after...), each cell a dimension, all on one colour
-    scale from -limit to +limit (red negative, blue positive): the scale
-    every stage of this text and position shares."""
+    scale from -limit to +limit (blue negative, red positive): the scale
+    every stage of this text and position shares. The scale is symmetric
+    logarithmic (linear within limit / 100 of zero): the stream starts small
+    and grows, and on a linear scale its first stages would all look white."""
     names = [name for name, _ in strips]
     width = max(len(v) for _, v in strips)
     df = pd.DataFrame(
@@ -160,13 +162,17 @@ def stream_strips(strips: list, limit: float, height=26):
             y=alt.Y("row:N", sort=names, title=None, axis=alt.Axis(labelLimit=130, labelFontSize=12)),
             color=alt.Color(
                 "value:Q",
-                scale=alt.Scale(scheme=DIVERGING, domain=[-limit, limit], reverse=True, clamp=True),
+                scale=alt.Scale(
+                    type="symlog", constant=limit / 100, scheme=DIVERGING, domain=[-limit, limit], reverse=True
+                ),
                 legend=alt.Legend(
                     orient="bottom",
-                    title=f"one colour scale for every stage here, ±{limit:.2f}",
+                    values=[-limit, -limit / 10, 0, limit / 10, limit],
+                    format=".2~f",
+                    title=["one colour scale for every stage", f"at this position (log scale): ±{limit:.2f}"],
                     titleOrient="left",
                     titleLimit=260,
-                    gradientLength=120,
+                    gradientLength=200,
                     offset=4,
                 ),
             ),
