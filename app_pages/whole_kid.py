@@ -26,6 +26,7 @@ from tinyllm.flow import (
 from tinyllm.knockout import Off
 from ui.charts import candidates_bar
 from ui.flow_charts import (
+    char_label,
     context_html,
     contrast_chart,
     forward_diagram,
@@ -148,13 +149,13 @@ def show_stage(stage, view, pos):
             f"The stream, through the final LayerNorm, becomes {logits.size} scores (logits), one per "
             f"character of the vocabulary, by one linear layer (lm_head). The highest {min(10, logits.size)}:"
         )
-        draw(top_bars(logits, [glyph(c) for c in vocab.chars], "logit", top=10), width="stretch")
+        draw(top_bars(logits, [char_label(c) for c in vocab.chars], "logit", top=10), width="stretch")
         return
     if key == "probs":
         probs = flow["probs"][pos]
         top = probs.argsort()[::-1][:8]
         st.markdown(f"Softmax turns the logits into probabilities that sum to 1. The likeliest {top.size}:")
-        draw(candidates_bar([(glyph(vocab.chars[i]), float(probs[i])) for i in top]), width="stretch")
+        draw(candidates_bar([(char_label(vocab.chars[i]), float(probs[i])) for i in top]), width="stretch")
         return
     limit = colour_limit(flow, pos)
     strips_of(view, limit)
@@ -227,7 +228,7 @@ def looks_html(looked, pos, before=16):
     cells = []
     for i in range(start, pos + 1):
         ch = html.escape(glyph(text[i]))
-        style = "padding:0 1px;"
+        style = ""
         if i in weight:
             ink = "white" if weight[i] > 0.4 else "#1d1d1f"
             style += f"background:rgba(31,78,121,{0.15 + 0.85 * weight[i]:.2f});color:{ink};"
@@ -426,7 +427,7 @@ def token_words(pos, c, a):
         )
     st.markdown(
         f"""
-**The character itself.** The token embedding's own direct push is {token:+.3f}, {size}: {share:.0%} of all
+**The character itself.** The token embedding's own direct push is {token:+.3f}, {size}: {share:.1%} of all
 the pushes' sizes. {"That does not mean the character does not matter. " if share < 0.1 else ""}Its vector
 also reaches the prediction through the layers that read it. Block 0's feed-forward layer reads this
 position's stream in place (the character's vector plus the position's, and what block 0's attention added);

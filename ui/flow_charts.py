@@ -12,6 +12,17 @@ from ui.charts import DIVERGING, FIT_WIDTH
 from ui.text import shown
 
 SELECTED = "#1f4e79"
+# A space or a newline as an axis label: its glyph alone (␣ sits on the
+# baseline) looks as if it labelled the gap below its bar; with its name it
+# reads as the label of its own bar.
+NAMED = {" ": "␣ space", "\n": "↵ newline", "\t": "⇥ tab"}
+
+
+def char_label(ch: str) -> str:
+    """A character as the label of a bar: its glyph, named when it is white space."""
+    return NAMED.get(ch, glyph(ch))
+
+
 PLAIN = "#f1efe6"
 
 
@@ -170,9 +181,9 @@ def stream_strips(strips: list, limit: float, height=26):
                     values=[-limit, -limit / 10, 0, limit / 10, limit],
                     format=".2~f",
                     title=["one colour scale for every stage", f"at this position (log scale): ±{limit:.2f}"],
-                    titleOrient="left",
-                    titleLimit=260,
-                    gradientLength=200,
+                    titleOrient="top",
+                    titleLimit=300,
+                    gradientLength=180,
                     offset=4,
                 ),
             ),
@@ -258,7 +269,7 @@ def votes_chart(votes, chars, top=5):
     order = np.argsort(-votes, kind="stable")
     up = list(order[:top])
     down = [i for i in order[::-1][:top] if i not in up][::-1]
-    df = pd.DataFrame({"char": [glyph(chars[i]) for i in up + down], "vote": votes[up + down]})
+    df = pd.DataFrame({"char": [char_label(chars[i]) for i in up + down], "vote": votes[up + down]})
     df["direction"] = np.where(df["vote"] >= 0, "up", "down")
     return (
         alt.Chart(df)
