@@ -195,7 +195,7 @@ def test_the_contrast_pushes_sum_to_the_logit_difference(config):
             pushes = sum(p for _, p in c["pushes"])
             assert pushes == pytest.approx(float(logits[pos, a] - logits[pos, b] - constant), abs=1e-4)
             assert abs(pushes) > 1e-3  # not trivially zero
-            assert [name for g in c["groups"] for name, _ in g["parts"]] == [name for name, _ in c["pushes"]]
+            assert [part for g in c["groups"] for part in g["parts"]] == c["pushes"]
             for group in c["groups"]:
                 assert group["push"] == pytest.approx(sum(p for _, p in group["parts"]))
             assert len(c["groups"]) == 1 + 2 * config.n_layer  # the embeddings, each block's attention and ffwd
