@@ -188,9 +188,10 @@ def show_stage(stage, view, pos):
     elif kind == "heads":
         hs = C // H
         st.markdown(
-            f"The {count(H, 'head')}' outputs side by side, {hs} numbers each"
-            + (f": dimensions 0–{hs - 1} are head 0, and so on." if H > 1 else ".")
-            + f" The projection mixes them back into {C} numbers."
+            f"The {H} heads' outputs side by side, {hs} numbers each: dimensions 0–{hs - 1} are head 0, and so on. "
+            f"The projection mixes them back into {C} numbers."
+            if H > 1
+            else f"The one head's output, {hs} numbers. The projection mixes it into the stream's {C} numbers."
         )
         show_looks(stage["block"], pos)
     elif kind == "neurons":
@@ -205,7 +206,7 @@ def show_looks(block, pos):
     """Where each head of `block` looked from `pos`, drawn on the text, with its habit."""
     labels = chapter("attention")["labels"][block]
     st.markdown(
-        f"**Where each head looked** from position {pos}: its {LOOKS} largest attention weights, marked on the "
+        f"**Where each head looked** from position {pos}: its largest attention weights (up to {LOOKS}), marked on the "
         f"text ({code(text[pos])} underlined is the position itself; weights under 0.005 left out). Each head's "
         "habit is measured on validation text (chapter Attention)."
     )
@@ -248,6 +249,8 @@ def looks_html(looked, pos, before=16):
 
 
 def vote_words(votes, top=VOTES) -> tuple:
+    """The characters a neuron pushes up most, and down most (never the same one in both)."""
+    top = min(top, len(votes) // 2)
     order = np.argsort(-votes, kind="stable")
     return [vocab.chars[i] for i in order[:top]], [vocab.chars[i] for i in order[::-1][:top]]
 
@@ -300,7 +303,7 @@ def show_votes(block, n):
         "the final LayerNorm's gain and lm_head, that direction pushes up "
         f"{codes(up)} and pushes down {codes(down)} most."
     )
-    draw(votes_chart(votes, vocab.chars, VOTES), width="stretch")
+    draw(votes_chart(votes, vocab.chars, min(VOTES, len(votes) // 2)), width="stretch")
     st.caption(
         "Read that way it is linearised: the final LayerNorm also centres the stream and divides it by its "
         "spread, which depend on everything else in the stream, and layers above may read the direction too. "
@@ -420,11 +423,11 @@ def token_words(pos, c, a):
     if before is None or off is None:  # a validation text too short to score
         loss_words = "changes what the kid predicts"
     else:
-        verb = "raises" if off >= before else "changes"
-        loss_words = (
-            f"{verb} the loss on the first {table['slice_chars']:,} characters of validation text from "
-            f"{before:.3f} to {off:.3f}"
-        )
+        on = f"the loss on the first {table['slice_chars']:,} characters of validation text"
+        if round(off, 3) == round(before, 3):
+            loss_words = f"leaves {on} at {before:.3f}"
+        else:
+            loss_words = f"{'raises' if off > before else 'lowers'} {on} from {before:.3f} to {off:.3f}"
     st.markdown(
         f"""
 **The character itself.** The token embedding's own direct push is {token:+.3f}, {size}: {share:.1%} of all
