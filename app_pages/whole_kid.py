@@ -23,7 +23,6 @@ from tinyllm.flow import (
     stream_overview,
     strongest_neurons,
 )
-from tinyllm.knockout import Off
 from ui.charts import candidates_bar
 from ui.flow_charts import (
     char_label,
@@ -35,7 +34,7 @@ from ui.flow_charts import (
     top_bars,
     votes_chart,
 )
-from ui.knockout_panel import knocked, knockout_panel
+from ui.knockout_panel import knockout_panel
 from ui.live import choose_plain_text
 from ui.loaders import chapter, computed, model
 from ui.text import code, codes
@@ -399,42 +398,35 @@ the final LayerNorm and lm_head. A head whose output changes what a later layer 
 its own direct push; the change it caused shows up in that later layer's bar.
 """
     )
-    token_words(pos, c, a)
+    token_words(c)
     st.page_link("app_pages/predictions.py", label="Layer by layer: the logit lens", icon=":material/arrow_forward:")
 
 
-def token_words(pos, c, a):
+def token_words(c):
     """The token embedding's direct push, and the knock-out's evidence that the
     character matters all the same (it is read by the layers above)."""
     token = dict(c["pushes"])["token embedding"]
     share = abs(token) / max(sum(abs(p) for _, p in c["pushes"]), 1e-12)
-    size = "small" if share < 0.1 else "sizeable"
     table = chapter("knockout")
     before, off = table["base_loss"], table["ffwd"][0]
-    result = knocked(text, pos, Off(ffwd=(0,)))
-    top_on, top_off = result["before"]["top"][0], result["after"]["top"][0]
-    here = (
-        f"the top guess here stays {code(glyph(vocab.chars[top_on[0]]))}, its probability going from "
-        f"{top_on[1]:.1%} to {dict(result['after']['top']).get(top_on[0], 0):.1%}"
-        if top_off[0] == top_on[0]
-        else f"the top guess here changes from {code(glyph(vocab.chars[top_on[0]]))} ({top_on[1]:.1%}) to "
-        f"{code(glyph(vocab.chars[top_off[0]]))} ({top_off[1]:.1%})"
-    )
     if before is None or off is None:  # a validation text too short to score
-        loss_words = "changes what the kid predicts"
+        measured = ""
     else:
         on = f"the loss on the first {table['slice_chars']:,} characters of validation text"
         if round(off, 3) == round(before, 3):
-            loss_words = f"leaves {on} at {before:.3f}"
+            measured = f"Switched off alone, it leaves {on} at {before:.3f} (the knock-out's table). "
         else:
-            loss_words = f"{'raises' if off > before else 'lowers'} {on} from {before:.3f} to {off:.3f}"
+            verb = "raises" if off > before else "lowers"
+            measured = f"Switched off alone, it {verb} {on} from {before:.3f} to {off:.3f} (the knock-out's table). "
+    size = "small" if share < 0.1 else "sizeable"
+    still = "That does not mean the character does not matter. " if share < 0.1 else ""
     st.markdown(
         f"""
-**The character itself.** The token embedding's own direct push is {token:+.3f}, {size}: {share:.1%} of all
-the pushes' sizes. {"That does not mean the character does not matter. " if share < 0.1 else ""}Its vector
-also reaches the prediction through the layers that read it. Block 0's feed-forward layer reads this
-position's stream in place (the character's vector plus the position's, and what block 0's attention added);
-switched off (as in the knock-out panel above), it {loss_words}, and {here}.
+**The character itself.** The token embedding's own direct push is {token:+.3f}, {size}: {share:.1%} of all the
+pushes' sizes. {still}Its vector also reaches the prediction through the layers that read it: block 0's
+feed-forward layer reads this position's stream in place (the character's vector plus the position's, and what
+block 0's attention added). {measured}Switch it off in the knock-out panel above to see what happens to the
+guess here.
 """
     )
 

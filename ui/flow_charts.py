@@ -1,14 +1,16 @@
 """Pictures for "The whole kid": the forward pass as a diagram, a vector as a
 strip of coloured cells, the pushes behind a logit, a neuron's contexts."""
 
+import functools
 import html
+import json
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
 from tinyllm.explain import glyph
-from ui.charts import DIVERGING, FIT_WIDTH
+from ui.charts import DIVERGING, FIT_WIDTH, Picture, vega_lite
 from ui.text import shown
 
 SELECTED = "#1f4e79"
@@ -196,7 +198,7 @@ def stream_strips(strips: list, limit: float, height=26):
 ADDED_COLOURS = alt.Scale(domain=["attention", "feed-forward"], range=["#e07a24", "#5a8f29"])
 
 
-def stream_overview_chart(rows: list, selected: str):
+def stream_overview_chart(rows: list, selected: str) -> Picture:
     """The whole trip at one position: the residual stream's length after
     each stage (the line) and the length of what each addition added (the
     bars), one row per stage, top to bottom as the diagram runs; the
@@ -206,9 +208,17 @@ def stream_overview_chart(rows: list, selected: str):
     df["order"] = np.arange(len(df))
     df["chosen"] = df["stage"] == selected
     df["span"] = float(np.nanmax(df[["stream", "added"]].to_numpy(dtype=float))) * 1.08
-    y = alt.Y("short:N", sort=df["short"].tolist(), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False))
+    return Picture(stream_overview_spec(tuple(df["short"])), {"stages": df})
+
+
+@functools.lru_cache(maxsize=16)
+def stream_overview_spec(shorts: tuple) -> str:
+    """The overview's description, the same at every position and stage of a
+    run: built once (Altair takes longer to describe a layered chart than the
+    page takes to compute its numbers)."""
+    y = alt.Y("short:N", sort=list(shorts), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False))
     pick = alt.selection_point(name="pick", fields=["stage"], on="click", clear=False, toggle=False)
-    base = alt.Chart(df)
+    base = alt.Chart(alt.Data(name="stages"))
     band = (
         base.mark_bar(color=SELECTED, cursor="pointer")
         .encode(
@@ -232,7 +242,8 @@ def stream_overview_chart(rows: list, selected: str):
     line = base.mark_line(color="#1d1d1f", point=alt.OverlayMarkDef(color="#1d1d1f", size=18)).encode(
         x="stream:Q", y=y, order="order:Q", tooltip=[alt.Tooltip("stream:Q", title="stream's length", format=".2f")]
     )
-    return alt.layer(band, added, line).properties(height=17 * len(df), autosize=FIT_WIDTH)
+    chart = alt.layer(band, added, line).properties(height=17 * len(shorts), autosize=FIT_WIDTH)
+    return json.dumps(vega_lite(chart))
 
 
 def contrast_chart(rows: list, limit: float, a: str, b: str):
