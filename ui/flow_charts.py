@@ -216,16 +216,32 @@ def stream_overview_spec(shorts: tuple) -> str:
     """The overview's description, the same at every position and stage of a
     run: built once (Altair takes longer to describe a layered chart than the
     page takes to compute its numbers)."""
-    y = alt.Y("short:N", sort=list(shorts), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False))
+    y = alt.Y(
+        "short:N",
+        sort=list(shorts),
+        title=None,
+        axis=alt.Axis(labelLimit=150, labelOverlap=False),
+        scale=alt.Scale(paddingInner=0),  # rows touch: a click between two bars still lands on a row
+    )
     pick = alt.selection_point(name="pick", fields=["stage"], on="click", clear=False, toggle=False)
     base = alt.Chart(alt.Data(name="stages"))
-    band = (
-        base.mark_bar(color=SELECTED, cursor="pointer")
+    band = base.mark_bar(color=SELECTED).encode(
+        x=alt.X("span:Q", title="length (norm) at this position"),
+        y=y,
+        opacity=alt.condition("datum.chosen", alt.value(0.18), alt.value(0.02)),
+    )
+    # On top of everything, so that a click anywhere on a row (on a bar, on the
+    # line) lands on it: the row's whole width, all but invisible.
+    catcher = (
+        base.mark_bar(color=SELECTED, opacity=0.001, cursor="pointer")
         .encode(
-            x=alt.X("span:Q", title="length (norm) at this position"),
+            x="span:Q",
             y=y,
-            opacity=alt.condition("datum.chosen", alt.value(0.18), alt.value(0.02)),
-            tooltip=[alt.Tooltip("stage:N"), alt.Tooltip("stream:Q", title="stream's length", format=".2f")],
+            tooltip=[
+                alt.Tooltip("stage:N"),
+                alt.Tooltip("stream:Q", title="stream's length", format=".2f"),
+                alt.Tooltip("added:Q", title="length added", format=".2f"),
+            ],
         )
         .add_params(pick)
     )
@@ -236,13 +252,12 @@ def stream_overview_spec(shorts: tuple) -> str:
             x="added:Q",
             y=y,
             color=alt.Color("what:N", scale=ADDED_COLOURS, legend=alt.Legend(orient="top", title="added:")),
-            tooltip=[alt.Tooltip("stage:N"), alt.Tooltip("added:Q", title="length added", format=".2f")],
         )
     )
     line = base.mark_line(color="#1d1d1f", point=alt.OverlayMarkDef(color="#1d1d1f", size=18)).encode(
-        x="stream:Q", y=y, order="order:Q", tooltip=[alt.Tooltip("stream:Q", title="stream's length", format=".2f")]
+        x="stream:Q", y=y, order="order:Q"
     )
-    chart = alt.layer(band, added, line).properties(height=17 * len(shorts), autosize=FIT_WIDTH)
+    chart = alt.layer(band, added, line, catcher).properties(height=17 * len(shorts), autosize=FIT_WIDTH)
     return json.dumps(vega_lite(chart))
 
 
