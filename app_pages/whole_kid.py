@@ -130,6 +130,11 @@ def stage_view(pos):
             )
 
 
+def length(value: float) -> str:
+    """A vector's length: two decimals, or two significant digits when it is smaller than 0.1."""
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
+
+
 def signed(value: float) -> str:
     """+0.002, or +0.000 for a mean that is zero to three decimals (never -0.000)."""
     return f"{round(value, 3) + 0.0:+.3f}"
@@ -161,26 +166,33 @@ def show_stage(stage, view, pos):
     s = view["strips"]
     if kind == "embed":
         st.markdown(
-            f"The character {code(text[pos])}'s vector (length {s[0]['norm']:.2f}) plus position {pos}'s "
-            f"vector (length {s[1]['norm']:.2f}): their sum, of length {s[2]['norm']:.2f}, is where the "
+            f"The character {code(text[pos])}'s vector (length {length(s[0]['norm'])}) plus position {pos}'s "
+            f"vector (length {length(s[1]['norm'])}): their sum, of length {length(s[2]['norm'])}, is where the "
             "stream starts. Every later stage adds to it."
         )
     elif kind == "norm":
         reader = {"ln1": "the heads read", "ln2": "the feed-forward layer reads", "ln_f": "lm_head reads"}[key]
         read, normal, out = s
+        eps = flow["norms"]["ln_f" if stage["block"] is None else f"{stage['block']}.{key}"][2]
         st.markdown(
             f"LayerNorm read the stream, with mean {signed(read['mean'])} and spread {read['spread']:.3f}; "
             f"normalised it, to mean {signed(normal['mean'])} and spread {normal['spread']:.3f}; then "
             f"multiplied each dimension by its learned gain and added its learned bias: mean {signed(out['mean'])}, "
             f"spread {out['spread']:.3f}. That last vector is what {reader}; the stream itself goes on unchanged."
+            + (
+                f" (The normalised spread is not quite 1: LayerNorm adds a small ε = {eps:g} to the variance "
+                "before it divides, which shows when the spread is this small.)"
+                if abs(normal["spread"] - 1) >= 0.0005
+                else ""
+            )
         )
     elif kind == "add":
         what = "Attention" if key == "attn" else "The feed-forward layer"
         st.markdown(
-            f"{what} **adds** a vector of length {view['added']:.2f} to the residual stream, whose "
-            f"length was {view['stream_before']:.2f}: {view['share']:.0%} of the stream's size. "
+            f"{what} **adds** a vector of length {length(view['added'])} to the residual stream, whose "
+            f"length was {length(view['stream_before'])}: {view['share']:.0%} of the stream's size. "
             f"After the addition (the {'first' if key == 'attn' else 'second'} + of block {stage['block']} "
-            f"in the diagram) the stream's length is {view['stream_after']:.2f}."
+            f"in the diagram) the stream's length is {length(view['stream_after'])}."
         )
         if key == "ffwd":
             strongest_with_votes(stage["block"], pos)

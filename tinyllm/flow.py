@@ -17,6 +17,13 @@ The parts are the token and position embeddings, each head of each block
 (its output through its slice of the projection), each block's projection
 bias, and each block's feed-forward layer. With s at its actual value the
 sum is exact: the parts add up to the logit.
+
+The chapter shows a contrast: the pushes on logit(a) - logit(b), the kid's
+top guess against what came next, read along W_a - W_b (`contrast`). And
+what a neuron votes for: its output direction (its column of the
+feed-forward's second Linear) read the same way, W gamma (`neuron_votes`).
+Both count only direct effects: what a part changes in a later layer's
+input is credited to that later layer.
 """
 
 import inspect
