@@ -240,6 +240,13 @@ def main():
                     slider.focus()
                     times.append(timed(page, lambda: page.keyboard.press("ArrowRight")))
                 report(name, times)
+            # a click on a stage's row in the overview chart above the diagram
+            overview = page.locator(".st-key-whole_overview [data-testid='stVegaLiteChart']").bounding_box()
+            times = []
+            for i in range(args.repeats):
+                y = overview["y"] + overview["height"] * (0.2 + 0.6 * i / max(1, args.repeats - 1))
+                times.append(timed(page, lambda y=y: page.mouse.click(overview["x"] + overview["width"] * 0.6, y)))
+            report("whole kid: click a stage (overview)", times)
             times = []
             for _ in range(args.repeats):
                 # the next neuron of the list, picked with the keyboard: a click
