@@ -16,7 +16,7 @@ from tinyllm.checkpoint import load_model
 from tinyllm.errors import TinyLLMError
 from tinyllm.export import analyze_text, export_run, read_chapter
 from tinyllm.flow import full_flow
-from tinyllm.runfolder import RUN_NAME, RunFolder, runs_dir
+from tinyllm.runfolder import RunFolder, find_run, sibling_folders
 from ui import APP_DIR
 from ui.train_form import failure_reason, visitor_words
 
@@ -46,11 +46,14 @@ def kid_dir() -> Path:
 
 
 def current_run() -> Path:
-    """The run the reader picked in the sidebar (the kid by default)."""
-    selected = st.session_state.get("run", "kid")
-    if selected == "kid" or not RUN_NAME.fullmatch(selected):
-        return kid_dir()
-    return runs_dir() / selected
+    """The run the reader picked in the sidebar (the kid by default): the
+    kid, one of its siblings, or a run in runs_dir()."""
+    return find_run(st.session_state.get("run", "kid"), kid_dir()) or kid_dir()
+
+
+def committed(run_dir: Path) -> bool:
+    """The kid or one of its siblings: runs shipped with the app, never written by it."""
+    return run_dir in [kid_dir()] + [folder.path for folder in sibling_folders(kid_dir())]
 
 
 def explain_and_stop(error: Exception):
@@ -63,6 +66,11 @@ def explain_and_stop(error: Exception):
     live_page = "app_pages/train_live.py"
     if run_dir == kid_dir():
         st.info(f"**This page has nothing to show**: the kid's pages cannot be read ({visitor_words(str(error))}).")
+    elif committed(run_dir):  # a sibling is read-only like the kid: nothing is written into it
+        st.info(
+            f"**This page has nothing to show**: the pages of the kid's sibling '{run_dir.name}' cannot be read "
+            f"({visitor_words(str(error))})."
+        )
     elif progress.get("status") == "running":
         st.info(
             f"**'{run_dir.name}' is still training**: its chapters appear when it finishes.",
