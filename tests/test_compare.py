@@ -6,6 +6,8 @@ import shutil
 
 import pytest
 from helpers import tiny_configs
+from streamlit.testing.v1 import AppTest
+from test_app import APP
 
 from tinyllm.compare import (
     card_side,
@@ -20,6 +22,7 @@ from tinyllm.compare import (
 from tinyllm.export import export_run, read_chapter
 from tinyllm.runfolder import RunFolder, find_run, list_runs, reserved_names
 from tinyllm.train import train
+from ui.text import escaped
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +155,63 @@ def test_siblings_are_listed_after_the_kid_and_keep_their_names(tiny_run, one_bl
     assert not list_runs(kid)[1].exported
     assert sibling_line("one-block", {}, card).endswith("its validation loss is not known")
     assert RunFolder(listed[1].path).model.is_file()
+
+
+# --- the app: the Compare page, Meet the kid's siblings, the form's sibling ------
+
+
+@pytest.fixture
+def family(tiny_run, one_block, tmp_path, monkeypatch):
+    """The tiny run as the kid, with one sibling beside it, and an empty runs folder."""
+    kid = tmp_path / "artifacts" / "kid"
+    shutil.copytree(tiny_run, kid)
+    shutil.copytree(one_block, tmp_path / "artifacts" / "siblings" / "one-block")
+    monkeypatch.setenv("PEEK_KID_DIR", str(kid))
+    monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
+    return kid
+
+
+def app_texts(at):
+    return " ".join(
+        str(e.value) for kind in ("markdown", "caption", "info", "warning", "success") for e in getattr(at, kind)
+    )
+
+
+def test_compare_opens_on_the_kid_against_a_sibling(family):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    sibling = family.parent / "siblings" / "one-block"
+    kid_card, card = read_chapter(family, "model_card"), read_chapter(sibling, "model_card")
+    # Meet the kid: a line per sibling, from its files
+    assert escaped(sibling_line("one-block", card, kid_card)) in app_texts(at)
+    assert at.sidebar.selectbox(key="run").options == ["kid", "one-block"]
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == ("kid", "one-block")
+    expected = verdict(side("the kid", family), side("'one-block'", sibling))
+    assert at.success[0].value == escaped(expected)
+    assert "1 setting differ" in app_texts(at)
+    # the sidebar's selection (an address ?run=one-block) shows the sibling, described against the kid
+    at.sidebar.selectbox(key="run").set_value("one-block").run()
+    assert f"The kid's sibling: {escaped('1 block instead of 2')}." in app_texts(at)
+
+
+def test_train_a_sibling_of_this_run_fills_the_form(family):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.sidebar.selectbox(key="run").set_value("one-block").run()
+    at.sidebar.button(key="train_sibling").click().run()
+    assert not at.exception, at.exception
+    card = read_chapter(family.parent / "siblings" / "one-block", "model_card")
+    for name in ("n_layer", "n_head", "n_embd", "block_size", "dropout"):
+        assert at.sidebar.number_input(key=f"train_{name}").value == card["config"][name], name
+    for name in ("batch_size", "lr", "seed"):
+        assert at.sidebar.number_input(key=f"train_{name}").value == card["train_settings"][name], name
+    # 120 steps is below the form's least (50 is its least: kept), the corpus is not tinyshakespeare
+    assert at.sidebar.number_input(key="train_steps").value == max(card["train_settings"]["steps"], 50)
+    assert at.sidebar.radio(key="train_corpus").value == "my own text file"
+    assert "The form holds the settings of 'one-block'" in app_texts(at)
+    # a visitor's run may not take a sibling's name
+    from ui.train_form import start
+
+    assert "comes with the app" in start("one-block", {}, None, "tinyshakespeare")

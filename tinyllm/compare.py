@@ -150,11 +150,19 @@ class Side:
 
     def curve(self) -> dict:
         """{step: validation loss measured during training}, for the rows that hold both."""
-        curve = {}
-        for row in self.rows if isinstance(self.rows, list) else []:
-            if isinstance(row, dict) and is_step(row.get("step")) and number(row.get("val_loss")) is not None:
-                curve[row["step"]] = row["val_loss"]
-        return curve
+        return {row["step"]: row["val_loss"] for row in curve_rows(self.name, self.rows)}
+
+
+def curve_rows(name: str, rows: list) -> list:
+    """A run's validation loss for a chart: {run, step, minutes, val_loss}
+    per log row that holds a step and a loss (minutes: None when not logged)."""
+    kept = []
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and is_step(row.get("step")) and number(row.get("val_loss")) is not None:
+            seconds = number(row.get("elapsed_s"))
+            minutes = None if seconds is None else seconds / 60
+            kept.append({"run": name, "step": row["step"], "minutes": minutes, "val_loss": row["val_loss"]})
+    return kept
 
 
 def capital(text: str) -> str:
