@@ -11,10 +11,12 @@ from tinyllm.compare import (
     head_rows,
     learning_rows,
     matching_steps,
+    plain,
     settings_table,
     verdict,
 )
 from tinyllm.explain import count
+from tinyllm.habits import LABEL_THRESHOLD
 from tinyllm.runfolder import list_runs
 from tinyllm.sample import SampleSettings
 from ui.charts import class_curves, compared_losses
@@ -42,12 +44,15 @@ if len(names) < 2:
 # the kid against its first sibling, unless the reader picked others (a run that has gone is forgotten)
 siblings = [run.name for run in runs if run.kind == "sibling"]
 defaults = ("kid", (siblings or [n for n in names if n != "kid"])[0])
-for key, default in zip(("compare_a", "compare_b"), defaults):
+for key, param, default in zip(("compare_a", "compare_b"), "ab", defaults):
+    if key not in st.session_state and st.query_params.get(param) in by_name:  # a link (?b=one-block), untrusted
+        st.session_state[key] = st.query_params[param]
     if st.session_state.get(key) not in by_name:
         st.session_state[key] = default
 pick_a, pick_b = st.columns(2)
 name_a = pick_a.selectbox("First run", names, key="compare_a")
 name_b = pick_b.selectbox("Second run", names, key="compare_b")
+st.query_params.update(a=name_a, b=name_b)  # the address keeps the pair: a reload or a link shows it again
 if name_a == name_b:
     st.info("Pick two different runs.", icon=":material/compare_arrows:")
     st.stop()
@@ -76,14 +81,14 @@ if a["card"] and b["card"]:
     differ = [d for d in table if d.a != d.b]
     if differ:
         st.markdown(
-            f"**{count(len(differ), 'setting')} differ**, "
-            + "; ".join(f"{escaped(d.label)}: {escaped(str(d.a))} → **{escaped(str(d.b))}**" for d in differ)
+            f"**{count(len(differ), 'setting')} differ**: "
+            + "; ".join(f"{escaped(d.label)}: {escaped(plain(d.a))} → **{escaped(plain(d.b))}**" for d in differ)
             + f" ({escaped(called(name_b))} against {escaped(called(name_a))})."
         )
     else:
         st.markdown("**Their settings are the same**: any difference comes from chance (the seed) or the machine.")
     frame = pd.DataFrame(
-        [{"setting": d.label, name_a: str(d.a), name_b: str(d.b), "differs": d.a != d.b} for d in table]
+        [{"setting": d.label, name_a: plain(d.a), name_b: plain(d.b), "differs": d.a != d.b} for d in table]
     )
     with st.expander("Every setting, the differing ones highlighted"):
         st.dataframe(
@@ -138,13 +143,17 @@ else:
 # --- samples at the same steps ---------------------------------------------------------
 st.subheader("What they wrote at the same step")
 steps = matching_steps(a["samples"], b["samples"])
-if steps:
+if len(steps) > 1:
     step = st.select_slider("Training step", steps, value=steps[-1], key="compare_step", format_func=lambda s: f"{s:,}")
     st.caption("The sample each logged at that step, starting from a newline, seed 0.")
+elif steps:
+    step = steps[0]
+    st.caption(f"The sample each logged at step {step:,}, the only step both logged one at: from a newline, seed 0.")
+if steps:
     for column, side in zip(st.columns(2), (a, b)):
         column.markdown(f"**{escaped(called(side['name']))}**")
         with column:
-            code_block(next(s["text"] for s in side["samples"] if s["step"] == step))
+            code_block(next(s["text"] for s in side["samples"] if s["step"] == step and isinstance(s["text"], str)))
 else:
     st.caption("The two runs logged no sample at the same step.")
 
@@ -152,7 +161,8 @@ else:
 st.subheader("Their heads")
 st.markdown(
     "Each head's habit (where it looks most, measured on validation text) and what knocking it out costs: how "
-    "much the loss rises when that head alone is switched off. A head that costs much is one the run relies on."
+    "much the loss rises when that head alone is switched off. A head that costs much is one the run relies on. "
+    f"*(weak)*: its habit holds less than {LABEL_THRESHOLD:.0%} of its attention."
 )
 for column, side in zip(st.columns(2), (a, b)):
     column.markdown(f"**{escaped(called(side['name']))}**")
@@ -160,14 +170,18 @@ for column, side in zip(st.columns(2), (a, b)):
     if not heads:
         column.caption("This run has no exported heads to show.")
         continue
+    frame = pd.DataFrame(heads)
+    frame["habit"] = [(h["habit"] or "none") + ("" if h["clear"] else " (weak)") for h in heads]
     column.dataframe(
-        pd.DataFrame(heads).drop(columns="clear"),
+        frame.drop(columns="clear"),
         hide_index=True,
         width="stretch",
         height=35 * (len(heads) + 1) + 3,
         column_config={
-            "habit": st.column_config.TextColumn("habit"),
-            "cost": st.column_config.NumberColumn("knock-out cost", format="%+.3f"),
+            "layer": st.column_config.NumberColumn("layer", width=50),
+            "head": st.column_config.NumberColumn("head", width=50),
+            "habit": st.column_config.TextColumn("habit", width="large"),
+            "cost": st.column_config.NumberColumn("knock-out cost", format="%+.3f", width="small"),
         },
     )
     costed = [h for h in heads if h["cost"] is not None]

@@ -84,7 +84,13 @@ if siblings:
         "compare it with the kid."
     )
     st.markdown("\n".join(f"- {escaped(sibling_line(name, card, kid_card))}" for name, card in siblings))
-    st.page_link("app_pages/compare.py", label="Compare the kid with a sibling", icon=":material/compare_arrows:")
+    for name, _ in siblings:
+        st.page_link(
+            "app_pages/compare.py",
+            label=f"Compare the kid with {escaped(name)}",
+            icon=":material/compare_arrows:",
+            query_params={"a": "kid", "b": name},
+        )
 
 st.subheader("A sample of its writing")
 final = training["samples"][-1]

@@ -84,7 +84,7 @@ def test_the_verdict_of_made_up_curves(tiny_run):
     a = card_side("a", {"exact_val_loss": 1.0, "training_minutes": 2.0}, rows)
     b = card_side("b", {"exact_val_loss": 0.9, "training_minutes": 3.0}, ahead_late)
     said = verdict(a, b)
-    assert said.startswith("B is better: validation loss 0.900 against 1.000 for a, 0.100 lower (10.0% less)")
+    assert said.startswith("B is better: validation loss 0.900 against 1.000 for a, 0.100 lower (10.0% lower)")
     assert "ahead since step 300 and stayed ahead to step 400; before that it was not ahead at 3 of the 5" in said
     assert "Training took 2 minutes for a, 3 minutes for b." in said
     # a run that failed (no kept checkpoint): compared where both measured, and it says so

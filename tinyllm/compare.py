@@ -209,7 +209,7 @@ def verdict(a: Side, b: Side) -> str:
     low, high = sorted((loss_a, loss_b))
     sentences = [
         f"{capital(better.name)} is better: validation loss {low:.3f} against {high:.3f} for {worse.name}, "
-        f"{high - low:.3f} lower ({100 * (high - low) / high:.1f}% less). As unsure as picking among "
+        f"{high - low:.3f} lower ({100 * (high - low) / high:.1f}% lower). As unsure as picking among "
         f"{perplexity(low):.1f} characters instead of {perplexity(high):.1f}."
     ]
     steps, since = ahead_since(better.curve(), worse.curve())
@@ -222,6 +222,8 @@ def verdict(a: Side, b: Side) -> str:
             f"Yet at step {steps[-1]:,}, the last step both measured, {worse.name} was not behind: "
             "the kept checkpoints are from different steps."
         )
+    elif len(steps) == 1:
+        sentences.append(f"Step {since:,} is the only step both measured: when it pulled ahead is unknown.")
     elif since == steps[0]:
         sentences.append(f"It was ahead at every step both measured, from step {since:,} to step {steps[-1]:,}.")
     else:

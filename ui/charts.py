@@ -484,11 +484,16 @@ def class_curves(rows, classes, loss_domain, height=260):
         .mark_line(point=True)
         .encode(
             # symlog: the snapshots are log-spaced, and step 0 has a place
-            x=alt.X("step:Q", title="training step (log-like scale)", scale=alt.Scale(type="symlog", nice=False)),
+            x=alt.X(
+                "step:Q",
+                title="training step (log-like scale)",
+                scale=alt.Scale(type="symlog", nice=False),
+                axis=alt.Axis(values=sorted({r["step"] for r in rows}), labelOverlap="greedy", format=","),
+            ),
             y=alt.Y("loss:Q", title="mean loss", scale=alt.Scale(domain=list(loss_domain))),
             color=alt.Color(
                 "class:N",
-                scale=alt.Scale(domain=list(classes)),
+                scale=alt.Scale(domain=list(classes), scheme="category10"),
                 legend=alt.Legend(title=None, orient="top", columns=3, labelLimit=200),
             ),
             tooltip=[alt.Tooltip("class:N"), alt.Tooltip("step:Q", format=","), alt.Tooltip("loss:Q", format=".3f")],
