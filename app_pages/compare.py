@@ -180,8 +180,8 @@ for column, side in zip(st.columns(2), (a, b)):
         column_config={
             "layer": st.column_config.NumberColumn("layer", width=50),
             "head": st.column_config.NumberColumn("head", width=50),
-            "habit": st.column_config.TextColumn("habit", width="large"),
-            "cost": st.column_config.NumberColumn("knock-out cost", format="%+.3f", width="small"),
+            "habit": st.column_config.TextColumn("habit"),
+            "cost": st.column_config.NumberColumn("knock-out cost", format="%+.3f", width=110),
         },
     )
     costed = [h for h in heads if h["cost"] is not None]

@@ -200,7 +200,7 @@ def verdict(a: Side, b: Side) -> str:
         missing = " and ".join(s.name for s in (a, b) if number(s.loss) is None)
         lead = (
             f"{capital(missing)} {'lack' if ' and ' in missing else 'lacks'} a kept checkpoint's exact loss, so "
-            f"this compares the validation loss both measured at step {common[-1]:,}, the last step both measured. "
+            f"this compares the validation loss at step {common[-1]:,}, the last step both measured. "
         )
         loss_a, loss_b = curve_a[common[-1]], curve_b[common[-1]]
     if round(loss_a, 3) == round(loss_b, 3):

@@ -488,7 +488,11 @@ def class_curves(rows, classes, loss_domain, height=260):
                 "step:Q",
                 title="training step (log-like scale)",
                 scale=alt.Scale(type="symlog", nice=False),
-                axis=alt.Axis(values=sorted({r["step"] for r in rows}), labelOverlap="greedy", format=","),
+                axis=alt.Axis(
+                    values=sorted({r["step"] for r in rows}),
+                    labelOverlap="greedy",
+                    labelExpr="format(datum.value, ',')",
+                ),
             ),
             y=alt.Y("loss:Q", title="mean loss", scale=alt.Scale(domain=list(loss_domain))),
             color=alt.Color(
