@@ -81,7 +81,7 @@ if a["card"] and b["card"]:
     differ = [d for d in table if d.a != d.b]
     if differ:
         st.markdown(
-            f"**{count(len(differ), 'setting')} differ**: "
+            f"**{count(len(differ), 'setting')} {'differs' if len(differ) == 1 else 'differ'}**: "
             + "; ".join(f"{escaped(d.label)}: {escaped(plain(d.a))} → **{escaped(plain(d.b))}**" for d in differ)
             + f" ({escaped(called(name_b))} against {escaped(called(name_a))})."
         )

@@ -86,7 +86,7 @@ def test_the_verdict_of_made_up_curves(tiny_run):
     said = verdict(a, b)
     assert said.startswith("B is better: validation loss 0.900 against 1.000 for a, 0.100 lower (10.0% lower)")
     assert "ahead since step 300 and stayed ahead to step 400; before that it was not ahead at 3 of the 5" in said
-    assert "Training took 2 minutes for a, 3 minutes for b." in said
+    assert "Training took 2 minutes for a, 3 minutes for b, each on the machine that trained it" in said
     # a run that failed (no kept checkpoint): compared where both measured, and it says so
     failed = card_side("the failed run", None, ahead_late[:3])
     said = verdict(a, failed)

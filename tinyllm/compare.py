@@ -234,7 +234,10 @@ def verdict(a: Side, b: Side) -> str:
         )
     minutes = number(a.minutes), number(b.minutes)
     if None not in minutes:
-        sentences.append(f"Training took {duration(minutes[0])} for {a.name}, {duration(minutes[1])} for {b.name}.")
+        sentences.append(
+            f"Training took {duration(minutes[0])} for {a.name}, {duration(minutes[1])} for {b.name}, "
+            "each on the machine that trained it, busy or not."
+        )
     return lead + " ".join(sentences)
 
 
