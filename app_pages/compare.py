@@ -162,7 +162,7 @@ st.subheader("Their heads")
 st.markdown(
     "Each head's habit (where it looks most, measured on validation text) and what knocking it out costs: how "
     "much the loss rises when that head alone is switched off. A head that costs much is one the run relies on. "
-    f"*(weak)*: its habit holds less than {LABEL_THRESHOLD:.0%} of its attention."
+    f"L1 H2: layer 1, head 2. *(weak)*: its habit holds less than {LABEL_THRESHOLD:.0%} of its attention."
 )
 for column, side in zip(st.columns(2), (a, b)):
     column.markdown(f"**{escaped(called(side['name']))}**")
@@ -170,18 +170,23 @@ for column, side in zip(st.columns(2), (a, b)):
     if not heads:
         column.caption("This run has no exported heads to show.")
         continue
-    frame = pd.DataFrame(heads)
-    frame["habit"] = [(h["habit"] or "none") + ("" if h["clear"] else " (weak)") for h in heads]
+    # the cost before the habit, and layer and head in one column: on a phone the numbers stay in view
+    frame = pd.DataFrame(
+        {
+            "head": [f"L{h['layer']} H{h['head']}" for h in heads],
+            "cost": [h["cost"] for h in heads],
+            "habit": [(h["habit"] or "none") + ("" if h["clear"] else " (weak)") for h in heads],
+        }
+    )
     column.dataframe(
-        frame.drop(columns="clear"),
+        frame,
         hide_index=True,
         width="stretch",
         height=35 * (len(heads) + 1) + 3,
         column_config={
-            "layer": st.column_config.NumberColumn("layer", width=50),
-            "head": st.column_config.NumberColumn("head", width=50),
-            "habit": st.column_config.TextColumn("habit"),
+            "head": st.column_config.TextColumn("head", width=60),
             "cost": st.column_config.NumberColumn("knock-out cost", format="%+.3f", width=110),
+            "habit": st.column_config.TextColumn("habit"),
         },
     )
     costed = [h for h in heads if h["cost"] is not None]

@@ -83,7 +83,8 @@ if siblings:
         "line says changed (read from both runs' settings). Pick one in the sidebar to look inside it, or "
         "compare it with the kid."
     )
-    st.markdown("\n".join(f"- {escaped(sibling_line(name, card, kid_card))}" for name, card in siblings))
+    lines = [sibling_line(name, card, kid_card).removeprefix(name) for name, card in siblings]
+    st.markdown("\n".join(f"- **{escaped(name)}**{escaped(line)}" for (name, _), line in zip(siblings, lines)))
     for name, _ in siblings:
         st.page_link(
             "app_pages/compare.py",

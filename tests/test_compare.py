@@ -183,7 +183,8 @@ def test_compare_opens_on_the_kid_against_a_sibling(family):
     sibling = family.parent / "siblings" / "one-block"
     kid_card, card = read_chapter(family, "model_card"), read_chapter(sibling, "model_card")
     # Meet the kid: a line per sibling, from its files
-    assert escaped(sibling_line("one-block", card, kid_card)) in app_texts(at)
+    line = sibling_line("one-block", card, kid_card).removeprefix("one-block")
+    assert f"**{escaped('one-block')}**{escaped(line)}" in app_texts(at)
     assert at.sidebar.selectbox(key="run").options == ["kid", "one-block"]
     at.switch_page("app_pages/compare.py").run()
     assert not at.exception, at.exception
