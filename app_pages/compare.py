@@ -185,7 +185,7 @@ for column, side in zip(st.columns(2), (a, b)):
         height=35 * (len(heads) + 1) + 3,
         column_config={
             "head": st.column_config.TextColumn("head", width=60),
-            "cost": st.column_config.NumberColumn("knock-out cost", format="%+.3f", width=110),
+            "cost": st.column_config.NumberColumn("knock-out", format="%+.3f", width=90),
             "habit": st.column_config.TextColumn("habit"),
         },
     )
