@@ -93,6 +93,13 @@ def test_the_verdict_of_made_up_curves(tiny_run):
     assert said.startswith("The failed run lacks a kept checkpoint's exact loss")
     assert "at step 200, the last step both measured" in said
     assert "A is better: validation loss 1.000 against 1.200 for the failed run" in said
+    # two texts: losses on different texts do not compare
+    other = card_side("c", {"exact_val_loss": 0.5, "corpus": {"name": "ab.txt", "md5": "x"}}, rows)
+    tiny = card_side("d", {"exact_val_loss": 1.0, "corpus": {"name": "tiny.txt", "md5": "y"}}, rows)
+    assert verdict(tiny, other) == (
+        "D and c read different texts (tiny.txt and ab.txt): a loss measures surprise on its own text, so theirs "
+        "cannot say which learned better (validation loss 1.000 for d, 0.500 for c)."
+    )
     # nothing in common, and nothing kept: it says it cannot
     assert "cannot be compared" in verdict(card_side("x", None, []), failed)
     # a damaged log row is left out, never an error

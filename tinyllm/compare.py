@@ -49,6 +49,8 @@ def settings_of(card: dict) -> dict:
 
 def plain(value) -> str:
     """A setting's value as a reader writes it: 2e-3 as 0.002, 6000 as 6,000."""
+    if isinstance(value, tuple):  # the text: (name, md5), said by its name
+        return plain(value[0])
     if isinstance(value, bool) or value is None:
         return "?" if value is None else str(value)
     if isinstance(value, int):
@@ -147,6 +149,7 @@ class Side:
     rows: list  # its log rows (training.json's or log.jsonl's): step, val_loss, elapsed_s
     loss: float | None = None  # the exact validation loss of its kept checkpoint (None: none known)
     minutes: float | None = None  # how long it trained
+    text: tuple | None = None  # the text it read: (name, md5) (None: not known)
 
     def curve(self) -> dict:
         """{step: validation loss measured during training}, for the rows that hold both."""
@@ -187,6 +190,13 @@ def verdict(a: Side, b: Side) -> str:
     Better is the lower exact validation loss of the kept checkpoints; a run
     without one (it failed, or was never exported) is compared on the
     validation loss both measured at their last common step instead."""
+    if a.text and b.text and a.text[1] != b.text[1]:
+        losses = ", ".join(f"{s.loss:.3f} for {s.name}" for s in (a, b) if number(s.loss) is not None)
+        return (
+            f"{capital(a.name)} and {b.name} read different texts ({plain(a.text)} and {plain(b.text)}): a loss "
+            "measures surprise on its own text, so theirs cannot say which learned better"
+            + (f" (validation loss {losses})." if losses else ".")
+        )
     curve_a, curve_b = a.curve(), b.curve()
     common = sorted(curve_a.keys() & curve_b.keys())
     loss_a, loss_b = number(a.loss), number(b.loss)
@@ -245,7 +255,9 @@ def card_side(name: str, card: dict | None, rows: list) -> Side:
     """A Side from a run's model card (None: it has none) and its log rows."""
     card = card or {}
     loss = number(card.get("exact_val_loss")) or number(card.get("val_loss"))
-    return Side(name, rows, loss, number(card.get("training_minutes")))
+    corpus = card.get("corpus") if isinstance(card.get("corpus"), dict) else {}
+    text = (corpus["name"], corpus["md5"]) if isinstance(corpus.get("md5"), str) else None
+    return Side(name, rows, loss, number(card.get("training_minutes")), text)
 
 
 def sibling_line(name: str, card: dict, kid_card: dict) -> str:
