@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 from tinyllm.runfolder import list_runs
-from ui.loaders import kid_dir
+from ui.loaders import kid_dir, sibling_differences
 from ui.text import escaped
 from ui.train_form import kept_note, sidebar_form, visitor
 
@@ -35,6 +35,7 @@ TOOLS = [
     st.Page("app_pages/write_head.py", title="Write attention yourself", icon=":material/code:"),
     st.Page("app_pages/train_live.py", title="Train your own kid", icon=":material/model_training:"),
     st.Page("app_pages/playground.py", title="Playground", icon=":material/edit_note:"),
+    st.Page("app_pages/compare.py", title="Compare two runs", icon=":material/compare_arrows:"),
 ]
 
 # Register the pages first, so that links in the shared sidebar can point at them.
@@ -65,13 +66,16 @@ with st.sidebar:
         list(by_name),
         key="run",
         format_func=run_label,
-        help="The committed kid, or a run you trained (it appears here once exported).",
+        help="The committed kid, its siblings (each differs from it in one setting), or a run you trained "
+        "(it appears here once exported).",
     )
     if st.session_state["run"] == "kid":
         st.query_params.pop("run", None)
     else:
         st.query_params["run"] = st.session_state["run"]
     run = by_name[st.session_state["run"]]
+    if run.kind == "sibling" and run.exported:
+        st.caption(f"The kid's sibling: {escaped(sibling_differences(run.name))}.")
     if run.exported:
         st.caption(f"{run.params:,} parameters · {run.steps:,} steps · validation loss {run.val_loss:.3f}")
         kept = kept_note(run.best_step, run.steps)
@@ -93,7 +97,7 @@ with st.sidebar:
         )
     else:
         st.caption("Its chapters are not written yet: open a chapter to write them.")
-    sidebar_form()
+    sidebar_form(run.name, run.path if run.exported else None)
 
 navigation.run()
 

@@ -2,11 +2,12 @@
 
 import streamlit as st
 
+from tinyllm.compare import sibling_line
 from tinyllm.data import TINYSHAKESPEARE_MD5
 from tinyllm.explain import count, duration, perplexity
 from ui.charts import loss_curves
 from ui.flow_charts import forward_diagram
-from ui.loaders import chapter
+from ui.loaders import chapter, kid_and_siblings
 from ui.text import code_block, escaped
 from ui.train_form import kept_note
 from ui.widgets import draw
@@ -73,6 +74,24 @@ draw(loss_curves(training["rows"], uniform, training["best_step"], height=240), 
 st.caption(
     "Its loss over training: from the uniform guess (dashed) down to where it is now. Chapter 8 tells the whole story."
 )
+
+kid_card, siblings = kid_and_siblings()
+if siblings:
+    st.subheader("Its siblings")
+    st.markdown(
+        f"The kid has {count(len(siblings), 'sibling')}: runs trained like it, on the same text, with what each "
+        "line says changed (read from both runs' settings). Pick one in the sidebar to look inside it, or "
+        "compare it with the kid."
+    )
+    lines = [sibling_line(name, card, kid_card).removeprefix(name) for name, card in siblings]
+    st.markdown("\n".join(f"- **{escaped(name)}**{escaped(line)}" for (name, _), line in zip(siblings, lines)))
+    for name, _ in siblings:
+        st.page_link(
+            "app_pages/compare.py",
+            label=f"Compare the kid with {escaped(name)}",
+            icon=":material/compare_arrows:",
+            query_params={"a": "kid", "b": name},
+        )
 
 st.subheader("A sample of its writing")
 final = training["samples"][-1]

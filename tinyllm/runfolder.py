@@ -309,6 +309,7 @@ class RunInfo:
     state: str | None = None  # RunFolder.state(): running, stopped, failed, done (None: no record)
     checkpoint: bool = False  # has its kept checkpoint: something inside to show once exported
     best_step: int | None = None  # the step of the kept checkpoint (lowest validation loss)
+    kind: str = "visitor"  # "kid", "sibling" (committed beside the kid, read-only) or "visitor" (runs_dir())
 
 
 def run_info(name: str, path: Path) -> RunInfo:
@@ -329,6 +330,48 @@ def run_info(name: str, path: Path) -> RunInfo:
     return RunInfo(name, path, True, params, steps, float(val), best_step=best if is_count(best) else None)
 
 
+# The kid's siblings are committed runs that differ from the kid in one setting
+# each. They live beside the kid, in <the kid's parent>/siblings/<name>, and are
+# as read-only as the kid: nobody resumes, deletes or overwrites them, and no
+# visitor's run may take a sibling's name (runs_dir() is another folder, so a
+# run there with that name is not listed: the sibling's name is the sibling's).
+SIBLINGS = "siblings"
+
+
+def sibling_folders(kid_dir: Path) -> list:
+    """The RunFolders of the kid's siblings, by name (none when there is no such folder)."""
+    siblings = Path(kid_dir).parent / SIBLINGS
+    if not siblings.is_dir():
+        return []
+    return [RunFolder(p) for p in sorted(siblings.iterdir()) if p.is_dir() and RUN_NAME.fullmatch(p.name)]
+
+
+def reserved_names(kid_dir: Path) -> set:
+    """Names no visitor's run may take: the kid's and its siblings'."""
+    return {"kid"} | {folder.name for folder in sibling_folders(kid_dir)}
+
+
 def list_runs(kid_dir: Path) -> list:
-    """The kid (its folder is the caller's to say) first, then the runs in runs_dir(), newest first."""
-    return [run_info("kid", kid_dir)] + [run_info(folder.name, folder.path) for folder in run_folders()]
+    """The kid (its folder is the caller's to say), then its siblings, then
+    the runs in runs_dir() (newest first) whose names are not taken by those."""
+    runs = [run_info("kid", kid_dir)]
+    runs += [run_info(folder.name, folder.path) for folder in sibling_folders(kid_dir)]
+    for run in runs:
+        run.kind = "kid" if run.name == "kid" else "sibling"
+    taken = {run.name for run in runs}
+    return runs + [run_info(f.name, f.path) for f in run_folders() if f.name not in taken]
+
+
+def find_run(name, kid_dir: Path) -> Path | None:
+    """The folder of the run called `name` in the selector's list (kid,
+    sibling, then runs_dir()); None for a name that is no run's. The name
+    may come from the address bar: it is checked before it becomes a path."""
+    if name == "kid":
+        return Path(kid_dir)
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name):
+        return None
+    for folder in sibling_folders(kid_dir):
+        if folder.name == name:
+            return folder.path
+    path = runs_dir() / name
+    return path if path.is_dir() else None

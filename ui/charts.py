@@ -524,3 +524,64 @@ def class_losses_spec(height, labels, colours, ticks) -> str:
         .encode(x=x, tooltip=[alt.Tooltip("step:Q", format=",", title="chosen step")])
     )
     return json.dumps(vega_lite(alt.layer(below, chosen, lines).properties(height=height, autosize=FIT_WIDTH)))
+
+
+# --- Compare two runs (app_pages/compare.py) ----------------------------------
+
+COMPARED_COLOURS = ["#1f77b4", "#e6550d"]  # the first run, the second
+
+
+def compared_losses(rows, runs, x_field, x_title, height=280):
+    """Two runs' validation loss on one chart. rows: {run, step, minutes,
+    val_loss}; runs: the two names, in order (the colours follow them)."""
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(f"{x_field}:Q", title=x_title),
+            y=alt.Y("val_loss:Q", title="validation loss (lower is better)", scale=alt.Scale(zero=False)),
+            color=alt.Color(
+                "run:N",
+                scale=alt.Scale(domain=list(runs), range=COMPARED_COLOURS),
+                legend=alt.Legend(title=None, orient="top", direction="horizontal", labelLimit=300),
+            ),
+            tooltip=[
+                alt.Tooltip("run:N"),
+                alt.Tooltip("step:Q", format=","),
+                alt.Tooltip("minutes:Q", format=".1f"),
+                alt.Tooltip("val_loss:Q", format=".4f"),
+            ],
+        )
+        .properties(height=height)
+    )
+
+
+def class_curves(rows, classes, loss_domain, height=260):
+    """One run's mean loss per class of character at every snapshot (rows:
+    {step, class, loss}); the same classes' colours and the same loss scale
+    on both sides, so the two charts read against each other."""
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(
+            # symlog: the snapshots are log-spaced, and step 0 has a place
+            x=alt.X(
+                "step:Q",
+                title="training step (log-like scale)",
+                scale=alt.Scale(type="symlog", nice=False),
+                axis=alt.Axis(
+                    values=sorted({r["step"] for r in rows}),
+                    labelOverlap="greedy",
+                    labelExpr="format(datum.value, ',')",
+                ),
+            ),
+            y=alt.Y("loss:Q", title="mean loss", scale=alt.Scale(domain=list(loss_domain))),
+            color=alt.Color(
+                "class:N",
+                scale=alt.Scale(domain=list(classes), scheme="category10"),
+                legend=alt.Legend(title=None, orient="top", columns=3, labelLimit=200),
+            ),
+            tooltip=[alt.Tooltip("class:N"), alt.Tooltip("step:Q", format=","), alt.Tooltip("loss:Q", format=".3f")],
+        )
+        .properties(height=height)
+    )

@@ -13,10 +13,12 @@ from pathlib import Path
 import streamlit as st
 
 from tinyllm.checkpoint import load_model
+from tinyllm.compare import differences_sentence
 from tinyllm.errors import TinyLLMError
 from tinyllm.export import analyze_text, export_run, read_chapter
 from tinyllm.flow import full_flow
-from tinyllm.runfolder import RUN_NAME, RunFolder, runs_dir
+from tinyllm.runfolder import RunFolder, RunInfo, find_run, sibling_folders
+from tinyllm.sample import SampleSettings, sample_text
 from ui import APP_DIR
 from ui.train_form import failure_reason, visitor_words
 
@@ -33,7 +35,7 @@ def _chapter(run_dir: str, name: str, mtime: int) -> dict:
     return read_chapter(run_dir, name)
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the checkpoint...")
+@st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint...")  # the selected run, two compared
 def _model(path: str, mtime: int):
     model, vocab, ckpt = load_model(path)
     model.requires_grad_(False)  # shared and read-only: nobody trains the cached copy
@@ -46,11 +48,14 @@ def kid_dir() -> Path:
 
 
 def current_run() -> Path:
-    """The run the reader picked in the sidebar (the kid by default)."""
-    selected = st.session_state.get("run", "kid")
-    if selected == "kid" or not RUN_NAME.fullmatch(selected):
-        return kid_dir()
-    return runs_dir() / selected
+    """The run the reader picked in the sidebar (the kid by default): the
+    kid, one of its siblings, or a run in runs_dir()."""
+    return find_run(st.session_state.get("run", "kid"), kid_dir()) or kid_dir()
+
+
+def committed(run_dir: Path) -> bool:
+    """The kid or one of its siblings: runs shipped with the app, never written by it."""
+    return run_dir in [kid_dir()] + [folder.path for folder in sibling_folders(kid_dir())]
 
 
 def explain_and_stop(error: Exception):
@@ -63,6 +68,11 @@ def explain_and_stop(error: Exception):
     live_page = "app_pages/train_live.py"
     if run_dir == kid_dir():
         st.info(f"**This page has nothing to show**: the kid's pages cannot be read ({visitor_words(str(error))}).")
+    elif committed(run_dir):  # a sibling is read-only like the kid: nothing is written into it
+        st.info(
+            f"**This page has nothing to show**: the pages of the kid's sibling '{run_dir.name}' cannot be read "
+            f"({visitor_words(str(error))})."
+        )
     elif progress.get("status") == "running":
         st.info(
             f"**'{run_dir.name}' is still training**: its chapters appear when it finishes.",
@@ -130,3 +140,95 @@ def model(run_dir: Path | None = None):
         return _model(str(path), mtime_ns(path))
     except TinyLLMError as e:
         explain_and_stop(e)
+
+
+def sibling_differences(name: str) -> str:
+    """How the sibling `name` differs from the kid ('1 block instead of 4'), from both model cards."""
+    kid, siblings = kid_and_siblings()
+    card = dict(siblings).get(name)
+    if not kid or not card:
+        return "how it differs from the kid cannot be read"
+    return differences_sentence(kid, card)
+
+
+# --- the Compare page: two runs at once, whatever each has ---------------------
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _learning(run_dir: str, mtime: int) -> dict | None:
+    # learning.json is read as plain JSON: compare.learning_rows checks its format
+    return RunFolder.read_object(RunFolder(run_dir).chapter("learning"))
+
+
+def compared_run(run: RunInfo) -> dict:
+    """What the Compare page reads of a run: whatever it has, never a stop
+    (a run that failed has only its log), and, when it has less than a
+    finished run, why, in a visitor's words."""
+    folder = RunFolder(run.path)
+    side = dict(name=run.name, path=run.path, mtime=mtime_ns(folder.model), card=None, rows=[], samples=[])
+    side.update(attention={}, knockout={}, learning=None, problem=None)
+
+    def read(name: str) -> dict:
+        try:
+            return _chapter(str(run.path), name, mtime_ns(folder.chapter(name)))
+        except TinyLLMError:
+            return {}
+
+    if run.exported:
+        side["card"] = read("model_card") or None
+        training = read("training")
+        side["rows"], side["samples"] = training.get("rows", []), training.get("samples", [])
+        side["attention"], side["knockout"] = read("attention"), read("knockout")
+        side["learning"] = _learning(str(run.path), mtime_ns(folder.chapter("learning")))
+        return side
+    rows = [row for row in folder.read_log() if isinstance(row, dict)]
+    side["rows"] = rows
+    side["samples"] = [{"step": row.get("step"), "text": row.get("sample")} for row in rows]
+    progress = folder.read_object(folder.progress) or {}
+    step = progress.get("step")
+    at = f" at step {step:,}" if isinstance(step, int) and not isinstance(step, bool) else ""
+    logged = "only what it logged while training is compared" if rows else "it logged nothing to compare"
+    if run.problem:
+        side["problem"] = f"it cannot be shown: {run.problem}; {logged}."
+    elif run.state == "running":
+        side["problem"] = f"it is still training{at}: {logged}."
+    elif not run.checkpoint:
+        side["problem"] = f"it failed{at}, before its first checkpoint: {logged}."
+    else:
+        side["problem"] = f"its pages are not written yet (pick it in the sidebar and open a chapter): {logged}."
+    return side
+
+
+def compared_model(run_dir: Path):
+    """(model, vocab) of a run the Compare page shows; None if it cannot be loaded."""
+    path = RunFolder(run_dir).model
+    try:
+        kid, vocab, _ = _model(str(path), mtime_ns(path))
+    except TinyLLMError:
+        return None
+    return kid, vocab
+
+
+@st.cache_data(max_entries=32, show_spinner="Writing...")
+def _written(model_path: str, mtime: int, prompt: str, settings: SampleSettings) -> str:
+    kid, vocab, _ = _model(model_path, mtime)
+    return sample_text(kid, vocab, prompt, settings)
+
+
+def written(run_dir: Path, prompt: str, settings: SampleSettings) -> str:
+    """What a run writes after `prompt` with these settings (the same seed, the same text: cached)."""
+    path = RunFolder(run_dir).model
+    return _written(str(path), mtime_ns(path), prompt, settings)
+
+
+def kid_and_siblings() -> tuple:
+    """(the kid's model card, [(sibling's name, its model card)]); a card that
+    cannot be read is {} (the sentences made from it say less)."""
+
+    def card(run_dir: Path) -> dict:
+        try:
+            return _chapter(str(run_dir), "model_card", mtime_ns(RunFolder(run_dir).chapter("model_card")))
+        except TinyLLMError:
+            return {}
+
+    return card(kid_dir()), [(folder.name, card(folder.path)) for folder in sibling_folders(kid_dir())]

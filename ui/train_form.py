@@ -13,11 +13,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from tinyllm.data import DOWNLOAD_FAILED, DownloadError, load_corpus
+from tinyllm.compare import number, settings_of
+from tinyllm.data import DOWNLOAD_FAILED, TINYSHAKESPEARE_MD5, DownloadError, load_corpus
 from tinyllm.errors import TinyLLMError
+from tinyllm.export import read_chapter
 from tinyllm.jobs import PRESETS, QUICK_TAKES, TrainingJobs, shared_jobs
 from tinyllm.model import GPTConfig
-from tinyllm.runfolder import RUN_NAME, RunFolder, new_run_name, runs_dir
+from tinyllm.runfolder import RUN_NAME, RunFolder, new_run_name, reserved_names, runs_dir
 from tinyllm.settings import form_fields
 from tinyllm.train import TrainConfig
 from ui.text import escaped
@@ -48,6 +50,7 @@ def form_range(setting_field) -> tuple:
 
 
 def apply_preset():
+    st.session_state.pop("train_prefilled", None)  # the form no longer holds a run's settings
     caps = form_caps()
     for name, value in PRESETS[st.session_state["train_preset"]].items():
         st.session_state[f"train_{name}"] = min(value, caps.get(name, value))
@@ -56,8 +59,9 @@ def apply_preset():
 # --- the sidebar ------------------------------------------------------------
 
 
-def sidebar_form():
-    """The 'Train a new kid' form. Lives in the frame, so it keeps its values on every page."""
+def sidebar_form(run_name: str | None = None, run_dir: Path | None = None):
+    """The 'Train a new kid' form. Lives in the frame, so it keeps its values on every page.
+    run_name, run_dir: the run the sidebar shows, whose settings the form can take (a sibling of it)."""
     job = jobs()
     if "train_preset" not in st.session_state:
         st.session_state["train_preset"] = "quick"
@@ -69,6 +73,17 @@ def sidebar_form():
         if job.running():
             sidebar_progress()
             return
+        if run_dir is not None:
+            st.button(
+                "Train a sibling of this run",
+                key="train_sibling",
+                icon=":material/content_copy:",
+                on_click=prefill,
+                args=(run_name, run_dir),
+                help="The form takes this run's settings: change one thing, train, then compare the two.",
+            )
+        for note in st.session_state.get("train_prefilled", []):
+            st.caption(note)
         st.radio(
             "Preset",
             list(PRESETS),
@@ -144,6 +159,36 @@ def close_sidebar_on_a_phone():
     )
 
 
+def prefill(run_name: str, run_dir: Path):
+    """'Train a sibling of this run': the form takes the run's settings (its
+    model card is untrusted: only numbers are taken, within the form's range)."""
+    try:
+        card = read_chapter(run_dir, "model_card")
+    except TinyLLMError:
+        st.session_state["train_prefilled"] = ["This run's settings cannot be read."]
+        return
+    settings, notes = settings_of(card), []
+    for setting_field in FORM_FIELDS:
+        value = number(settings.get(setting_field.name))
+        if value is None:
+            continue
+        low, high = form_range(setting_field)
+        kept = type(setting_field.default)(min(max(value, low), high))
+        if kept != value:
+            notes.append(
+                f"{setting_field.label}: {kept:g}, the nearest this form takes ({low:g} to {high:g}) to {value:g}"
+            )
+        st.session_state[f"train_{setting_field.name}"] = kept
+    name, md5 = settings["corpus"]
+    st.session_state["train_corpus"] = CORPORA[0] if md5 == TINYSHAKESPEARE_MD5 else CORPORA[1]
+    st.session_state["train_name"] = new_run_name()
+    said = f"The form holds the settings of '{escaped(run_name)}'"
+    if md5 != TINYSHAKESPEARE_MD5:
+        said += f" (it read {escaped(str(name))}: choose that text again)"
+    notes.insert(0, said + ". Change one, train, then compare the two runs in *Compare*.")
+    st.session_state["train_prefilled"] = notes
+
+
 # --- starting a run -----------------------------------------------------------
 
 
@@ -174,6 +219,10 @@ def start(name, settings, upload, corpus, head_code=None) -> str | None:
     """Start a run for this visitor and show it training; or what is wrong, in words."""
     if corpus == CORPORA[1] and upload is None:
         return "Choose a text file first."
+    from ui.loaders import kid_dir  # (ui.loaders imports this module)
+
+    if name in reserved_names(kid_dir()):
+        return f"'{name}' is the name of a run that comes with the app: choose another name."
     problem = settings_problem(settings) if head_code is None else None
     if problem is None and upload is None:
         problem = tinyshakespeare_problem()
