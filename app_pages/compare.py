@@ -162,7 +162,7 @@ st.subheader("Their heads")
 st.markdown(
     "Each head's habit (where it looks most, measured on validation text) and what knocking it out costs: how "
     "much the loss rises when that head alone is switched off. A head that costs much is one the run relies on. "
-    f"L1 H2: layer 1, head 2. *(weak)*: its habit holds less than {LABEL_THRESHOLD:.0%} of its attention."
+    f"L0 H1: layer 0, head 1 (counted from 0, as on every page). *(weak)*: its habit holds less than {LABEL_THRESHOLD:.0%} of its attention."
 )
 for column, side in zip(st.columns(2), (a, b)):
     column.markdown(f"**{escaped(called(side['name']))}**")

@@ -110,7 +110,7 @@ def test_the_verdict_of_made_up_curves(tiny_run):
 def test_heads_samples_and_learning_from_the_files(tiny_run, one_block):
     rows = head_rows(read_chapter(one_block, "attention"), read_chapter(one_block, "knockout"))
     knockout = read_chapter(one_block, "knockout")
-    assert [(r["layer"], r["head"]) for r in rows] == [(1, h) for h in range(1, 5)]
+    assert [(r["layer"], r["head"]) for r in rows] == [(0, h) for h in range(4)]
     assert [r["cost"] for r in rows] == [round(loss - knockout["base_loss"], 4) for loss in knockout["heads"][0]]
     assert all(isinstance(r["habit"], str) for r in rows)
     assert head_rows({}, {}) == []

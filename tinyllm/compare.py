@@ -315,8 +315,8 @@ def head_rows(attention: dict, knockout: dict) -> list:
             habit = label.get("label") if isinstance(label.get("label"), str) else None
             rows.append(
                 dict(
-                    layer=layer + 1,
-                    head=head + 1,
+                    layer=layer,  # counted from 0, as on every page
+                    head=head,
                     habit=habit,
                     clear=label.get("clear") is True,
                     cost=None if loss is None or base is None else round(loss - base, 4),
