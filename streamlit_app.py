@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from tinyllm.runfolder import list_runs
+from ui import frame_runs_the_page
 from ui.loaders import kid_dir
 from ui.text import escaped
 from ui.train_form import kept_note, sidebar_form, visitor
@@ -95,6 +96,7 @@ with st.sidebar:
         st.caption("Its chapters are not written yet: open a chapter to write them.")
     sidebar_form()
 
+frame_runs_the_page()  # the pages draw only when the frame runs them (ui.in_frame)
 navigation.run()
 
 # --- every chapter ends with the way on: the previous and the next chapter ---

@@ -10,12 +10,15 @@ import streamlit as st
 from tinyllm.explain import attention_steps, glyph
 from tinyllm.habits import habit_sentence
 from tinyllm.model import Head
+from ui import in_frame
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.knockout_panel import cost_words, head_costs_view
 from ui.live import choose_text
 from ui.loaders import chapter
 from ui.text import code
 from ui.widgets import draw, index_slider
+
+in_frame()  # drawn inside the frame, or not at all
 
 att = chapter("attention")
 knocked = chapter("knockout")  # the loss with each head alone switched off

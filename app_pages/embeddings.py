@@ -3,10 +3,13 @@
 import streamlit as st
 
 from tinyllm.explain import char_kind, glyph
+from ui import in_frame
 from ui.charts import embedding_scatter, similarity_heatmap
 from ui.loaders import chapter
 from ui.text import code
 from ui.widgets import draw
+
+in_frame()  # drawn inside the frame, or not at all
 
 emb = chapter("embeddings")
 chars = [c["char"] for c in chapter("vocab")["chars"]]

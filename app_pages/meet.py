@@ -4,12 +4,15 @@ import streamlit as st
 
 from tinyllm.data import TINYSHAKESPEARE_MD5
 from tinyllm.explain import count, duration, perplexity
+from ui import in_frame
 from ui.charts import loss_curves
 from ui.flow_charts import forward_diagram
 from ui.loaders import chapter
 from ui.text import code_block, escaped
 from ui.train_form import kept_note
 from ui.widgets import draw
+
+in_frame()  # drawn inside the frame, or not at all
 
 card = chapter("model_card")
 training = chapter("training")

@@ -4,11 +4,14 @@ import pandas as pd
 import streamlit as st
 
 from tinyllm.explain import glyph, surprise_colour
+from ui import in_frame
 from ui.charts import candidates_bar
 from ui.live import choose_text
 from ui.loaders import chapter, model
 from ui.text import code, coloured_text
 from ui.widgets import draw, index_slider
+
+in_frame()  # drawn inside the frame, or not at all
 
 pred = chapter("predictions")
 card = chapter("model_card")

@@ -6,10 +6,13 @@ import streamlit as st
 
 from tinyllm.explain import char_kind, count, surprise_colour
 from tinyllm.habits import habit_sentence
+from ui import in_frame
 from ui.charts import FIT_WIDTH, attention_picture, embedding_scatter, loss_curves, metric_line, snapshot_timeline
 from ui.loaders import chapter
 from ui.text import code_block, coloured_text
 from ui.widgets import draw, index_slider
+
+in_frame()  # drawn inside the frame, or not at all
 
 training = chapter("training")
 evo = chapter("evolution")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from tinyllm.explain import count, glyph
 from tinyllm.flow import describe_stage, logit_attribution, stage_code, stages
+from ui import in_frame
 from ui.charts import candidates_bar
 from ui.flow_charts import context_html, forward_diagram, pushes_chart, top_bars, vector_strip
 from ui.knockout_panel import knockout_panel
@@ -14,6 +15,8 @@ from ui.live import choose_plain_text
 from ui.loaders import chapter, computed, model
 from ui.text import code
 from ui.widgets import draw, index_slider
+
+in_frame()  # drawn inside the frame, or not at all
 
 card = chapter("model_card")
 samples = chapter("predictions")["prompts"]

@@ -6,9 +6,12 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, TEMPLATE
 from tinyllm.runfolder import RunFolder
 from tinyllm.sandbox import check_in_sandbox
+from ui import in_frame
 from ui.head_report import code_policy, draw_report
 from ui.loaders import chapter, current_run
 from ui.train_form import train_with_head
+
+in_frame()  # drawn inside the frame, or not at all
 
 HINTS = [
     "**Step 1.** k, q and v are three linear maps of the same x: `k = self.key(x)`, `q = self.query(x)`, "

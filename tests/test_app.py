@@ -41,6 +41,25 @@ def texts(at):
 
 
 @pytest.mark.parametrize("page", PAGES)
+def test_every_page_asks_for_the_frame_before_it_draws(page):
+    """Its first statement after the imports is in_frame(): a page that a
+    fresh server serves on its own (Streamlit's pages/ folder) sends the
+    visitor to the frame instead of drawing (test_browser.py opens each so)."""
+    import ast
+
+    from ui import APP_PAGES
+
+    body = ast.parse((APP_PAGES / f"{page}.py").read_text()).body
+    first = next(
+        node
+        for node in body
+        if not isinstance(node, ast.Import | ast.ImportFrom)
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))  # the docstring
+    )
+    assert ast.unparse(first) == "in_frame()", f"{page}.py begins with {ast.unparse(first)!r}"
+
+
+@pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders(app_env, page):
     at = open_page(page)
     assert not at.exception, at.exception

@@ -347,9 +347,10 @@ def test_train_stop_resume_and_play(server, page):
 @pytest.mark.parametrize("name", page_names())
 def test_no_page_opens_without_the_frame(name, tiny_run, tmp_path, page):
     """A page file's own address, as the very first request a fresh server
-    gets (before any visitor's script has run st.navigation): the page comes
-    through the frame, with its shared sidebar, or not at all. Streamlit's
-    automatic discovery would serve a file in a pages/ folder on its own.
+    gets (before any visitor's script has run st.navigation, Streamlit serves
+    a file of a pages/ folder on its own): what is drawn is drawn inside the
+    frame, with its page config, its shared sidebar and a run chosen; a page
+    run without it sends the visitor to the frame (ui.in_frame).
     (The browser is the module's: Playwright allows one per process.)"""
     assert (APP_PAGES / f"{name}.py").is_file()
     server = Server(tmp_path, PEEK_KID_DIR=str(tiny_run), PEEK_RUNS_DIR=str(tmp_path / "runs"))
@@ -357,10 +358,13 @@ def test_no_page_opens_without_the_frame(name, tiny_run, tmp_path, page):
     try:
         fresh.set_default_timeout(60_000)
         fresh.goto(f"{server.base}/{name}")
-        settle(fresh)
         sidebar = fresh.locator("[data-testid='stSidebar']")
-        expect(sidebar.get_by_text("Run to look inside")).to_be_visible()  # the frame's own sidebar
+        # the frame's own sidebar, once it has run (a first visitor waits for Python to import torch)
+        expect(sidebar.get_by_text("Run to look inside")).to_be_visible(timeout=60_000)
+        expect(sidebar.get_by_role("combobox", name="Run to look inside")).to_have_value("kid")  # a run chosen
         expect(sidebar.locator("[data-testid='stSidebarNav']")).to_be_visible()  # st.navigation's list
+        expect(fresh).to_have_title("peek: inside a tiny GPT")  # the frame's page config
+        settle(fresh)
         no_exception(fresh)
     finally:
         fresh.close()

@@ -20,3 +20,29 @@ def page_names() -> list:
     """Every page of the app by its file name (meet, vocab, ...): what the
     tests and benchmarks visit, so a new page is never left out."""
     return sorted(path.stem for path in APP_PAGES.glob("*.py"))
+
+
+# --- every page is drawn inside the frame, or not at all ---------------------
+# Streamlit serves each file of a pages/ folder on its own address until some
+# script calls st.navigation: on a fresh server the first visitor to /vocab
+# would get the bare page, without the page config, the shared sidebar or a
+# chosen run. So the frame says that it runs the page, and a page that was not
+# told so sends the visitor to the frame instead of drawing.
+FRAME = "streamlit_app.py"
+_RUN_BY_FRAME = "frame_runs_the_page"
+
+
+def frame_runs_the_page() -> None:
+    """The frame (streamlit_app.py) calls this just before navigation.run()."""
+    import streamlit as st
+
+    st.session_state[_RUN_BY_FRAME] = True
+
+
+def in_frame() -> None:
+    """The first line of every page: go on only inside the frame, in this very
+    script run (the word is taken as it is read, so it never outlives its run)."""
+    import streamlit as st
+
+    if not st.session_state.pop(_RUN_BY_FRAME, False):
+        st.switch_page(FRAME)
