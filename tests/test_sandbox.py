@@ -1,7 +1,10 @@
 """Visitors' code: who may run it, and the jail it runs in, attacked.
 
 The jail tests skip, with the reason, on a machine that lacks part of the
-jail (test_the_jail_reports_what_this_machine_offers says which ran)."""
+jail (test_the_jail_reports_what_this_machine_offers says which ran). Each
+check starts a jail that imports PyTorch (seconds): the fast tier keeps one,
+test_the_jail_hides_secrets_the_server_and_other_visitors_files; the others
+are marked slow."""
 
 import json
 import os
@@ -95,7 +98,6 @@ def test_with_the_setting_off_nothing_runs_even_when_called_directly(monkeypatch
 
 @needs_jail
 @pytest.mark.slow  # several checks, each a fresh jail that imports PyTorch
-@pytest.mark.slow
 def test_the_sandbox_checks_like_the_cli():
     report = check_in_sandbox(with_mistake("softmax_dim"), KID)
     assert report["mistake"] == "softmax_dim" and report["first_failure"] == "softmax"
@@ -114,12 +116,14 @@ def test_the_sandbox_stops_an_endless_loop_within_its_time():
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_the_sandbox_refuses_a_10_gb_allocation():
     report = check_in_sandbox(planted("torch.ones(10 * 2**30, dtype=torch.uint8)"), KID)
     assert not report["ok"] and "more memory than it may use" in report["diagnosis"]
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_the_sandbox_hides_the_servers_environment(monkeypatch):
     monkeypatch.setenv("PEEK_TEST_SECRET", "hunter2")
     report = check_in_sandbox(
@@ -130,7 +134,6 @@ def test_the_sandbox_hides_the_servers_environment(monkeypatch):
 
 @needs_jail
 @pytest.mark.slow  # several checks, each a fresh jail that imports PyTorch
-@pytest.mark.slow
 def test_the_sandbox_survives_exit_and_floods_of_output():
     report = check_in_sandbox(planted("import sys; sys.exit(0)"), KID)
     assert "called exit()" in report["diagnosis"]
@@ -179,6 +182,7 @@ def test_the_jail_hides_secrets_the_server_and_other_visitors_files(tmp_path, mo
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_the_jail_cannot_write_into_the_project_or_the_runs(tmp_path, monkeypatch):
     page = ROOT / "app_pages" / "meet.py"
     before = page.read_bytes()
@@ -208,6 +212,7 @@ def test_the_jail_cannot_write_into_the_project_or_the_runs(tmp_path, monkeypatc
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_the_jail_has_no_network():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -251,6 +256,7 @@ def survivors() -> list:
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_setsid_and_a_double_fork_start_nothing_that_outlives_the_check():
     report = check_in_sandbox(planted(FORK_BOMB, once=True), KID)
     left = survivors()
@@ -260,6 +266,7 @@ def test_setsid_and_a_double_fork_start_nothing_that_outlives_the_check():
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_four_children_cannot_hold_more_memory_than_one_check():
     limits = SandboxLimits()
     code = """
@@ -306,6 +313,7 @@ FORGED = dict(ok=True, steps=[], loss=None)
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_a_forged_report_gives_neither_a_traceback_nor_a_pass():
     forged = json.dumps(FORGED)
     code = (
@@ -441,6 +449,7 @@ def test_a_machine_without_the_jail_runs_nothing_when_on_and_the_log_names_what_
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the seccomp filter is Linux's")
+@pytest.mark.slow  # a check that imports PyTorch in a process of its own: seconds
 def test_local_without_the_jail_still_bans_new_processes_and_limits_memory(monkeypatch):
     without_the_jail(monkeypatch)
     monkeypatch.setenv("PEEK_VISITOR_CODE", "local")
