@@ -304,8 +304,9 @@ def test_train_stop_resume_and_play(server, page):
     settle(page)
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.locator("[data-testid='stExpander'] summary").first.click()
-    # a small model, long enough to be stopped while it trains (the quick preset's takes minutes)
-    for label, value in [("Steps", "3000"), ("Context (block size)", "16"), ("Width (n_embd)", "32")]:
+    # a small model, long enough to be stopped while it trains, short enough that the resumed
+    # run soon finishes (the quick preset's takes minutes)
+    for label, value in [("Steps", "2000"), ("Context (block size)", "16"), ("Width (n_embd)", "32")]:
         field = sidebar.get_by_role("spinbutton", name=label)
         field.fill(value)
         field.press("Enter")
