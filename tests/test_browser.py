@@ -401,8 +401,8 @@ def test_no_page_opens_without_the_frame(name, first_visits):
     """A page file's own address, as the very first request a fresh server
     gets (before any visitor's script has run st.navigation, Streamlit serves
     a file of a pages/ folder on its own): what is drawn is drawn inside the
-    frame, with its page config, its shared sidebar and a run chosen; a page
-    run without it sends the visitor to the frame (ui.in_frame).
+    frame, with its page config, its shared sidebar and a run chosen, at the
+    address asked for (a page run without the frame runs it: ui.in_frame).
     (The browser is the module's: Playwright allows one per process.)"""
     assert (APP_PAGES / f"{name}.py").is_file()
     server, fresh = first_visits.visit(name)
@@ -414,6 +414,7 @@ def test_no_page_opens_without_the_frame(name, first_visits):
         expect(sidebar.locator("[data-testid='stSidebarNav']")).to_be_visible()  # st.navigation's list
         expect(fresh).to_have_title("peek: inside a tiny GPT")  # the frame's page config
         settle(fresh)
+        assert fresh.evaluate("location.pathname") == f"/{PAGES[name]}"  # the page asked for, in the frame
         no_exception(fresh)
     finally:
         fresh.close()

@@ -24,11 +24,12 @@ def page_names() -> list:
 
 # --- every page is drawn inside the frame, or not at all ---------------------
 # Streamlit serves each file of a pages/ folder on its own address until some
-# script calls st.navigation: on a fresh server the first visitor to /vocab
-# would get the bare page, without the page config, the shared sidebar or a
-# chosen run. So the frame says that it runs the page, and a page that was not
-# told so sends the visitor to the frame instead of drawing.
-FRAME = "streamlit_app.py"
+# script calls st.navigation (on a fresh server, and in every AppTest run): the
+# visitor to /vocab would get the bare page, without the page config, the
+# shared sidebar or a chosen run. So the frame says that it runs the page, and
+# a page that was not told so runs the frame in its place, which draws this
+# very page inside itself (its st.navigation finds the address asked for).
+FRAME = APP_DIR / "streamlit_app.py"
 _RUN_BY_FRAME = "frame_runs_the_page"
 
 
@@ -41,8 +42,12 @@ def frame_runs_the_page() -> None:
 
 def in_frame() -> None:
     """The first line of every page: go on only inside the frame, in this very
-    script run (the word is taken as it is read, so it never outlives its run)."""
+    script run (the word is taken as it is read, so it never outlives its run);
+    run on its own, the page runs the frame instead, and stops."""
+    import runpy
+
     import streamlit as st
 
     if not st.session_state.pop(_RUN_BY_FRAME, False):
-        st.switch_page(FRAME)
+        runpy.run_path(str(FRAME), run_name="__main__")
+        st.stop()
