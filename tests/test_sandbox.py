@@ -184,7 +184,7 @@ def test_the_jail_hides_secrets_the_server_and_other_visitors_files(tmp_path, mo
 @needs_jail
 @pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_the_jail_cannot_write_into_the_project_or_the_runs(tmp_path, monkeypatch):
-    page = ROOT / "app_pages" / "meet.py"
+    page = ROOT / "pages" / "meet.py"
     before = page.read_bytes()
     runs = tmp_path / "runs"
     (runs / "someone").mkdir(parents=True)
@@ -378,7 +378,7 @@ def test_training_with_a_visitors_head_runs_in_the_jail(tmp_path, tiny_data_file
     spy = "\n".join(
         [
             attempt("canary", f"_ = open({str(canary)!r}, 'w').write('visitor')"),  # the jail's own /tmp
-            attempt("page", f"_ = open({str(ROOT / 'app_pages' / 'meet.py')!r}, 'a').write('x')"),
+            attempt("page", f"_ = open({str(ROOT / 'pages' / 'meet.py')!r}, 'a').write('x')"),
             attempt("project", f"_ = open({str(ROOT / 'pyproject.toml')!r}).read()"),
             attempt("fork", "import os; _ = os.fork() or os._exit(0)"),
         ]
@@ -420,7 +420,7 @@ def test_the_page_runs_no_code_by_default_for_a_visitor_over_loopback(tiny_run, 
         monkeypatch.setenv("PEEK_VISITOR_CODE", setting)
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=30)
     at.run()
-    at.switch_page("app_pages/write_head.py").run()
+    at.switch_page("pages/write_head.py").run()
     assert not at.exception
     assert not [t for t in at.text_area if t.key == "head_code"]  # no editor, no Check
     said = " ".join(str(i.value) for i in at.info)

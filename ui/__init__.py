@@ -13,7 +13,7 @@ a module of the package (ui.loaders reads tinyllm's data; tinyllm.data makes it)
 from pathlib import Path
 
 APP_DIR = Path(__file__).resolve().parent.parent  # the app's folder: the committed kid lies beside it
-APP_PAGES = APP_DIR / "app_pages"
+APP_PAGES = APP_DIR / "pages"
 
 
 def page_names() -> list:

@@ -59,7 +59,7 @@ if not allowed:
         "*Behind the scenes*, under *Do it yourself*).",
         icon=":material/lock:",
     )
-    st.page_link("app_pages/behind.py", label="Do it yourself: the commands", icon=":material/build:")
+    st.page_link("pages/behind.py", label="Do it yourself: the commands", icon=":material/build:")
     st.download_button("Download the template", TEMPLATE, file_name=DEFAULT_PATH, icon=":material/download:")
     st.code(TEMPLATE, language="python", line_numbers=True, wrap_lines=True)
     hints()

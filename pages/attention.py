@@ -195,5 +195,5 @@ if sinks:
     )
 
 head_costs_view(knocked, att["labels"], att["label_threshold"])
-st.page_link("app_pages/whole_kid.py", label="Switch heads off yourself: The whole kid", icon=":material/toggle_off:")
-st.page_link("app_pages/write_head.py", label="Now write attention yourself", icon=":material/code:")
+st.page_link("pages/whole_kid.py", label="Switch heads off yourself: The whole kid", icon=":material/toggle_off:")
+st.page_link("pages/write_head.py", label="Now write attention yourself", icon=":material/code:")

@@ -195,7 +195,7 @@ def show_attribution(pos):
                 f"(W·β + b = {why['constant']:.3f}) that is {why['total']:.3f}, and the kid's logit is "
                 f"{why['logit']:.3f}."
             )
-    st.page_link("app_pages/predictions.py", label="Layer by layer: the logit lens", icon=":material/arrow_forward:")
+    st.page_link("pages/predictions.py", label="Layer by layer: the logit lens", icon=":material/arrow_forward:")
 
 
 trip()

@@ -81,4 +81,4 @@ with right:
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("The last row is the kid's real prediction (the chart on the left).")
-    st.page_link("app_pages/whole_kid.py", label="Which parts pushed this guess", icon=":material/account_tree:")
+    st.page_link("pages/whole_kid.py", label="Which parts pushed this guess", icon=":material/account_tree:")
