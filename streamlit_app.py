@@ -1,5 +1,5 @@
 """peek: the frame of the app. Page config, the sidebar every page shares,
-and the navigation over the chapters in app_pages/. Run with:
+and the navigation over the chapters in pages/. Run with:
 
     streamlit run streamlit_app.py
 """
@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from tinyllm.runfolder import list_runs
+from ui import frame_runs_the_page
 from ui.loaders import kid_dir, sibling_differences
 from ui.text import escaped
 from ui.train_form import kept_note, sidebar_form, visitor
@@ -21,21 +22,21 @@ torch.set_num_threads(1)
 st.set_page_config(page_title="peek: inside a tiny GPT", page_icon=":material/visibility:", layout="wide")
 
 CHAPTERS = [
-    st.Page("app_pages/meet.py", title="1. Meet the kid", icon=":material/waving_hand:", default=True),
-    st.Page("app_pages/vocab.py", title="2. Vocabulary", icon=":material/abc:"),
-    st.Page("app_pages/embeddings.py", title="3. Embeddings", icon=":material/scatter_plot:"),
-    st.Page("app_pages/positions.py", title="4. Positions", icon=":material/format_list_numbered:"),
-    st.Page("app_pages/attention.py", title="5. Attention", icon=":material/visibility:"),
-    st.Page("app_pages/whole_kid.py", title="6. The whole kid", icon=":material/account_tree:"),
-    st.Page("app_pages/predictions.py", title="7. Predictions", icon=":material/psychology:"),
-    st.Page("app_pages/training.py", title="8. Training", icon=":material/show_chart:"),
-    st.Page("app_pages/behind.py", title="9. Behind the scenes", icon=":material/build:"),
+    st.Page("pages/meet.py", title="1. Meet the kid", icon=":material/waving_hand:", default=True),
+    st.Page("pages/vocab.py", title="2. Vocabulary", icon=":material/abc:"),
+    st.Page("pages/embeddings.py", title="3. Embeddings", icon=":material/scatter_plot:"),
+    st.Page("pages/positions.py", title="4. Positions", icon=":material/format_list_numbered:"),
+    st.Page("pages/attention.py", title="5. Attention", icon=":material/visibility:"),
+    st.Page("pages/whole_kid.py", title="6. The whole kid", icon=":material/account_tree:"),
+    st.Page("pages/predictions.py", title="7. Predictions", icon=":material/psychology:"),
+    st.Page("pages/training.py", title="8. Training", icon=":material/show_chart:"),
+    st.Page("pages/behind.py", title="9. Behind the scenes", icon=":material/build:"),
 ]
 TOOLS = [
-    st.Page("app_pages/write_head.py", title="Write attention yourself", icon=":material/code:"),
-    st.Page("app_pages/train_live.py", title="Train your own kid", icon=":material/model_training:"),
-    st.Page("app_pages/playground.py", title="Playground", icon=":material/edit_note:"),
-    st.Page("app_pages/compare.py", title="Compare two runs", icon=":material/compare_arrows:"),
+    st.Page("pages/write_head.py", title="Write attention yourself", icon=":material/code:"),
+    st.Page("pages/train_live.py", title="Train your own kid", icon=":material/model_training:"),
+    st.Page("pages/playground.py", title="Playground", icon=":material/edit_note:"),
+    st.Page("pages/compare.py", title="Compare two runs", icon=":material/compare_arrows:"),
 ]
 
 # Register the pages first, so that links in the shared sidebar can point at them.
@@ -99,6 +100,7 @@ with st.sidebar:
         st.caption("Its chapters are not written yet: open a chapter to write them.")
     sidebar_form(run.name, run.path if run.exported else None)
 
+frame_runs_the_page()  # the pages draw only when the frame runs them (ui.in_frame)
 navigation.run()
 
 # --- every chapter ends with the way on: the previous and the next chapter ---

@@ -31,7 +31,7 @@ def main():
     at.run()
     print(f"{'page':<14}{'median ms':>10}{'max ms':>9}")
     for page in page_names():
-        at.switch_page(f"app_pages/{page}.py")
+        at.switch_page(f"pages/{page}.py")
         at.run()  # warm the caches
         assert not at.exception, at.exception
         times = []
@@ -41,7 +41,7 @@ def main():
             times.append((time.perf_counter() - t0) * 1000)
         print(f"{page:<14}{statistics.median(times):>10.0f}{max(times):>9.0f}")
 
-    at.switch_page("app_pages/attention.py").run()
+    at.switch_page("pages/attention.py").run()
     times = []
     for position in range(10, 10 + args.repeats * 2):
         t0 = time.perf_counter()
@@ -49,7 +49,7 @@ def main():
         times.append((time.perf_counter() - t0) * 1000)
     assert not at.exception
     print(f"attention query-slider move: median {statistics.median(times):.0f} ms, max {max(times):.0f} ms")
-    at.switch_page("app_pages/whole_kid.py").run()
+    at.switch_page("pages/whole_kid.py").run()
     stages = at.select_slider(key="whole_stage").options
     moves = [("stage", "whole_stage", "select_slider", stages[i % len(stages)]) for i in range(3, 3 + args.repeats)]
     moves += [("position", "whole_pos", "slider", p) for p in range(20, 20 + args.repeats)]

@@ -69,7 +69,7 @@ ATTACKS = {
     "read the project": attempt("read", f"_ = open({str(ROOT / 'pyproject.toml')!r}).read()"),
     "server's environ": attempt("environ", "_ = open('/proc/{server}/environ').read()"),
     "parent's environ": attempt("environ", "import os; _ = open(f'/proc/{os.getppid()}/environ').read()"),
-    "write app_pages/": attempt("write", f"_ = open({str(ROOT / 'app_pages' / 'jail_probe.py')!r}, 'w').write('x')"),
+    "write pages/": attempt("write", f"_ = open({str(ROOT / 'pages' / 'jail_probe.py')!r}, 'w').write('x')"),
     "network 127.0.0.1": attempt("connect", "import socket; _ = socket.create_connection(('127.0.0.1', {port}), 2)"),
     "setsid+double fork x10": (
         "import os, time\nfor i in range(10):\n    try:\n        if os.fork() == 0:\n            os.setsid()\n"
@@ -128,7 +128,7 @@ def main():
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:  # it ended on its own meanwhile
                 pass
-    (ROOT / "app_pages" / "jail_probe.py").unlink(missing_ok=True)
+    (ROOT / "pages" / "jail_probe.py").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

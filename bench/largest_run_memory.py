@@ -31,7 +31,7 @@ from streamlit.testing.v1 import AppTest
 from ui import page_names
 for name in page_names():
     at = AppTest.from_file({app!r}, default_timeout=300)
-    at.switch_page(f"app_pages/{{name}}.py").run()
+    at.switch_page(f"pages/{{name}}.py").run()
     assert not at.exception, (name, at.exception)
 """
 

@@ -30,7 +30,7 @@ PAGES = {
 def open_at(page, **params):
     """A fresh visitor opening the page at this address."""
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page(f"app_pages/{page}.py")
+    at.switch_page(f"pages/{page}.py")
     for name, value in params.items():
         at.query_params[name] = value
     return at.run()
@@ -51,7 +51,7 @@ def follow(at, label):
     at.query_params.clear()
     for name, values in parse_qs(link.query_string, keep_blank_values=True).items():
         at.query_params[name] = values[-1]
-    return at.switch_page(f"app_pages/{link.page}.py").run()
+    return at.switch_page(f"pages/{link.page}.py").run()
 
 
 @pytest.mark.slow

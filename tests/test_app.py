@@ -28,7 +28,7 @@ def open_page(page):
     at.run()
     assert not at.exception
     if page != "meet":
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"pages/{page}.py").run()
     return at
 
 
@@ -38,6 +38,25 @@ def texts(at):
         for kind in ("markdown", "caption", "code", "info", "warning", "success")
         for e in getattr(at, kind)
     )
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_asks_for_the_frame_before_it_draws(page):
+    """Its first statement after the imports is in_frame(): a page that a
+    fresh server serves on its own (Streamlit's pages/ folder) sends the
+    visitor to the frame instead of drawing (test_browser.py opens each so)."""
+    import ast
+
+    from ui import APP_PAGES
+
+    body = ast.parse((APP_PAGES / f"{page}.py").read_text()).body
+    first = next(
+        node
+        for node in body
+        if not isinstance(node, ast.Import | ast.ImportFrom)
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))  # the docstring
+    )
+    assert ast.unparse(first) == "in_frame()", f"{page}.py begins with {ast.unparse(first)!r}"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -168,14 +187,14 @@ def test_live_training_view_run_selector_and_playground(app_env, tiny_data_file)
     job = jobs()
     settings = dict(steps=50, batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0, lr=3e-3, seed=0)
     job.start("from-ui", settings)
-    at.switch_page("app_pages/train_live.py").run()
+    at.switch_page("pages/train_live.py").run()
     assert not at.exception
     assert "'from-ui'" in texts(at) or any("from-ui" in s.value for s in at.subheader)
     deadline = time.time() + 120
     while job.running():
         assert time.time() < deadline
         time.sleep(0.2)
-    at.switch_page("app_pages/train_live.py").run()
+    at.switch_page("pages/train_live.py").run()
     assert not at.exception
     assert "Done:" in " ".join(s.value for s in at.success)
     at = AppTest.from_file(APP, default_timeout=30)
@@ -183,7 +202,7 @@ def test_live_training_view_run_selector_and_playground(app_env, tiny_data_file)
     assert "from-ui" in at.sidebar.selectbox(key="run").options
 
     at.sidebar.selectbox(key="run").set_value("from-ui").run()
-    at.switch_page("app_pages/playground.py").run()
+    at.switch_page("pages/playground.py").run()
     at.text_area(key="playground_prompt").set_value("ROMEO:\n")
     at.slider(key="playground_length").set_value(100)
     at.button(key="playground_write").click().run()
@@ -275,7 +294,7 @@ def test_write_head_without_running_code(app_env, monkeypatch):
     commands = [c.value for c in at.code if c.value.strip() != TEMPLATE.strip()]
     assert not any("python -m" in value for value in commands) and "Do it yourself" in texts(at)
     assert at.get("download_button")
-    at.switch_page("app_pages/behind.py").run()
+    at.switch_page("pages/behind.py").run()
     assert any("python -m tinyllm check-head my_head.py" in c.value for c in at.code)
 
 
@@ -360,7 +379,7 @@ def test_broken_run_folders_never_take_the_app_down(app_env, tmp_path):
         assert not at.exception, at.exception
         assert "cannot be shown" in " ".join(c.value for c in at.sidebar.caption)
     at.sidebar.selectbox(key="run").set_value("not-utf8").run()
-    at.switch_page("app_pages/vocab.py").run()
+    at.switch_page("pages/vocab.py").run()
     assert not at.exception and "damaged" in texts(at)
 
 
@@ -394,7 +413,7 @@ def test_a_run_without_pages_is_explained_in_a_visitors_words_and_can_be_written
     assert "before its first checkpoint" in " ".join(c.value for c in at.sidebar.caption)
     assert "python -m tinyllm" not in " ".join(c.value for c in at.sidebar.caption)
     at.sidebar.selectbox(key="run").set_value("unwritten").run()
-    at.switch_page("app_pages/vocab.py").run()
+    at.switch_page("pages/vocab.py").run()
     assert not at.exception and "not written yet" in texts(at)
     at.button(key="export_now").click().run()
     assert not at.exception and (runs / "unwritten" / "export" / "vocab.json").is_file()
@@ -432,7 +451,7 @@ def test_every_chapter_ends_with_the_way_back_and_on(app_env):
     at = open_page("meet")
     for n, page in enumerate(chapters):
         if page != "meet":
-            at.switch_page(f"app_pages/{page}.py").run()
+            at.switch_page(f"pages/{page}.py").run()
         labels = [link.proto.label for link in at.get("page_link")]
         assert (n > 0) == any(label.startswith(f"Back: {n}.") for label in labels), (page, labels)
         assert (n < len(chapters) - 1) == any(label.startswith(f"Next: {n + 2}.") for label in labels), labels
@@ -526,7 +545,7 @@ def test_a_fifo_in_a_run_folder_hangs_no_page(app_env, tmp_path):
         at.run()
         at.sidebar.selectbox(key="run").set_value("piped").run()
         for page in PAGES:
-            at.switch_page(f"app_pages/{page}.py").run()
+            at.switch_page(f"pages/{page}.py").run()
             pages.append((page, list(at.exception)))
 
     thread = threading.Thread(target=visit, daemon=True)

@@ -77,11 +77,11 @@ def test_the_app_survives_forged_checkpoints(forged_runs):
     for name in forged_runs:
         at.sidebar.selectbox(key="run").set_value(name).run()
         for page in ("playground", "whole_kid", "vocab", "predictions"):
-            at.switch_page(f"app_pages/{page}.py").run()
+            at.switch_page(f"pages/{page}.py").run()
             assert not at.exception, (name, page, at.exception)
             assert "not a checkpoint this tinyllm can use" in texts(at), (name, page)
     at.sidebar.selectbox(key="run").set_value("forged-unwritten").run()
-    at.switch_page("app_pages/vocab.py").run()
+    at.switch_page("pages/vocab.py").run()
     at.button(key="export_now").click().run()
     assert not at.exception, at.exception
     assert "Writing them failed" in " ".join(e.value for e in at.error)
@@ -203,7 +203,7 @@ def test_planted_markup_is_shown_as_text_on_every_page(planted_run, tmp_path, mo
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     for page in page_names():
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, (page, at.exception)
         assert_shown_as_text(at, page)
         if page in ("attention", "predictions", "whole_kid"):  # the visitor's own text, with a character it never saw
@@ -214,14 +214,14 @@ def test_planted_markup_is_shown_as_text_on_every_page(planted_run, tmp_path, mo
             at.text_area(key=f"{prefix}_own").set_value(PLANTED * 2).run()
             assert_shown_as_text(at, page + " (own text)")
             at.radio(key=f"{prefix}_prompt").set_value(0).run()
-    at.switch_page("app_pages/playground.py").run()
+    at.switch_page("pages/playground.py").run()
     at.text_area(key="playground_prompt").set_value(f"q{PLANTED}").run()
     assert "never seen" in " ".join(w.value for w in at.warning)
     at.slider(key="playground_length").set_value(30)
     at.button(key="playground_write").click().run()
     assert not at.exception
     assert_shown_as_text(at, "playground")
-    at.switch_page("app_pages/vocab.py").run()
+    at.switch_page("pages/vocab.py").run()
     at.text_input(key="vocab_text").set_value(f"q`{IMAGE}").run()
     assert_shown_as_text(at, "vocab (never seen)")
     # the vocabulary table names the invisible characters
@@ -250,7 +250,7 @@ def test_a_text_box_keeps_no_more_than_its_limit(tiny_run, tmp_path, monkeypatch
     monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page(f"app_pages/{page}.py").run()
+    at.switch_page(f"pages/{page}.py").run()
     if use == "own text":
         at.radio(key=key.replace("_own", "_prompt")).set_value(3).run()
     box = at.text_area(key=key) if use != "encode" else at.text_input(key=key)

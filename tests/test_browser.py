@@ -52,7 +52,7 @@ def free_port():
 class Server:
     """`streamlit run streamlit_app.py` on a free port, with these variables set."""
 
-    def __init__(self, tmp: Path, unset=(), **env):
+    def __init__(self, tmp: Path, unset=(), wait=True, **env):
         self.log_path = tmp / "streamlit.log"
         self.log = open(self.log_path, "w")
         port = free_port()
@@ -78,7 +78,12 @@ class Server:
             stderr=subprocess.STDOUT,
         )
         self.base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
+        if wait:
+            self.ready()
+
+    def ready(self):
+        """Wait until it answers (started with wait=False, several start side by side)."""
+        deadline = time.time() + 120
         while True:  # the health check is not a page: no script runs for it
             try:
                 if urllib.request.urlopen(f"{self.base}/_stcore/health", timeout=2).read() == b"ok":
@@ -299,8 +304,9 @@ def test_train_stop_resume_and_play(server, page):
     settle(page)
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.locator("[data-testid='stExpander'] summary").first.click()
-    # a small model, long enough to be stopped while it trains (the quick preset's takes minutes)
-    for label, value in [("Steps", "3000"), ("Context (block size)", "16"), ("Width (n_embd)", "32")]:
+    # a small model, long enough to be stopped while it trains, short enough that the resumed
+    # run soon finishes (the quick preset's takes minutes)
+    for label, value in [("Steps", "2000"), ("Context (block size)", "16"), ("Width (n_embd)", "32")]:
         field = sidebar.get_by_role("spinbutton", name=label)
         field.fill(value)
         field.press("Enter")
@@ -344,23 +350,71 @@ def test_train_stop_resume_and_play(server, page):
     page.screenshot(path=SHOTS / "playground_written.png", full_page=True)
 
 
+class FirstVisits:
+    """Each page's own address as the very first request of a fresh server of
+    its own. A server's start and first script run (Python importing torch)
+    take a core for seconds: a few servers start, and their pages are asked
+    for, side by side, so that every core works."""
+
+    SIDE_BY_SIDE = 4
+
+    def __init__(self, browser, tmp: Path, kid: Path):
+        self.browser, self.tmp, self.kid = browser, tmp, kid
+        self.waiting = list(page_names())
+        self.open = {}  # name: (its server, the tab that asked for its page)
+
+    def visit(self, name):
+        """The tab that asked a fresh server for this page (and that server)."""
+        if name not in self.open:
+            batch = [name] + [other for other in self.waiting if other != name][: self.SIDE_BY_SIDE - 1]
+            servers = {}
+            for other in batch:
+                self.waiting.remove(other)
+                folder = self.tmp / other
+                folder.mkdir()
+                servers[other] = Server(
+                    folder, wait=False, PEEK_KID_DIR=str(self.kid), PEEK_RUNS_DIR=str(folder / "runs")
+                )
+            for other, server in servers.items():
+                server.ready()
+                tab = self.browser.new_page(viewport={"width": 1400, "height": 1200})
+                tab.set_default_timeout(120_000)
+                tab.goto(f"{server.base}/{other}")  # its first request: nothing has run st.navigation there
+                self.open[other] = (server, tab)
+        return self.open.pop(name)
+
+    def close(self):
+        for server, tab in self.open.values():
+            tab.close()
+            server.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def first_visits(page, tiny_run, tmp_path_factory):
+    visits = FirstVisits(page.context.browser, tmp_path_factory.mktemp("first_visits"), tiny_run)
+    yield visits
+    visits.close()
+
+
 @pytest.mark.parametrize("name", page_names())
-def test_no_page_opens_without_the_frame(name, tiny_run, tmp_path, page):
+def test_no_page_opens_without_the_frame(name, first_visits):
     """A page file's own address, as the very first request a fresh server
-    gets (before any visitor's script has run st.navigation): the page comes
-    through the frame, with its shared sidebar, or not at all. Streamlit's
-    automatic discovery would serve a file in a pages/ folder on its own.
+    gets (before any visitor's script has run st.navigation, Streamlit serves
+    a file of a pages/ folder on its own): what is drawn is drawn inside the
+    frame, with its page config, its shared sidebar and a run chosen, at the
+    address asked for (a page run without the frame runs it: ui.in_frame).
     (The browser is the module's: Playwright allows one per process.)"""
     assert (APP_PAGES / f"{name}.py").is_file()
-    server = Server(tmp_path, PEEK_KID_DIR=str(tiny_run), PEEK_RUNS_DIR=str(tmp_path / "runs"))
-    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1200})
+    server, fresh = first_visits.visit(name)
     try:
-        fresh.set_default_timeout(60_000)
-        fresh.goto(f"{server.base}/{name}")
-        settle(fresh)
         sidebar = fresh.locator("[data-testid='stSidebar']")
-        expect(sidebar.get_by_text("Run to look inside")).to_be_visible()  # the frame's own sidebar
+        # the frame's own sidebar, once it has run (a first visitor waits for Python to import torch)
+        expect(sidebar.get_by_text("Run to look inside")).to_be_visible(timeout=120_000)
+        expect(sidebar.get_by_role("combobox", name="Run to look inside")).to_have_value("kid")  # a run chosen
         expect(sidebar.locator("[data-testid='stSidebarNav']")).to_be_visible()  # st.navigation's list
+        expect(fresh).to_have_title("peek: inside a tiny GPT")  # the frame's page config
+        settle(fresh)
+        assert fresh.evaluate("location.pathname") == f"/{PAGES[name]}"  # the page asked for, in the frame
         no_exception(fresh)
     finally:
         fresh.close()

@@ -108,7 +108,7 @@ def test_every_chart_is_shown_one_way():
     root = Path(__file__).resolve().parent.parent
     shown_otherwise = [
         f"{path.relative_to(root)}:{number}"
-        for folder in ("app_pages", "ui")
+        for folder in ("pages", "ui")
         for path in sorted((root / folder).glob("*.py"))
         for number, line in enumerate(path.read_text().splitlines(), start=1)
         if "altair_chart(" in line and not line.lstrip().startswith("#") and "st.altair_chart drops" not in line

@@ -9,14 +9,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def tinyllm(*args, env=None):
+def tinyllm(*args):
+    """The real `python -m tinyllm` in a process of its own (seconds for Python
+    and torch to start: most tests call the CLI's main() in this process)."""
     return subprocess.run(
-        [sys.executable, "-m", "tinyllm", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+        [sys.executable, "-m", "tinyllm", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
 
 
@@ -169,7 +166,7 @@ def test_resume_says_which_settings_it_ignores(tiny_corpus, tiny_data_file, tmp_
     assert "ignoring --n-layer, --lr" in err or "ignoring --lr, --n-layer" in err
 
 
-def offline_env(tmp_path):
+def offline(monkeypatch, tmp_path):
     """No TINYLLM_DATA, an empty cache, and a download that fails at once (a
     proxy on a closed local port): the network is never reached."""
     import os
@@ -178,24 +175,29 @@ def offline_env(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
-    env = {k: v for k, v in os.environ.items() if k != "TINYLLM_DATA" and not k.lower().endswith("_proxy")}
-    return dict(env, TINYLLM_CACHE=str(tmp_path / "cache"), https_proxy=closed, HTTPS_PROXY=closed)
+    for name in [k for k in os.environ if k == "TINYLLM_DATA" or k.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TINYLLM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("https_proxy", closed)
+    monkeypatch.setenv("HTTPS_PROXY", closed)
 
 
-def test_eval_of_a_run_trained_on_an_upload_uses_the_text_it_kept(tiny_run, tmp_path, tiny_text):
+def test_eval_of_a_run_trained_on_an_upload_uses_the_text_it_kept(tiny_run, tmp_path, tiny_text, monkeypatch, capsys):
     import shutil
 
+    from tinyllm.cli import main
+
+    offline(monkeypatch, tmp_path)
     run = tmp_path / "uploaded"
     run.mkdir()
     shutil.copy(tiny_run / "model.pt", run / "model.pt")
-    result = tinyllm("eval", "--checkpoint", run / "model.pt", env=offline_env(tmp_path))
-    assert result.returncode == 2
-    assert "--data PATH/TO/rhymes.txt" in result.stderr and "download" not in result.stderr
+    assert main(["eval", "--checkpoint", str(run / "model.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "--data PATH/TO/rhymes.txt" in err and "download" not in err
     (run / "upload").mkdir()
     (run / "upload" / "rhymes.txt").write_text(tiny_text)
-    result = tinyllm("eval", "--checkpoint", run, env=offline_env(tmp_path))  # the folder: its model.pt
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1].startswith("val_loss ")
+    assert main(["eval", "--checkpoint", str(run)]) == 0  # the folder: its model.pt
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("val_loss ")
 
 
 def test_the_stop_hint_repeats_the_data_it_needs(tmp_path, tiny_text, capsys):
@@ -212,21 +214,67 @@ def test_the_stop_hint_repeats_the_data_it_needs(tmp_path, tiny_text, capsys):
     assert f"train --out {out} --data {corpus} --resume" in capsys.readouterr().out
 
 
-def test_sample_refuses_unknown_characters_before_writing_anything(tiny_run):
-    result = tinyllm("sample", "--checkpoint", tiny_run / "model.pt", "--prompt", "héllo €")
-    assert result.returncode == 2 and result.stdout == ""
-    assert "'é'" in result.stderr and "'€'" in result.stderr
+def test_sample_refuses_unknown_characters_before_writing_anything(tiny_run, capsys):
+    from tinyllm.cli import main
+
+    assert main(["sample", "--checkpoint", str(tiny_run / "model.pt"), "--prompt", "héllo €"]) == 2
+    result = capsys.readouterr()
+    assert result.out == "" and "'é'" in result.err and "'€'" in result.err
 
 
-def test_show_takes_a_run_folder(tiny_run, tmp_path):
-    result = tinyllm("show", "--checkpoint", tiny_run)
-    assert result.returncode == 0, result.stderr
-    assert f"checkpoint  {tiny_run / 'model.pt'}" in result.stdout
-    result = tinyllm("show", "--checkpoint", tmp_path)
-    assert result.returncode == 2 and "no model.pt in it" in result.stderr
+def test_show_takes_a_run_folder(tiny_run, tmp_path, capsys):
+    from tinyllm.cli import main
+
+    assert main(["show", "--checkpoint", str(tiny_run)]) == 0
+    assert f"checkpoint  {tiny_run / 'model.pt'}" in capsys.readouterr().out
+    assert main(["show", "--checkpoint", str(tmp_path)]) == 2
+    assert "no model.pt in it" in capsys.readouterr().err
 
 
-def test_a_misspelt_flag_shows_its_command_s_usage():
-    result = tinyllm("train", "--stpes", "5")
-    assert result.returncode == 2
-    assert "usage: python -m tinyllm train" in result.stderr and "--stpes" in result.stderr
+def test_no_escape_code_from_a_run_folder_reaches_the_terminal(tmp_path, capsys):
+    """A run folder is anyone's: its corpus name, its device and the
+    characters its kid writes may hold terminal escape codes (a new window
+    title, the screen cleared). show, sample, eval and the errors name each
+    control character instead; a sample keeps its newlines."""
+    import unicodedata
+
+    import torch
+    from forgeries import real_checkpoint
+
+    from tinyllm.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt = real_checkpoint(run / "model.pt")
+    ckpt["vocab"] = ["\x1b", "\x07", "\x9b", "\n", "a", "\u202e"]  # ESC, BEL, CSI, newline, a, right-to-left
+    ckpt["corpus"]["name"] = "\x1b]0;owned\x07.txt"
+    ckpt["device"] = "\x1b[2Jcpu"
+    torch.save(ckpt, run / "model.pt")
+    (tmp_path / "a.txt").write_text("a\n" * 100)
+
+    def controls(text):
+        return [ch for ch in text if ch != "\n" and unicodedata.category(ch)[0] == "C"]
+
+    assert main(["show", "--checkpoint", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert controls(out) == [] and "⟨U+001B⟩]0;owned⟨U+0007⟩.txt" in out and "⟨U+001B⟩[2Jcpu" in out
+    assert out.split("sample (seed 0):\n")[1].count("\n") > 2  # the sample's own newlines, kept
+    assert main(["sample", "--checkpoint", str(run), "--prompt", "a", "--length", "200"]) == 0
+    out = capsys.readouterr().out
+    assert controls(out) == [] and "⟨U+001B⟩" in out and "⟨U+202E⟩" in out
+    assert main(["eval", "--checkpoint", str(run), "--data", str(tmp_path / "a.txt")]) == 0
+    err = capsys.readouterr().err
+    assert controls(err) == [] and "⟨U+001B⟩]0;owned" in err
+    assert main(["sample", "--checkpoint", str(run), "--prompt", "b"]) == 2  # an error quotes the vocabulary
+    err = capsys.readouterr().err
+    assert controls(err) == [] and "'b'" in err
+
+
+def test_a_misspelt_flag_shows_its_command_s_usage(capsys):
+    from tinyllm.cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "--stpes", "5"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: python -m tinyllm train" in err and "--stpes" in err

@@ -193,7 +193,7 @@ def test_compare_opens_on_the_kid_against_a_sibling(family):
     line = sibling_line("one-block", card, kid_card).removeprefix("one-block")
     assert f"**{escaped('one-block')}**{escaped(line)}" in app_texts(at)
     assert at.sidebar.selectbox(key="run").options == ["kid", "one-block"]
-    at.switch_page("app_pages/compare.py").run()
+    at.switch_page("pages/compare.py").run()
     assert not at.exception, at.exception
     assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == ("kid", "one-block")
     expected = verdict(side("the kid", family), side("'one-block'", sibling))

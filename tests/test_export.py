@@ -361,7 +361,7 @@ def test_a_large_vocabulary_exports_without_its_square(tmp_path, monkeypatch):
     monkeypatch.setenv("PEEK_KID_DIR", str(run_dir))  # the page, for this run
     monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "no-runs"))
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.switch_page("app_pages/embeddings.py").run()
+    at.switch_page("pages/embeddings.py").run()
     assert not at.exception
     assert any("too many to read" in info.value for info in at.info)
 

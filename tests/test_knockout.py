@@ -123,7 +123,7 @@ def test_the_whole_kid_knocks_out_and_attention_prices_each_head(tiny_run, tmp_p
     monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=60)
     at.run()
-    at.switch_page("app_pages/whole_kid.py").run()
+    at.switch_page("pages/whole_kid.py").run()
     assert not at.exception
     before = [m.value for m in at.metric]
     assert len(before) == 2 and before[0] == before[1]  # nothing switched off yet
@@ -131,7 +131,7 @@ def test_the_whole_kid_knocks_out_and_attention_prices_each_head(tiny_run, tmp_p
     assert not at.exception
     after = [m.value for m in at.metric]
     assert after[0] == before[0] and after[1] != after[0]
-    at.switch_page("app_pages/attention.py").run()
+    at.switch_page("pages/attention.py").run()
     assert not at.exception
     table = read_chapter(tiny_run, "knockout")
     costs = sorted(

@@ -130,7 +130,7 @@ def open_training(run_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PEEK_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("app_pages/training.py").run()
+    at.switch_page("pages/training.py").run()
     assert not at.exception, at.exception
     return at
 

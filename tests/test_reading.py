@@ -88,7 +88,7 @@ def the_kid(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_the_embeddings_page_names_the_kid_s_pattern_and_its_rare_neighbour(the_kid):
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("app_pages/embeddings.py").run()
+    at.switch_page("pages/embeddings.py").run()
     assert not at.exception, at.exception
     said = texts(at)
     # the kid's numbers, computed from its export by the page

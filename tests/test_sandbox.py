@@ -1,7 +1,10 @@
 """Visitors' code: who may run it, and the jail it runs in, attacked.
 
 The jail tests skip, with the reason, on a machine that lacks part of the
-jail (test_the_jail_reports_what_this_machine_offers says which ran)."""
+jail (test_the_jail_reports_what_this_machine_offers says which ran). Each
+check starts a jail that imports PyTorch (seconds): the fast tier keeps one,
+test_the_jail_hides_secrets_the_server_and_other_visitors_files; the others
+are marked slow."""
 
 import json
 import os
@@ -95,7 +98,6 @@ def test_with_the_setting_off_nothing_runs_even_when_called_directly(monkeypatch
 
 @needs_jail
 @pytest.mark.slow  # several checks, each a fresh jail that imports PyTorch
-@pytest.mark.slow
 def test_the_sandbox_checks_like_the_cli():
     report = check_in_sandbox(with_mistake("softmax_dim"), KID)
     assert report["mistake"] == "softmax_dim" and report["first_failure"] == "softmax"
@@ -114,12 +116,14 @@ def test_the_sandbox_stops_an_endless_loop_within_its_time():
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_the_sandbox_refuses_a_10_gb_allocation():
     report = check_in_sandbox(planted("torch.ones(10 * 2**30, dtype=torch.uint8)"), KID)
     assert not report["ok"] and "more memory than it may use" in report["diagnosis"]
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_the_sandbox_hides_the_servers_environment(monkeypatch):
     monkeypatch.setenv("PEEK_TEST_SECRET", "hunter2")
     report = check_in_sandbox(
@@ -130,7 +134,6 @@ def test_the_sandbox_hides_the_servers_environment(monkeypatch):
 
 @needs_jail
 @pytest.mark.slow  # several checks, each a fresh jail that imports PyTorch
-@pytest.mark.slow
 def test_the_sandbox_survives_exit_and_floods_of_output():
     report = check_in_sandbox(planted("import sys; sys.exit(0)"), KID)
     assert "called exit()" in report["diagnosis"]
@@ -179,8 +182,9 @@ def test_the_jail_hides_secrets_the_server_and_other_visitors_files(tmp_path, mo
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_the_jail_cannot_write_into_the_project_or_the_runs(tmp_path, monkeypatch):
-    page = ROOT / "app_pages" / "meet.py"
+    page = ROOT / "pages" / "meet.py"
     before = page.read_bytes()
     runs = tmp_path / "runs"
     (runs / "someone").mkdir(parents=True)
@@ -208,6 +212,7 @@ def test_the_jail_cannot_write_into_the_project_or_the_runs(tmp_path, monkeypatc
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_the_jail_has_no_network():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -251,6 +256,7 @@ def survivors() -> list:
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_setsid_and_a_double_fork_start_nothing_that_outlives_the_check():
     report = check_in_sandbox(planted(FORK_BOMB, once=True), KID)
     left = survivors()
@@ -260,6 +266,7 @@ def test_setsid_and_a_double_fork_start_nothing_that_outlives_the_check():
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_four_children_cannot_hold_more_memory_than_one_check():
     limits = SandboxLimits()
     code = """
@@ -306,6 +313,7 @@ FORGED = dict(ok=True, steps=[], loss=None)
 
 
 @needs_jail
+@pytest.mark.slow  # a fresh jail that imports PyTorch: seconds
 def test_a_forged_report_gives_neither_a_traceback_nor_a_pass():
     forged = json.dumps(FORGED)
     code = (
@@ -370,7 +378,7 @@ def test_training_with_a_visitors_head_runs_in_the_jail(tmp_path, tiny_data_file
     spy = "\n".join(
         [
             attempt("canary", f"_ = open({str(canary)!r}, 'w').write('visitor')"),  # the jail's own /tmp
-            attempt("page", f"_ = open({str(ROOT / 'app_pages' / 'meet.py')!r}, 'a').write('x')"),
+            attempt("page", f"_ = open({str(ROOT / 'pages' / 'meet.py')!r}, 'a').write('x')"),
             attempt("project", f"_ = open({str(ROOT / 'pyproject.toml')!r}).read()"),
             attempt("fork", "import os; _ = os.fork() or os._exit(0)"),
         ]
@@ -412,7 +420,7 @@ def test_the_page_runs_no_code_by_default_for_a_visitor_over_loopback(tiny_run, 
         monkeypatch.setenv("PEEK_VISITOR_CODE", setting)
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=30)
     at.run()
-    at.switch_page("app_pages/write_head.py").run()
+    at.switch_page("pages/write_head.py").run()
     assert not at.exception
     assert not [t for t in at.text_area if t.key == "head_code"]  # no editor, no Check
     said = " ".join(str(i.value) for i in at.info)
@@ -441,6 +449,7 @@ def test_a_machine_without_the_jail_runs_nothing_when_on_and_the_log_names_what_
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the seccomp filter is Linux's")
+@pytest.mark.slow  # a check that imports PyTorch in a process of its own: seconds
 def test_local_without_the_jail_still_bans_new_processes_and_limits_memory(monkeypatch):
     without_the_jail(monkeypatch)
     monkeypatch.setenv("PEEK_VISITOR_CODE", "local")

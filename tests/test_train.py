@@ -329,13 +329,15 @@ def test_a_run_takes_exactly_the_textbook_steps(tmp_path, tiny_corpus):
 
 @pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="needs tinyshakespeare beside the project (../shared)")
 @pytest.mark.slow
-def test_the_kids_recipe_repeats_the_kids_first_200_steps(tmp_path):
-    """The committed kid's own settings and corpus, stopped at step 200: the
+def test_the_kids_recipe_repeats_the_kids_first_100_steps(tmp_path):
+    """The committed kid's own settings and corpus, stopped at step 100: the
     logged losses equal the kid's. Exactly on the CPU that trained it; another
     CPU sums floats in another order (this project's CI machine: 0.0004 apart
     at step 50, 0.0025 at step 200, with the kid's own commit too), so there
     they must agree to 0.005. train() itself is checked bit for bit against
-    the textbook loop above."""
+    the textbook loop above, and the learning rate of the kid's steps after
+    its warm-up (the steps this run stops before) against the textbook's
+    cosine below."""
     from tinyllm.data import load_corpus
     from tinyllm.model import GPTConfig
     from tinyllm.train import TrainConfig
@@ -344,19 +346,38 @@ def test_the_kids_recipe_repeats_the_kids_first_200_steps(tmp_path):
     kid_ckpt = load_checkpoint(kid / "model.pt")
     run_dir = tmp_path / "again"
 
-    def stop_at_200(event):
-        if event["kind"] == "eval" and event["step"] == 200:
+    def stop_at_100(event):
+        if event["kind"] == "eval" and event["step"] == 100:
             (run_dir / "STOP").touch()
 
     corpus = load_corpus(str(SHAKESPEARE))
     model_config = GPTConfig(**{k: v for k, v in kid_ckpt["config"].items() if k != "vocab_size"})
-    summary = train(model_config, TrainConfig(**kid_ckpt["train"]), corpus, run_dir, callback=stop_at_200)
-    assert summary["step"] == 200
-    losses = lambda rows: [(r["step"], r["train_loss"], r["val_loss"]) for r in rows if r["step"] <= 200]  # noqa: E731
+    summary = train(model_config, TrainConfig(**kid_ckpt["train"]), corpus, run_dir, callback=stop_at_100)
+    assert summary["step"] == 100
+    losses = lambda rows: [(r["step"], r["train_loss"], r["val_loss"]) for r in rows if r["step"] <= 100]  # noqa: E731
     ours, kids = losses(read_jsonl(run_dir / "log.jsonl")), losses(read_jsonl(kid / "log.jsonl"))
-    assert [row[0] for row in ours] == [row[0] for row in kids] == [0, 50, 100, 200]
+    assert [row[0] for row in ours] == [row[0] for row in kids] == [0, 50, 100]
     for mine, theirs in zip(ours, kids):
         assert mine == pytest.approx(theirs, abs=0.005)
+
+
+def test_the_kids_learning_rate_is_the_textbooks_at_every_step():
+    """Every step of the committed kid's schedule: a linear warm-up to lr, then
+    a cosine from lr down to min_lr at its last step, written out here a
+    second time (the kid's recipe above is repeated only through its warm-up)."""
+    import math
+
+    from tinyllm.train import TrainConfig
+
+    cfg = TrainConfig(**load_checkpoint(ROOT / "artifacts" / "kid" / "model.pt")["train"])
+    assert 0 < cfg.warmup_steps < cfg.steps and cfg.min_lr < cfg.lr
+    for step in range(cfg.steps):
+        if step < cfg.warmup_steps:
+            textbook = cfg.lr * (step + 1) / cfg.warmup_steps
+        else:
+            done = (step - cfg.warmup_steps) / (cfg.steps - cfg.warmup_steps)
+            textbook = cfg.min_lr + (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * done)) / 2
+        assert lr_at(step, cfg) == pytest.approx(textbook, rel=1e-12), step
 
 
 # Training runs in children that die (os._exit: no clean-up, as a SIGKILL)

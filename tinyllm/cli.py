@@ -18,6 +18,7 @@ from tinyllm.data import TINYSHAKESPEARE_MD5, load_corpus, read_text_file, split
 from tinyllm.distributed import is_main_process
 from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, HeadCodeError, load_head_class, write_template
+from tinyllm.explain import glyph
 from tinyllm.model import GPTConfig, param_table
 from tinyllm.runfolder import RunFolder, new_run_name, runs_dir
 from tinyllm.sample import SampleSettings, generate
@@ -25,6 +26,16 @@ from tinyllm.settings import described, flag
 from tinyllm.train import PRECISIONS, Engine, TrainConfig, configs_from, exact_loss, train
 
 DEFAULT_KID = "artifacts/kid/model.pt"
+
+
+def printable(text, lines: bool = False) -> str:
+    """Text from a run folder (a corpus name, a device, a sample, a file
+    name), safe to print on a terminal. A run folder is anyone's: a control
+    character in it would reach the terminal as an escape code (colour, a new
+    window title, the cursor moved over what was printed before). Each is
+    named by its code point instead (tinyllm.explain.glyph), as the app
+    names them; newlines and tabs are kept when lines is True (a sample)."""
+    return "".join(ch if ch == " " or (lines and ch in "\n\t") else glyph(ch) for ch in str(text))
 
 
 def add_flag(parser, setting_field):
@@ -210,7 +221,7 @@ def cmd_sample(args):
     vocab.encode(args.prompt)  # characters the kid never saw are an error before anything is printed
     sys.stdout.write(args.prompt)
     for c in generate(model, vocab, args.prompt, settings, use_cache=not args.no_cache):
-        sys.stdout.write(c.char)
+        sys.stdout.write(printable(c.char, lines=True))
         sys.stdout.flush()
     sys.stdout.write("\n")
 
@@ -218,11 +229,11 @@ def cmd_sample(args):
 def cmd_show(args):
     args.checkpoint = checkpoint_path(args.checkpoint)
     model, vocab, ckpt = load_model(args.checkpoint)
-    print(f"checkpoint  {args.checkpoint}")
+    print(f"checkpoint  {printable(args.checkpoint)}")
     print("config      " + ", ".join(f"{k}={v}" for k, v in ckpt["config"].items()))
     print(
-        f"trained     {ckpt['step']} steps in {ckpt['elapsed_s'] / 60:.1f} min on {ckpt['device']}, "
-        f"corpus {ckpt['corpus']['name']} ({ckpt['corpus']['chars']:,} characters)"
+        f"trained     {ckpt['step']} steps in {ckpt['elapsed_s'] / 60:.1f} min on {printable(ckpt['device'])}, "
+        f"corpus {printable(ckpt['corpus']['name'])} ({ckpt['corpus']['chars']:,} characters)"
     )
     losses = ckpt["losses"]
     print(f"loss        train {losses['train']:.4f}, val {losses['val']:.4f} (fixed batches)")
@@ -231,7 +242,7 @@ def cmd_show(args):
         print(f"  {name:<24}{count:>10,}")
     print(f"  {'total':<24}{model.num_params():>10,}\n")
     text = "".join(c.char for c in generate(model, vocab, "\n", SampleSettings(200, seed=0)))
-    print("sample (seed 0):\n" + text)
+    print("sample (seed 0):\n" + printable(text, lines=True))
 
 
 def eval_corpus(args, ckpt):
@@ -243,7 +254,7 @@ def eval_corpus(args, ckpt):
     for path in sorted(kept.glob("*")) if kept.is_dir() else []:
         corpus = read_text_file(path)
         if corpus.md5 == ckpt["corpus"]["md5"]:
-            print(f"note: measuring on the text this run kept, {path}", file=sys.stderr)
+            print(f"note: measuring on the text this run kept, {printable(path)}", file=sys.stderr)
             return corpus
     raise TinyLLMError(
         f"This checkpoint was trained on {ckpt['corpus']['name']} (md5 {ckpt['corpus']['md5']}), not "
@@ -258,7 +269,7 @@ def cmd_eval(args):
     if corpus.md5 != ckpt["corpus"]["md5"]:
         print(
             f"note: this corpus (md5 {corpus.md5}) is not the one the checkpoint was trained on "
-            f"({ckpt['corpus']['name']}, md5 {ckpt['corpus']['md5']})",
+            f"({printable(ckpt['corpus']['name'])}, md5 {printable(ckpt['corpus']['md5'])})",
             file=sys.stderr,
         )
     import torch
@@ -321,14 +332,14 @@ def main(argv=None):
     try:
         return command(args) or 0
     except TinyLLMError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(e, lines=True)}", file=sys.stderr)  # it may quote a run folder's text
         if isinstance(e, HeadCodeError) and e.problem.where:
-            print(e.problem.where, file=sys.stderr)
+            print(printable(e.problem.where, lines=True), file=sys.stderr)
         return 2
     except BrokenPipeError:  # the output went into `head` or a pager that closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except OSError as e:  # the system said no: a full disk, no permission, a file that cannot be read
-        where = f": {e.filename}" if e.filename else ""
-        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        where = f": {printable(e.filename)}" if e.filename else ""
+        print(f"error: {printable(e.strerror or e)}{where}", file=sys.stderr)
         return 2
     return 0

@@ -338,7 +338,7 @@ def jail_report() -> dict:
     try:
         outcome = run_limited(
             jail_argv({}, {}, "/tmp", SandboxLimits(), seccomp_fd=SECCOMP_FD if report["seccomp"] else None)
-            + [sys.executable, "-I", "-c", PROBE, str(PACKAGE_PARENT / "app_pages"), str(listener.getsockname()[1])],
+            + [sys.executable, "-I", "-c", PROBE, str(PACKAGE_PARENT / "pages"), str(listener.getsockname()[1])],
             SandboxLimits(seconds=30),
             jailed=True,
         )

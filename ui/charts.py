@@ -526,7 +526,7 @@ def class_losses_spec(height, labels, colours, ticks) -> str:
     return json.dumps(vega_lite(alt.layer(below, chosen, lines).properties(height=height, autosize=FIT_WIDTH)))
 
 
-# --- Compare two runs (app_pages/compare.py) ----------------------------------
+# --- Compare two runs (pages/compare.py) ----------------------------------
 
 COMPARED_COLOURS = ["#1f77b4", "#e6550d"]  # the first run, the second
 

@@ -65,7 +65,7 @@ def explain_and_stop(error: Exception):
     run_dir = current_run()
     folder = RunFolder(run_dir)  # read here, once, not for every run in the sidebar's list
     progress = folder.read_object(folder.progress) or {}
-    live_page = "app_pages/train_live.py"
+    live_page = "pages/train_live.py"
     if run_dir == kid_dir():
         st.info(f"**This page has nothing to show**: the kid's pages cannot be read ({visitor_words(str(error))}).")
     elif committed(run_dir):  # a sibling is read-only like the kid: nothing is written into it

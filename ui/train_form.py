@@ -139,7 +139,7 @@ def sidebar_progress():
         )
     else:
         st.caption(f"'{job.name}' is starting...")
-    st.page_link("app_pages/train_live.py", label="Watch it learn", icon=":material/monitoring:")
+    st.page_link("pages/train_live.py", label="Watch it learn", icon=":material/monitoring:")
     if st.button("Stop", key="train_stop_sidebar", icon=":material/stop:"):
         job.stop()
         st.toast("Stopping: the run saves a checkpoint you can resume.")
@@ -265,7 +265,7 @@ def watch(name: str):
     st.session_state.setdefault("my_runs", set()).add(name)
     st.session_state["train_watching"] = name
     st.session_state["train_close_sidebar"] = True
-    st.switch_page("app_pages/train_live.py")
+    st.switch_page("pages/train_live.py")
 
 
 # --- whose runs: a secret kept in a cookie of the visitor's browser ---------

@@ -7,10 +7,13 @@ import streamlit as st
 
 from tinyllm.explain import glyph, surprise_colour
 from tinyllm.sample import SampleSettings, generate
+from ui import in_frame
 from ui.charts import believed_and_drawn
 from ui.loaders import current_run, model
 from ui.text import code, codes, coloured_text, shown, text_box
 from ui.widgets import draw
+
+in_frame()  # drawn inside the frame, or not at all
 
 kid, vocab, ckpt = model()
 

@@ -14,9 +14,11 @@ from tinyllm.runfolder import FILES, RunFolder
 from tinyllm.sandbox import HEAD_FILE
 from tinyllm.settings import described, flag
 from tinyllm.train import TrainConfig
-from ui import APP_DIR
+from ui import APP_DIR, in_frame
 from ui.loaders import chapter, current_run, kid_dir
 from ui.text import code, escaped
+
+in_frame()  # drawn inside the frame, or not at all
 
 card = chapter("model_card")
 run_dir = current_run()

@@ -5,10 +5,13 @@ import pandas as pd
 import streamlit as st
 
 from tinyllm.explain import glyph
+from ui import in_frame
 from ui.charts import FIT_WIDTH
 from ui.loaders import chapter, model
 from ui.text import code, codes, shown, text_box
 from ui.widgets import draw
+
+in_frame()  # drawn inside the frame, or not at all
 
 vocab_doc = chapter("vocab")
 chars = vocab_doc["chars"]

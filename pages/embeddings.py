@@ -3,10 +3,13 @@
 import streamlit as st
 
 from tinyllm.explain import RARE, case_pairs, char_kind, count, glyph, too_rare
+from ui import in_frame
 from ui.charts import embedding_scatter, similarity_heatmap
 from ui.loaders import chapter
 from ui.text import code
 from ui.widgets import draw
+
+in_frame()  # drawn inside the frame, or not at all
 
 emb = chapter("embeddings")
 vocab_rows = chapter("vocab")["chars"]

@@ -6,9 +6,12 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.exercise import DEFAULT_PATH, TEMPLATE
 from tinyllm.runfolder import RunFolder
 from tinyllm.sandbox import check_in_sandbox
+from ui import in_frame
 from ui.head_report import code_policy, draw_report
 from ui.loaders import chapter, current_run
 from ui.train_form import train_with_head
+
+in_frame()  # drawn inside the frame, or not at all
 
 HINTS = [
     "**Step 1.** k, q and v are three linear maps of the same x: `k = self.key(x)`, `q = self.query(x)`, "
@@ -56,7 +59,7 @@ if not allowed:
         "*Behind the scenes*, under *Do it yourself*).",
         icon=":material/lock:",
     )
-    st.page_link("app_pages/behind.py", label="Do it yourself: the commands", icon=":material/build:")
+    st.page_link("pages/behind.py", label="Do it yourself: the commands", icon=":material/build:")
     st.download_button("Download the template", TEMPLATE, file_name=DEFAULT_PATH, icon=":material/download:")
     st.code(TEMPLATE, language="python", line_numbers=True, wrap_lines=True)
     hints()

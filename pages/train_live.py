@@ -5,10 +5,13 @@ import streamlit as st
 from tinyllm.errors import TinyLLMError
 from tinyllm.jobs import QUICK_TAKES, SETTING_PROBLEMS
 from tinyllm.runfolder import resumable_runs, runs_dir
+from ui import in_frame
 from ui.charts import loss_curves
 from ui.text import code_block
 from ui.train_form import failure_reason, jobs, kept_note, my_runs, visitor_words
 from ui.widgets import draw
+
+in_frame()  # drawn inside the frame, or not at all
 
 st.title("Train your own kid")
 st.markdown(

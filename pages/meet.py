@@ -5,12 +5,15 @@ import streamlit as st
 from tinyllm.compare import sibling_line
 from tinyllm.data import TINYSHAKESPEARE_MD5
 from tinyllm.explain import count, duration, perplexity
+from ui import in_frame
 from ui.charts import loss_curves
 from ui.flow_charts import forward_diagram
 from ui.loaders import chapter, kid_and_siblings
 from ui.text import code_block, escaped
 from ui.train_form import kept_note
 from ui.widgets import draw
+
+in_frame()  # drawn inside the frame, or not at all
 
 card = chapter("model_card")
 training = chapter("training")
@@ -49,7 +52,7 @@ st.markdown(
     f"becomes one score per character."
 )
 st.image(forward_diagram(cfg, compact=True))
-st.page_link("app_pages/whole_kid.py", label="Follow one character through it", icon=":material/account_tree:")
+st.page_link("pages/whole_kid.py", label="Follow one character through it", icon=":material/account_tree:")
 
 st.subheader("How good is it?")
 st.markdown(
@@ -87,7 +90,7 @@ if siblings:
     st.markdown("\n".join(f"- **{escaped(name)}**{escaped(line)}" for (name, _), line in zip(siblings, lines)))
     for name, _ in siblings:
         st.page_link(
-            "app_pages/compare.py",
+            "pages/compare.py",
             label=f"Compare the kid with {escaped(name)}",
             icon=":material/compare_arrows:",
             query_params={"a": "kid", "b": name},
@@ -104,14 +107,14 @@ code_block(final["text"])
 
 st.subheader("The tour")
 chapters = [
-    ("app_pages/vocab.py", "2. Vocabulary", "the characters the kid knows, as numbers"),
-    ("app_pages/embeddings.py", "3. Embeddings", "each character becomes a vector; similar ones sit together"),
-    ("app_pages/positions.py", "4. Positions", "how the kid knows where a character is"),
-    ("app_pages/attention.py", "5. Attention", "how each position looks back at earlier ones: the heart of it"),
-    ("app_pages/whole_kid.py", "6. The whole kid", "one character's trip through every stage, and why it guessed"),
-    ("app_pages/predictions.py", "7. Predictions", "what it expects next, and how that forms layer by layer"),
-    ("app_pages/training.py", "8. Training", "watch it learn, from random noise to Shakespeare-ish"),
-    ("app_pages/behind.py", "9. Behind the scenes", "how all this was made, and how to do it yourself"),
+    ("pages/vocab.py", "2. Vocabulary", "the characters the kid knows, as numbers"),
+    ("pages/embeddings.py", "3. Embeddings", "each character becomes a vector; similar ones sit together"),
+    ("pages/positions.py", "4. Positions", "how the kid knows where a character is"),
+    ("pages/attention.py", "5. Attention", "how each position looks back at earlier ones: the heart of it"),
+    ("pages/whole_kid.py", "6. The whole kid", "one character's trip through every stage, and why it guessed"),
+    ("pages/predictions.py", "7. Predictions", "what it expects next, and how that forms layer by layer"),
+    ("pages/training.py", "8. Training", "watch it learn, from random noise to Shakespeare-ish"),
+    ("pages/behind.py", "9. Behind the scenes", "how all this was made, and how to do it yourself"),
 ]
 for path, title, what in chapters:
     col1, col2 = st.columns([1, 3])

@@ -6,9 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from tinyllm.explain import describe_distances, repeating_dimensions, similarity_by_distance, smoothness
+from ui import in_frame
 from ui.charts import matrix_frame, similarity_heatmap
 from ui.loaders import chapter
 from ui.widgets import draw
+
+in_frame()  # drawn inside the frame, or not at all
 
 pos = chapter("positions")
 T, C = len(pos["matrix"]), len(pos["matrix"][0])

@@ -10,12 +10,15 @@ import streamlit as st
 from tinyllm.explain import NEAR_TIE, attention_steps, count, glyph, near_ties
 from tinyllm.habits import HABITS, habit_sentence
 from tinyllm.model import Head
+from ui import in_frame
 from ui.charts import attention_heatmap, axis_with_chars, small_heatmap
 from ui.knockout_panel import cost_words, head_costs_view
 from ui.live import choose_text
 from ui.loaders import chapter
 from ui.text import code
 from ui.widgets import draw, index_slider
+
+in_frame()  # drawn inside the frame, or not at all
 
 att = chapter("attention")
 knocked = chapter("knockout")  # the loss with each head alone switched off
@@ -228,9 +231,9 @@ if sinks:
 head_costs_view(knocked, att["labels"], att["label_threshold"])
 # the same run and text; not the position, which the fragment above may have moved since this line ran
 st.page_link(
-    "app_pages/whole_kid.py",
+    "pages/whole_kid.py",
     label="Switch heads off yourself: The whole kid",
     icon=":material/toggle_off:",
     query_params={k: v for k, v in st.query_params.to_dict().items() if k in ("run", "sample", "text")},
 )
-st.page_link("app_pages/write_head.py", label="Now write attention yourself", icon=":material/code:")
+st.page_link("pages/write_head.py", label="Now write attention yourself", icon=":material/code:")

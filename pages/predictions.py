@@ -4,11 +4,14 @@ import pandas as pd
 import streamlit as st
 
 from tinyllm.explain import count, glyph, surprise_colour
+from ui import in_frame
 from ui.charts import candidates_bar
 from ui.live import choose_text
 from ui.loaders import chapter, model
 from ui.text import code, coloured_text
 from ui.widgets import draw, index_slider
+
+in_frame()  # drawn inside the frame, or not at all
 
 pred = chapter("predictions")
 card = chapter("model_card")
@@ -88,7 +91,7 @@ with right:
     # the same run, text and position (written even at this page's default,
     # which is not the whole kid's): the link lands on this very guess
     st.page_link(
-        "app_pages/whole_kid.py",
+        "pages/whole_kid.py",
         label="Which parts pushed this guess",
         icon=":material/account_tree:",
         query_params={**st.query_params.to_dict(), "pos": str(position)},

@@ -9,6 +9,7 @@ from tinyllm.export import export_run
 from tinyllm.habits import habit_sentence
 from tinyllm.learning import BELOW, CLASS_RULES, PASSAGE_CHARS, class_counts_sentence, learning_story
 from tinyllm.runfolder import RunFolder
+from ui import in_frame
 from ui.charts import (
     FIT_WIDTH,
     attention_picture,
@@ -22,6 +23,8 @@ from ui.charts import (
 from ui.loaders import chapter, current_run
 from ui.text import code_block, coloured_text
 from ui.widgets import draw, index_slider
+
+in_frame()  # drawn inside the frame, or not at all
 
 training = chapter("training")
 evo = chapter("evolution")

@@ -23,6 +23,7 @@ from tinyllm.flow import (
     stream_overview,
     strongest_neurons,
 )
+from ui import in_frame
 from ui.charts import candidates_bar
 from ui.flow_charts import (
     char_label,
@@ -39,6 +40,8 @@ from ui.live import choose_plain_text
 from ui.loaders import chapter, computed, model
 from ui.text import code, codes
 from ui.widgets import draw, index_slider
+
+in_frame()  # drawn inside the frame, or not at all
 
 card = chapter("model_card")
 samples = chapter("predictions")["prompts"]
@@ -413,7 +416,7 @@ its own direct push; the change it caused shows up in that later layer's bar.
 """
     )
     token_words(c)
-    st.page_link("app_pages/predictions.py", label="Layer by layer: the logit lens", icon=":material/arrow_forward:")
+    st.page_link("pages/predictions.py", label="Layer by layer: the logit lens", icon=":material/arrow_forward:")
 
 
 def token_words(c):

@@ -19,10 +19,13 @@ from tinyllm.explain import count
 from tinyllm.habits import LABEL_THRESHOLD
 from tinyllm.runfolder import list_runs
 from tinyllm.sample import SampleSettings
+from ui import in_frame
 from ui.charts import class_curves, compared_losses
 from ui.loaders import compared_model, compared_run, kid_dir, written
 from ui.text import code_block, escaped
 from ui.widgets import draw
+
+in_frame()  # drawn inside the frame, or not at all
 
 st.title("Compare two runs")
 st.markdown(
@@ -162,7 +165,8 @@ st.subheader("Their heads")
 st.markdown(
     "Each head's habit (where it looks most, measured on validation text) and what knocking it out costs: how "
     "much the loss rises when that head alone is switched off. A head that costs much is one the run relies on. "
-    f"L0 H1: layer 0, head 1 (counted from 0, as on every page). *(weak)*: its habit holds less than {LABEL_THRESHOLD:.0%} of its attention."
+    "L0 H1: layer 0, head 1 (counted from 0, as on every page). "
+    f"*(weak)*: its habit holds less than {LABEL_THRESHOLD:.0%} of its attention."
 )
 for column, side in zip(st.columns(2), (a, b)):
     column.markdown(f"**{escaped(called(side['name']))}**")
