@@ -125,11 +125,14 @@ def test_the_whole_kid_knocks_out_and_attention_prices_each_head(tiny_run, tmp_p
     at.run()
     at.switch_page("pages/whole_kid.py").run()
     assert not at.exception
-    before = [m.value for m in at.metric]
+    def losses():  # the knock-out panel's two metrics (the page has others: the contrast's probabilities)
+        return [m.value for m in at.metric if m.label == "Loss on this text"]
+
+    before = losses()
     assert len(before) == 2 and before[0] == before[1]  # nothing switched off yet
     at.multiselect(key="knock_ffwd").select(0).run()
     assert not at.exception
-    after = [m.value for m in at.metric]
+    after = losses()
     assert after[0] == before[0] and after[1] != after[0]
     at.switch_page("pages/attention.py").run()
     assert not at.exception
