@@ -125,6 +125,7 @@ def test_the_whole_kid_knocks_out_and_attention_prices_each_head(tiny_run, tmp_p
     at.run()
     at.switch_page("pages/whole_kid.py").run()
     assert not at.exception
+
     def losses():  # the knock-out panel's two metrics (the page has others: the contrast's probabilities)
         return [m.value for m in at.metric if m.label == "Loss on this text"]
 
