@@ -12,6 +12,7 @@ from ui import frame_runs_the_page
 from ui.loaders import kid_dir, sibling_differences
 from ui.text import escaped
 from ui.train_form import kept_note, sidebar_form, visitor
+from ui.widgets import MOVED
 
 # Every computation a page asks for is small (one text through the kid, one
 # character written); one thread does it about twice as fast as two that
@@ -102,6 +103,7 @@ with st.sidebar:
 
 frame_runs_the_page()  # the pages draw only when the frame runs them (ui.in_frame)
 navigation.run()
+st.session_state.pop(MOVED, None)  # a widget's move is news for one run only (ui.widgets.moved_by_reader)
 
 # --- every chapter ends with the way on: the previous and the next chapter ---
 here = next((i for i, page in enumerate(CHAPTERS) if page.url_path == navigation.url_path), None)

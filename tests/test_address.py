@@ -131,3 +131,21 @@ def test_the_attention_link_keeps_the_text(app_env):
     at = follow(at, "Switch heads off yourself: The whole kid")
     assert not at.exception, at.exception
     assert shown(at, "whole_kid")[0] == 2
+
+
+@pytest.mark.slow
+def test_a_quick_second_move_wins_over_an_address_the_browser_has_not_caught_up_with(app_env):
+    """Two quick presses of an arrow key: the second run leaves the browser
+    before the first run's ?pos= has reached it, so it carries the older
+    address. That address is no news; the slider stays where the reader put it."""
+    at = open_at("predictions")
+    at.slider(key="predictions_pos").set_value(9).run()
+    assert at.query_params["pos"] == "9"
+    del at.query_params["pos"]  # the browser still holds the address from before the first move
+    at.slider(key="predictions_pos").set_value(8).run()
+    assert not at.exception
+    assert shown(at, "predictions") == (0, 8) and at.query_params["pos"] == "8"
+    at.radio(key="predictions_prompt").set_value(1).run()  # and a quick change of text, the same
+    at.query_params["pos"] = "9"
+    at.slider(key="predictions_pos").set_value(7).run()
+    assert shown(at, "predictions") == (1, 7)

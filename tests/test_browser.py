@@ -316,7 +316,7 @@ def test_train_stop_resume_and_play(server, page):
         field.fill(value)
         field.press("Enter")
     settle(page)
-    sidebar.get_by_role("button", name="Train").click()
+    sidebar.get_by_role("button", name="Train", exact=True).click()
     # the address as the browser has it: Playwright's own record of it sometimes
     # misses the app's switch to another page
     page.wait_for_function("location.pathname.endsWith('/train_live')")
@@ -445,7 +445,7 @@ def open_sidebar(page):
 def open_training_form(page):
     sidebar = open_sidebar(page)
     summary = sidebar.locator("[data-testid='stExpander'] summary").first
-    if sidebar.get_by_role("button", name="Train").count() == 0:
+    if sidebar.get_by_role("button", name="Train", exact=True).count() == 0:
         summary.click()
     return sidebar
 
@@ -471,7 +471,7 @@ def test_offline_training_and_unfinished_runs_speak_to_the_visitor(offline_serve
     page.goto(f"{offline_server}/train_live")
     settle(page)
     sidebar = open_training_form(page)
-    sidebar.get_by_role("button", name="Train").click()
+    sidebar.get_by_role("button", name="Train", exact=True).click()
     expect(sidebar.get_by_text("could not be downloaded")).to_be_visible(timeout=30_000)
     expect(sidebar.locator("[data-testid='stFileUploaderDropzone']")).to_be_visible()
     settle(page)
@@ -485,7 +485,7 @@ def test_offline_training_and_unfinished_runs_speak_to_the_visitor(offline_serve
     steps = sidebar.get_by_role("spinbutton", name="Steps")
     steps.fill("50")
     sidebar.get_by_role("textbox", name="Run name").fill("offline-upload")
-    sidebar.get_by_role("button", name="Train").click()
+    sidebar.get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function("location.pathname.endsWith('/train_live')")
     expect(page.get_by_text("Done:")).to_be_visible(timeout=240_000)
 
@@ -580,7 +580,7 @@ def test_the_sidebar_on_a_phone_while_training(server, runs_root, page):
     layers = sidebar.get_by_role("spinbutton", name="Layers")
     layers.fill("99")
     layers.press("Tab")
-    sidebar.get_by_role("button", name="Train").click()
+    sidebar.get_by_role("button", name="Train", exact=True).click()
     settle(page)
     expect(sidebar.locator("[data-testid='stAlert']").filter(has_text="Layers")).to_be_visible(timeout=10_000)
     page.screenshot(path=SHOTS / "form_invalid_390.png", full_page=True)
@@ -588,7 +588,7 @@ def test_the_sidebar_on_a_phone_while_training(server, runs_root, page):
     layers.press("Tab")
     sidebar.get_by_role("spinbutton", name="Steps").fill("3000")
     sidebar.get_by_role("textbox", name="Run name").fill("phone")
-    sidebar.get_by_role("button", name="Train").click()
+    sidebar.get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function("location.pathname.endsWith('/train_live')")
     settle(page)
     expect(page.locator("[data-testid='stSidebar'][data-collapsed='true']")).to_have_count(1, timeout=10_000)
@@ -619,7 +619,7 @@ def test_a_visitor_keeps_their_runs_and_choice_after_a_reload(server, page, memo
     sidebar = open_training_form(page)
     sidebar.get_by_role("spinbutton", name="Steps").fill("3000")
     sidebar.get_by_role("textbox", name="Run name").fill("mine")
-    sidebar.get_by_role("button", name="Train").click()
+    sidebar.get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function("location.pathname.endsWith('/train_live')")
     stop = page.locator("[data-testid='stMain']").get_by_role("button", name="Stop")
     stop.click()

@@ -5,7 +5,7 @@ import streamlit as st
 from tinyllm.explain import TEXT_BOX_LIMITS
 from ui.loaders import computed, model
 from ui.text import code, codes, text_box
-from ui.widgets import address_index, address_news, write_address
+from ui.widgets import address_index, address_news, moved_by_reader, write_address
 
 
 def choose_text(page: str, samples: list, block_size: int, default_own: str, address: bool = False):
@@ -30,7 +30,14 @@ def choose_plain_text(page: str, samples: list, block_size: int, default_own: st
         from_address(key, own_key, samples)
     options = [f"Sample {i + 1}: {code(p['text'][:28].strip() + '…')}" for i, p in enumerate(samples)]
     options.append("Your own text")
-    choice = st.radio("Text", range(len(options)), format_func=lambda i: options[i], horizontal=True, key=key)
+    choice = st.radio(
+        "Text",
+        range(len(options)),
+        format_func=lambda i: options[i],
+        horizontal=True,
+        key=key,
+        on_change=moved_by_reader(key) if address else None,
+    )
     if address:
         write_address(key, "sample", str(choice + 1) if choice < len(samples) else None, "1")
     if choice < len(samples):
@@ -46,6 +53,7 @@ def choose_plain_text(page: str, samples: list, block_size: int, default_own: st
         "" if from_link else default_own,
         key=own_key,
         height=90,
+        on_change=moved_by_reader(own_key) if address else None,
     )
     if address:
         write_address(own_key, "text", text)

@@ -37,6 +37,8 @@ def index_slider(label: str, count: int, key: str, default: int = 0, where=st, a
     else:
         value = st.session_state.get(key, default)
         st.session_state[key] = min(max(int(value), 0), count - 1)
+        if address:
+            options["on_change"] = moved_by_reader(key)
         value = where.slider(label, 0, count - 1, key=key, **options)
     if address:
         write_address(key, address, str(value), str(default))
@@ -55,10 +57,24 @@ def index_slider(label: str, count: int, key: str, default: int = 0, where=st, a
 # checked, and a bad one falls back with a note in the reader's words.
 
 
+MOVED = "address.moved"  # the widgets kept in the address that the reader moved, for this run
+
+
+def moved_by_reader(key: str):
+    """The on_change of a widget kept in the address. A run the reader starts
+    by moving a widget comes with the address the browser held at that
+    moment, which may be older than the page's last write (two quick presses
+    of an arrow key: the second leaves before the first's ?pos= arrives).
+    That address is no news: in such a run the widgets win."""
+    return lambda: st.session_state.setdefault(MOVED, set()).add(key)
+
+
 def address_news(key: str, param: str) -> tuple[bool, str | None]:
     """(whether the address brings news for the widget `key`, the value of
     `param` there, None when absent: the default)."""
     asked = st.query_params.get(param)
+    if key in st.session_state and st.session_state.get(MOVED):
+        return False, asked  # the reader moved a widget: this run is theirs (moved_by_reader)
     return key not in st.session_state or asked != st.session_state.get(f"{key}.address"), asked
 
 
@@ -73,6 +89,7 @@ def write_address(key: str, param: str, value: str | None, default: str | None =
         else:
             st.query_params[param] = value
     st.session_state[f"{key}.address"] = st.query_params.get(param)
+    st.session_state.get(MOVED, set()).discard(key)  # its move is read: the next run is news again
 
 
 def address_index(asked: str, count: int, what: str, fallback: int, first: int) -> tuple[int, str | None]:
