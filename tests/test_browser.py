@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -168,15 +169,24 @@ def launch(p):
     )
 
 
-@pytest.fixture(scope="module")
-def page(server):
+@contextmanager
+def browser_page(width=1400, height=2200):
+    """A fresh Chromium with one tab of this size, closed afterwards."""
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.set_default_timeout(60_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with browser_page() as page:
         yield page
-        browser.close()
 
 
 def settle(page):

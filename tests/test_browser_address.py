@@ -3,7 +3,7 @@ same sample and position, and Back returns to the guess (tests/test_address.py
 checks the same in AppTest, and every bad value)."""
 
 import pytest
-from test_browser import SHOTS, Server, launch, no_exception, pytestmark, settle, sync_playwright  # noqa: F401
+from test_browser import SHOTS, Server, browser_page, no_exception, pytestmark, settle  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +22,7 @@ def shown(page, prefix, slider_key):
 
 
 def test_the_link_from_predictions_lands_on_the_same_guess(app):
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 2200})
-        page.set_default_timeout(60_000)
+    with browser_page(1400, 2200) as page:
         page.goto(f"{app}/predictions?sample=2&pos=7")
         settle(page)
         assert shown(page, "predictions", "predictions_pos") == ("predictions?sample=2&pos=7", "Sample 2", 7)
@@ -46,4 +42,3 @@ def test_the_link_from_predictions_lands_on_the_same_guess(app):
         settle(page)
         assert shown(page, "predictions", "predictions_pos") == ("predictions?sample=2&pos=7", "Sample 2", 7)
         no_exception(page)
-        browser.close()

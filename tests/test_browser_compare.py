@@ -7,18 +7,13 @@ import shutil
 
 import pytest
 from helpers import tiny_configs
-from test_browser import SHOTS, Server, assert_for_visitor, launch, no_exception, open_training_form, settle
+from test_browser import SHOTS, Server, assert_for_visitor, browser_page, no_exception, open_training_form, settle
 from test_browser import pytestmark as browser_marks
 
 from tinyllm.export import export_run
 from tinyllm.train import train
 
 pytestmark = browser_marks
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +38,7 @@ def family_server(tiny_run, tiny_corpus, tmp_path_factory):
 
 @pytest.mark.parametrize("width", [1400, 390])
 def test_compare_the_kid_with_a_sibling_and_a_failed_run(family_server, width):
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = launch(p)
-        page = browser.new_page(viewport={"width": width, "height": 3000})
-        page.set_default_timeout(60_000)
+    with browser_page(width, 3000) as page:
         page.goto(f"{family_server}/compare")
         settle(page)
         no_exception(page)
@@ -69,14 +60,10 @@ def test_compare_the_kid_with_a_sibling_and_a_failed_run(family_server, width):
         assert "lacks a kept checkpoint's exact loss" in text
         assert_for_visitor(page)
         page.screenshot(path=SHOTS / f"compare-failed-{width}.png", full_page=True)
-        browser.close()
 
 
 def test_train_a_sibling_of_this_run_in_the_sidebar(family_server):
-    with sync_playwright() as p:
-        browser = launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 2200})
-        page.set_default_timeout(60_000)
+    with browser_page(1400, 2200) as page:
         page.goto(f"{family_server}/?run=one-block")
         settle(page)
         sidebar = open_training_form(page)
@@ -87,4 +74,3 @@ def test_train_a_sibling_of_this_run_in_the_sidebar(family_server):
         no_exception(page)
         assert sidebar.get_by_role("spinbutton", name="Layers", exact=True).input_value() == "1"
         assert "The form holds the settings of 'one-block'" in sidebar.inner_text()
-        browser.close()
