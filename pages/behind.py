@@ -89,7 +89,11 @@ def run_commands() -> str:
         f"python -m tinyllm train --out {out}{data}{head} \\",
         *[f"    {f} \\" for f in flags[:-1]],
         f"    {flags[-1]}",
-        f"python -m tinyllm train --out {out}{data}{head} --resume   # after Ctrl-C or a STOP file",
+        *(
+            [f"python -m tinyllm train --out {out}{data}{head} --resume   # after Ctrl-C or a STOP file"]
+            if folder.latest.is_file()  # the state to resume from: committed runs do not ship it
+            else []
+        ),
         "",
         "# look at it, let it write, measure it",
         f"python -m tinyllm show --checkpoint {checkpoint}",

@@ -2,6 +2,7 @@
 
 import base64
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -588,3 +589,14 @@ def test_a_cleared_cache_forgets_no_training_run(app_env, tiny_data_file):
         jobs().stop()
         while jobs().running():
             time.sleep(0.1)
+
+
+def test_behind_offers_resume_only_where_there_is_a_state_to_resume(app_env, tmp_path, monkeypatch):
+    """The committed kid and its siblings ship no latest.pt: no --resume line for them."""
+    resumes = lambda at: any("--resume" in c.value for c in at.code)  # noqa: E731
+    assert (app_env / "latest.pt").is_file() and resumes(open_page("behind"))
+    shipped = tmp_path / "shipped"  # a copy as committed: without the state to resume from
+    shutil.copytree(app_env, shipped, ignore=shutil.ignore_patterns("latest.pt"))
+    monkeypatch.setenv("PEEK_KID_DIR", str(shipped))
+    at = open_page("behind")
+    assert not at.exception and not resumes(at) and any("--out" in c.value for c in at.code)
