@@ -78,6 +78,13 @@ def learning_doc():
             icon=":material/info:",
         )
         return None
+    if not RunFolder(run_dir).snapshot_files():  # what the measuring reads
+        st.info(
+            "This run's pages were written before peek measured its surprise at a passage at every snapshot, "
+            "and its snapshots were not kept with it, so it cannot be measured here.",
+            icon=":material/info:",
+        )
+        return None
     st.info(
         "This run's pages were written before peek measured its surprise at a passage at every snapshot.",
         icon=":material/info:",

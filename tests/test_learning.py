@@ -174,3 +174,13 @@ def test_runs_without_snapshots_or_without_the_file(tiny_run, monkeypatch, tmp_p
     assert not RunFolder(run).chapter("learning").exists()
     at = open_training(run, monkeypatch, tmp_path)
     assert "kept no snapshots" in at.info[0].value
+
+
+@pytest.mark.slow
+def test_a_run_shipped_without_snapshots_is_not_offered_a_measuring_it_cannot_do(tiny_run, monkeypatch, tmp_path):
+    """Its pages (evolution.json) hold the snapshots' steps, but the files are gone: no button that does nothing."""
+    run = tmp_path / "shipped"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("snapshots", "learning.json"))
+    at = open_training(run, monkeypatch, tmp_path)
+    assert not at.exception and "cannot be measured here" in at.info[0].value
+    assert not [b for b in at.button if b.key == "training_export_learning"]
